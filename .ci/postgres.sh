@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Starts (or reuses) a throwaway Postgres cluster for this checkout and prints its URL.
+#
+#   .ci/postgres.sh start   start it if needed, print DATABASE_URL
+#   .ci/postgres.sh stop    stop it
+#   .ci/postgres.sh url     print the URL without starting anything
+#   .ci/postgres.sh db NAME start it if needed, create database NAME if missing, print its URL
+#
+# The cluster lives in .pgdata/ (git-ignored). Its port is derived from the checkout's path,
+# so two clones on one machine do not collide. When run as root the server runs as the
+# `postgres` user, which cannot enter a private checkout, so the data then lives under
+# /var/tmp and .pgdata is a link to it.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+port=${QFLOW_PG_PORT:-$((40000 + $(printf '%s' "$top" | cksum | cut -d' ' -f1) % 20000))}
+url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
+link="$top/.pgdata"
+
+find_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x $d/pg_ctl && -x $d/initdb ]] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+install_postgres() {
+  echo "postgres.sh: Postgres server binaries not found; installing Debian's postgresql package" >&2
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "postgres.sh: need root or sudo to install postgresql" >&2; exit 1; }
+    sudo=(sudo)
+  fi
+  # Keep the package's own cluster from being created and started: we run our own.
+  "${sudo[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.d/qflow.conf >/dev/null
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends postgresql postgresql-contrib >/dev/null
+}
+
+as_owner() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+datadir() {
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "/var/tmp/qflow-pg-$port"
+  else
+    echo "$link"
+  fi
+}
+
+start() {
+  local bindir data
+  bindir=$(find_bindir) || { install_postgres; bindir=$(find_bindir); }
+  data=$(datadir)
+  if [[ $(id -u) -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    mkdir -p "$data"
+    chown postgres: "$data"
+    chmod 700 "$data"
+    [[ -L $link || ! -e $link ]] && ln -sfn "$data" "$link"
+  fi
+  if [[ ! -f $data/PG_VERSION ]]; then
+    as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$data/postgresql.conf" <<CONF
+# qflow throwaway cluster
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$data'
+max_connections = 400
+shared_buffers = 512MB
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+log_min_messages = warning
+log_min_error_statement = panic
+CONF
+  fi
+  if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    as_owner "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+  fi
+  echo "$url"
+}
+
+stop() {
+  local bindir data
+  bindir=$(find_bindir) || exit 0
+  data=$(datadir)
+  [[ -f $data/PG_VERSION ]] || exit 0
+  as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+createdb() {
+  local name=$1 base
+  [[ $name =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "postgres.sh: bad database name $name" >&2; exit 2; }
+  base=$(start)
+  if [[ -z $(psql "$base" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'") ]]; then
+    psql "$base" -qc "CREATE DATABASE $name" >/dev/null
+  fi
+  echo "${base/\/postgres\?//$name?}"
+}
+
+case ${1:-start} in
+  start) start ;;
+  db) createdb "${2:?database name}" ;;
+  stop) stop ;;
+  url) echo "$url" ;;
+  restart) stop; start ;;
+  *) echo "usage: $0 start|stop|restart|url" >&2; exit 2 ;;
+esac

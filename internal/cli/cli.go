@@ -1,0 +1,172 @@
+// Package cli implements the qflow command line: migrate, worker, start, status, list,
+// cancel, retry and dag. cmd/qflow is a thin main around Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/pipelines/probe"
+)
+
+// Env is what a command sees of the outside world, so tests can run commands in-process.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// Registry holds the workflows this binary knows; nil means the built-in ones.
+	Registry *pipelines.Registry
+}
+
+// DefaultRegistry returns the workflows built into qflow.
+func DefaultRegistry() *pipelines.Registry {
+	reg := pipelines.NewRegistry()
+	probe.Register(reg)
+	return reg
+}
+
+type command struct {
+	name, usage string
+	run         func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"migrate", "create or upgrade River's and QuantumFlow's schemas, register workflows", runMigrate},
+		{"worker", "run step workers until SIGTERM (--classes cpu,gpu)", runWorker},
+		{"start", "start a run: start <workflow> [--input JSON] [--wait]", runStart},
+		{"status", "show a run: status <id> [--json] [--watch]", runStatus},
+		{"list", "list workflows with their runs by status", runList},
+		{"cancel", "cancel a run: cancel <id>", runCancel},
+		{"retry", "re-run the failed steps of a run: retry <id>", runRetry},
+		{"dag", "print a workflow's DAG: dag <workflow> [--format mermaid|dot]", runDAG},
+	}
+}
+
+// Main runs the command named by args[0] and returns the process exit code.
+func Main(args []string, env Env) int {
+	if env.Registry == nil {
+		env.Registry = DefaultRegistry()
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.Stderr)
+		return 2
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := c.run(ctx, env, args[1:]); err != nil {
+			var exit exitError
+			if errors.As(err, &exit) {
+				return int(exit)
+			}
+			if errors.Is(err, flag.ErrHelp) {
+				return 2
+			}
+			fmt.Fprintf(env.Stderr, "qflow %s: %s\n", c.name, describe(err))
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "qflow: unknown command %q\n\n", args[0])
+	usage(env.Stderr)
+	return 2
+}
+
+// exitError ends a command with a status code and no message (the command printed enough).
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: qflow <command> [flags]   (database from DATABASE_URL)")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+	}
+}
+
+// describe shows a Postgres error the way psql would: message, then hint.
+func describe(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		s := pgErr.Message
+		if pgErr.Hint != "" {
+			s += " (hint: " + pgErr.Hint + ")"
+		}
+		return s
+	}
+	return err.Error()
+}
+
+// connect opens a pool on DATABASE_URL. Errors never echo the URL: it may hold a password.
+func connect(ctx context.Context, env Env, maxConns int32) (*pgxpool.Pool, error) {
+	url := env.Getenv("DATABASE_URL")
+	if url == "" {
+		return nil, errors.New("DATABASE_URL is not set (e.g. postgres://user@localhost:5432/db)")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid Postgres connection string")
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", redact(&cfg.ConnConfig.Config), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", redact(&cfg.ConnConfig.Config), err)
+	}
+	return pool, nil
+}
+
+func redact(c *pgconn.Config) string {
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
+}
+
+func newFlags(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet("qflow "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// parseInterspersed lets flags follow positional arguments (qflow start probe_chain --wait).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func logger(env Env) *slog.Logger {
+	level := slog.LevelInfo
+	if strings.EqualFold(env.Getenv("QFLOW_LOG_LEVEL"), "debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+}

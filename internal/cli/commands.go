@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/worker"
+)
+
+func runMigrate(ctx context.Context, env Env, args []string) error {
+	fs := newFlags("migrate", env)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pool, err := connect(ctx, env, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	versions, err := env.Registry.Sync(ctx, pool)
+	if err != nil {
+		return err
+	}
+	latest, _ := migrations.Latest()
+	fmt.Fprintf(env.Stdout, "migrated: river schema %q, qflow schema version %d\n", migrations.RiverSchema, latest)
+	for _, w := range env.Registry.Workflows() {
+		fmt.Fprintf(env.Stdout, "registered %s v%d\n", w.Name, versions[w.Name])
+	}
+	return nil
+}
+
+func runWorker(ctx context.Context, env Env, args []string) error {
+	fs := newFlags("worker", env)
+	classes := fs.String("classes", "cpu", "comma-separated worker classes (River queues) to serve")
+	maxWorkers := fs.Int("max-workers", 10, "steps of each class run at once in this process")
+	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long running steps may finish after SIGTERM before they are cancelled and released")
+	id := fs.String("id", "", "worker name in qflow.workers (default host:pid)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cls []string
+	for _, c := range strings.Split(*classes, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			cls = append(cls, c)
+		}
+	}
+	if len(cls) == 0 {
+		return errors.New("--classes names no class")
+	}
+	if *maxWorkers < 1 {
+		return fmt.Errorf("--max-workers must be at least 1, got %d", *maxWorkers)
+	}
+	// River needs a few connections of its own (listener, producers, leader, completer).
+	pool, err := connect(ctx, env, int32(*maxWorkers*len(cls)+8))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	w, err := worker.New(worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env)})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), *shutdown)
+	defer cancel()
+	return w.Stop(stopCtx)
+}
+
+func runStart(ctx context.Context, env Env, args []string) error {
+	fs := newFlags("start", env)
+	input := fs.String("input", "{}", "run input, a JSON object")
+	wait := fs.Bool("wait", false, "wait for the run to finish, showing live progress")
+	key := fs.String("idempotency-key", "", "a key that makes repeating this start a no-op")
+	priority := fs.Int("priority", 2, "1 (first) to 4 (last)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: qflow start <workflow> [--input JSON] [--wait]")
+	}
+	if !json.Valid([]byte(*input)) {
+		return fmt.Errorf("--input is not valid JSON: %s", *input)
+	}
+	pool, err := connect(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var keyArg *string
+	if *key != "" {
+		keyArg = key
+	}
+	id, err := gen.New(pool).StartRun(ctx, gen.StartRunParams{Workflow: pos[0], Input: json.RawMessage(*input), IdempotencyKey: keyArg, Priority: int16(*priority)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "run %d started\n", id)
+	if !*wait {
+		return nil
+	}
+	return watch(ctx, env, gen.New(pool), id)
+}
+
+func runStatus(ctx context.Context, env Env, args []string) error {
+	fs := newFlags("status", env)
+	asJSON := fs.Bool("json", false, "print qflow.status(id) as JSON")
+	follow := fs.Bool("watch", false, "follow the run until it finishes")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := runID(pos)
+	if err != nil {
+		return err
+	}
+	pool, err := connect(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	q := gen.New(pool)
+	if *follow {
+		return watch(ctx, env, q, id)
+	}
+	raw, err := q.RunStatus(ctx, id)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		fmt.Fprintln(env.Stdout, string(raw))
+		return nil
+	}
+	var st runStatusDoc
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("decoding status: %w", err)
+	}
+	printStatus(env.Stdout, st)
+	return nil
+}
+
+func runList(ctx context.Context, env Env, args []string) error {
+	if err := newFlags("list", env).Parse(args); err != nil {
+		return err
+	}
+	pool, err := connect(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rows, err := gen.New(pool).ListWorkflows(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%-24s %3s  %7s %7s %9s %6s %9s %9s  %s\n", "WORKFLOW", "VER", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STEPS")
+	for _, r := range rows {
+		fmt.Fprintf(env.Stdout, "%-24s %3d  %7d %7d %9d %6d %9d %9d  %s\n", r.Name, r.Version, r.Pending, r.Running, r.Succeeded, r.Failed, r.Cancelled, r.TimedOut, strings.Join(r.Steps, " "))
+	}
+	return nil
+}
+
+func runCancel(ctx context.Context, env Env, args []string) error {
+	return runOp(ctx, env, "cancel", args, func(q *gen.Queries, id int64) (bool, error) { return q.CancelRun(ctx, id) },
+		"run %d cancelled\n", "run %d had already finished; nothing to cancel\n")
+}
+
+func runRetry(ctx context.Context, env Env, args []string) error {
+	return runOp(ctx, env, "retry", args, func(q *gen.Queries, id int64) (bool, error) { return q.RetryRun(ctx, id) },
+		"run %d is running again\n", "run %d was not retried\n")
+}
+
+func runOp(ctx context.Context, env Env, name string, args []string, op func(*gen.Queries, int64) (bool, error), yes, no string) error {
+	fs := newFlags(name, env)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := runID(pos)
+	if err != nil {
+		return err
+	}
+	pool, err := connect(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ok, err := op(gen.New(pool), id)
+	if err != nil {
+		return err
+	}
+	if ok {
+		fmt.Fprintf(env.Stdout, yes, id)
+	} else {
+		fmt.Fprintf(env.Stdout, no, id)
+	}
+	return nil
+}
+
+func runDAG(ctx context.Context, env Env, args []string) error {
+	fs := newFlags("dag", env)
+	format := fs.String("format", "mermaid", "mermaid or dot")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: qflow dag <workflow> [--format mermaid|dot]")
+	}
+	if *format != "mermaid" && *format != "dot" {
+		return fmt.Errorf("--format must be mermaid or dot, got %q", *format)
+	}
+	pool, err := connect(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	steps, err := gen.New(pool).WorkflowDAG(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if len(steps) == 0 {
+		return fmt.Errorf("unknown workflow %q", pos[0])
+	}
+	fmt.Fprint(env.Stdout, renderDAG(pos[0], steps, *format))
+	return nil
+}
+
+func runID(pos []string) (int64, error) {
+	if len(pos) != 1 {
+		return 0, errors.New("expected one run id")
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("run id must be a positive integer, got %q", pos[0])
+	}
+	return id, nil
+}

@@ -1,0 +1,15 @@
+-- Queries of the legacy single-job mode.
+
+-- name: LegacyClaim :one
+SELECT c.workflow::text AS workflow, c.version::integer AS version, c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input
+  FROM qflow.legacy_claim(@run_id, @attempt) AS c;
+
+-- name: LegacySteps :many
+SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::bigint AS timeout_ms
+  FROM qflow.legacy_steps(@workflow, @version) AS s;
+
+-- name: LegacyComplete :one
+SELECT qflow.legacy_complete(@run_id, @attempt, @output) AS completed;
+
+-- name: LegacyFail :one
+SELECT qflow.legacy_fail(@run_id, @attempt, @error, @permanent) AS outcome;

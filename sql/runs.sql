@@ -1,0 +1,31 @@
+-- Queries of operators and the CLI: start, inspect, cancel and retry runs.
+
+-- name: StartRun :one
+SELECT qflow.start_run(@workflow, @input, sqlc.narg(idempotency_key), @priority) AS id;
+
+-- name: RunStatus :one
+SELECT qflow.status(@run_id) AS status;
+
+-- name: RunMetrics :one
+SELECT qflow.metrics(@run_id) AS metrics;
+
+-- name: CancelRun :one
+SELECT qflow.cancel_run(@run_id) AS cancelled;
+
+-- name: RetryRun :one
+SELECT qflow.retry_run(@run_id) AS retried;
+
+-- name: ListWorkflows :many
+SELECT w.name::text AS name, w.version::integer AS version, w.steps::text[] AS steps, w.description::text AS description,
+       w.pending::bigint AS pending, w.running::bigint AS running, w.succeeded::bigint AS succeeded,
+       w.failed::bigint AS failed, w.cancelled::bigint AS cancelled, w.timed_out::bigint AS timed_out
+  FROM qflow.list_workflows() AS w;
+
+-- name: WorkflowDAG :many
+SELECT s.name, s.worker_class, s.max_concurrency,
+       coalesce((SELECT array_agg(d.depends_on ORDER BY d.depends_on)::text[] FROM qflow.step_deps d
+                  WHERE d.workflow = s.workflow AND d.version = s.version AND d.step = s.name), '{}')::text[] AS depends_on
+  FROM qflow.steps s
+ WHERE s.workflow = @workflow
+   AND s.version = (SELECT max(version) FROM qflow.workflows WHERE name = @workflow)
+ ORDER BY s.position;

@@ -1,0 +1,132 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/quantumflow/qflow/gen"
+)
+
+// LegacyArgs are the arguments of a qflow_legacy job: a whole run in one job, the way the
+// queue consumers QuantumFlow replaces worked.
+type LegacyArgs struct {
+	RunID   int64 `json:"run_id"`
+	Attempt int32 `json:"attempt"`
+}
+
+// Kind is the River job kind of a legacy run attempt.
+func (LegacyArgs) Kind() string { return "qflow_legacy" }
+
+type legacyWorker struct {
+	river.WorkerDefaults[LegacyArgs]
+	w *Worker
+}
+
+// Timeout disables River's job timeout: each step's timeout applies around its handler.
+func (*legacyWorker) Timeout(*river.Job[LegacyArgs]) time.Duration { return -1 }
+
+func (lw *legacyWorker) Work(ctx context.Context, job *river.Job[LegacyArgs]) error {
+	w := lw.w
+	a := job.Args
+	var claim gen.LegacyClaimRow
+	err := retryDB(ctx, func(ctx context.Context) error {
+		var err error
+		claim, err = w.queries.LegacyClaim(ctx, gen.LegacyClaimParams{RunID: a.RunID, Attempt: a.Attempt})
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("claiming legacy run %d: %w", a.RunID, err)
+	}
+	steps, err := w.queries.LegacySteps(ctx, gen.LegacyStepsParams{Workflow: claim.Workflow, Version: claim.Version})
+	if err != nil {
+		return fmt.Errorf("loading steps of %s v%d: %w", claim.Workflow, claim.Version, err)
+	}
+
+	output, res := w.runChain(ctx, claim, steps, a)
+	if res.released {
+		// Shutting down mid-chain: this attempt failed; the chain runs again from the start.
+		res.err = errors.New("worker " + w.cfg.ID + " shut down mid-chain")
+	}
+	return w.finishLegacy(ctx, job, output, res)
+}
+
+// runChain executes every step in dependency order within this one job, passing outputs in
+// memory. The run's output is the outputs of the steps nothing depends on.
+func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps []gen.LegacyStepsRow, a LegacyArgs) (json.RawMessage, result) {
+	outputs := map[string]json.RawMessage{}
+	needed := map[string]bool{}
+	for _, s := range steps {
+		for _, d := range s.DependsOn {
+			needed[d] = true
+		}
+	}
+	for _, s := range steps {
+		deps := make(map[string]json.RawMessage, len(s.DependsOn))
+		for _, d := range s.DependsOn {
+			deps[d] = outputs[d]
+		}
+		res := w.execute(ctx, gen.ClaimStepRow{Workflow: claim.Workflow, TimeoutMs: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(deps)},
+			StepArgs{RunID: a.RunID, Step: s.Name, Attempt: a.Attempt})
+		w.cfg.Metrics.StepFinished(claim.Workflow, s.Name, res.outcome(), res.elapsed)
+		if res.err != nil || res.released {
+			if res.err != nil {
+				res.err = fmt.Errorf("step %s: %w", s.Name, res.err)
+			}
+			return nil, res
+		}
+		outputs[s.Name] = res.output
+	}
+	leaves := map[string]json.RawMessage{}
+	for _, s := range steps {
+		if !needed[s.Name] {
+			leaves[s.Name] = outputs[s.Name]
+		}
+	}
+	return mustJSON(leaves), result{}
+}
+
+func (w *Worker) finishLegacy(jobCtx context.Context, job *river.Job[LegacyArgs], output json.RawMessage, res result) error {
+	a := job.Args
+	// Not cancelled with the job (a worker shutting down must still report), but keeping
+	// its values: JobCompleteTx finds the River client there.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(jobCtx), 30*time.Second)
+	defer cancel()
+	err := retryDB(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+			q := w.queries.WithTx(tx)
+			var err error
+			if res.err == nil {
+				_, err = q.LegacyComplete(ctx, gen.LegacyCompleteParams{RunID: a.RunID, Attempt: a.Attempt, Output: output})
+			} else {
+				_, err = q.LegacyFail(ctx, gen.LegacyFailParams{RunID: a.RunID, Attempt: a.Attempt, Error: res.err.Error(), Permanent: res.permanent})
+			}
+			if err != nil {
+				return err
+			}
+			_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("recording legacy run %d attempt %d: %w", a.RunID, a.Attempt, err)
+	}
+	return nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encoding %T: %v", v, err)) // maps of RawMessage always encode
+	}
+	return b
+}

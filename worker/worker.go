@@ -1,0 +1,258 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/pipelines"
+)
+
+// MaintenanceQueue is served by every worker; the sweeper's periodic job runs there.
+const MaintenanceQueue = "qflow_maintenance"
+
+// Config configures a Worker. Zero values take the defaults in brackets.
+type Config struct {
+	Pool     *pgxpool.Pool
+	Registry *pipelines.Registry
+	// Classes are the worker classes (River queues) this process serves [cpu].
+	Classes []string
+	// MaxWorkers is how many steps of each class run at once in this process [10].
+	MaxWorkers int
+	// ID names this process in qflow.workers and in step attempts [host:pid].
+	ID     string
+	Logger *slog.Logger
+	// FetchCooldown bounds how often River fetches after a wake-up; it bounds hop latency [2ms].
+	FetchCooldown time.Duration
+	// FetchPollInterval is how often River polls without a wake-up; it bounds how late a
+	// retry whose backoff has passed may start [100ms].
+	FetchPollInterval time.Duration
+	// SweepInterval is how often the leader runs qflow.sweep [1s].
+	SweepInterval time.Duration
+	// HeartbeatInterval is how often the process refreshes its qflow.workers row [5s].
+	HeartbeatInterval time.Duration
+	// Metrics receives step and run outcomes; nil records nothing.
+	Metrics Observer
+}
+
+// Observer is told what the worker does; the metrics package implements it.
+type Observer interface {
+	StepStarted(workflow, step string)
+	StepFinished(workflow, step, outcome string, d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) StepStarted(string, string)                         {}
+func (nopObserver) StepFinished(string, string, string, time.Duration) {}
+
+// Worker is one worker process's River client with QuantumFlow's workers registered.
+type Worker struct {
+	cfg     Config
+	client  *river.Client[pgx.Tx]
+	queries *gen.Queries
+	log     *slog.Logger
+
+	heartbeatDone chan struct{}
+	cancelBeat    context.CancelFunc
+}
+
+// New builds a worker; Start runs it.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Pool == nil || cfg.Registry == nil {
+		return nil, errors.New("worker: Pool and Registry are required")
+	}
+	if len(cfg.Classes) == 0 {
+		cfg.Classes = []string{"cpu"}
+	}
+	if cfg.MaxWorkers <= 0 {
+		cfg.MaxWorkers = 10
+	}
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.FetchCooldown <= 0 {
+		cfg.FetchCooldown = 2 * time.Millisecond
+	}
+	if cfg.FetchPollInterval <= 0 {
+		cfg.FetchPollInterval = 100 * time.Millisecond
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopObserver{}
+	}
+
+	w := &Worker{cfg: cfg, queries: gen.New(cfg.Pool), log: cfg.Logger.With("worker", cfg.ID)}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &stepWorker{w: w})
+	river.AddWorker(workers, &legacyWorker{w: w})
+	river.AddWorker(workers, &sweepWorker{w: w})
+
+	queues := map[string]river.QueueConfig{MaintenanceQueue: {MaxWorkers: 1}}
+	for _, c := range cfg.Classes {
+		queues[c] = river.QueueConfig{
+			MaxWorkers:        cfg.MaxWorkers,
+			FetchCooldown:     cfg.FetchCooldown,
+			FetchPollInterval: cfg.FetchPollInterval,
+		}
+	}
+
+	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+		ID:                cfg.ID,
+		Schema:            migrations.RiverSchema,
+		Queues:            queues,
+		Workers:           workers,
+		Logger:            riverLogger(cfg.Logger),
+		FetchCooldown:     cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInterval,
+		// Step timeouts are enforced by the worker itself, per step.
+		JobTimeout: -1,
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return sweepArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "qflow_sweep", RunOnStart: true}),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating River client: %w", err)
+	}
+	w.client = client
+	return w, nil
+}
+
+// ID is the name this process reports in qflow.workers and step attempts.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Start registers the definitions of the registry, announces the worker and starts River.
+func (w *Worker) Start(ctx context.Context) error {
+	if _, err := w.cfg.Registry.Sync(ctx, w.cfg.Pool); err != nil {
+		return err
+	}
+	if err := w.heartbeat(ctx); err != nil {
+		return fmt.Errorf("announcing worker: %w", err)
+	}
+	beatCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.cancelBeat = cancel
+	w.heartbeatDone = make(chan struct{})
+	go w.heartbeatLoop(beatCtx)
+
+	if err := w.client.Start(ctx); err != nil {
+		cancel()
+		return fmt.Errorf("starting River client: %w", err)
+	}
+	w.log.Info("worker started", "classes", w.cfg.Classes, "max_workers", w.cfg.MaxWorkers)
+	return nil
+}
+
+// Stop shuts down gracefully: no new steps are fetched, running steps get until ctx ends to
+// finish, then their handlers are cancelled and the steps released for another worker.
+func (w *Worker) Stop(ctx context.Context) error {
+	err := w.client.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		w.log.Warn("steps still running at shutdown deadline; cancelling and releasing them")
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = w.client.StopAndCancel(cctx)
+	}
+	if w.cancelBeat != nil {
+		w.cancelBeat()
+		<-w.heartbeatDone
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if rerr := w.queries.RemoveWorker(rctx, w.cfg.ID); rerr != nil {
+		w.log.Warn("removing worker row", "err", rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("stopping River client: %w", err)
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+func (w *Worker) heartbeat(ctx context.Context) error {
+	host, _ := os.Hostname()
+	return w.queries.HeartbeatWorker(ctx, gen.HeartbeatWorkerParams{
+		ID: w.cfg.ID, Host: host, Pid: int32(os.Getpid()), Classes: w.cfg.Classes,
+	})
+}
+
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	defer close(w.heartbeatDone)
+	t := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := w.heartbeat(ctx); err != nil && ctx.Err() == nil {
+				w.log.Warn("worker heartbeat", "err", err)
+			}
+		}
+	}
+}
+
+// sweepArgs is the periodic job of the leader that runs qflow.sweep.
+type sweepArgs struct{}
+
+func (sweepArgs) Kind() string { return "qflow_sweep" }
+
+func (sweepArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: MaintenanceQueue, MaxAttempts: 1}
+}
+
+type sweepWorker struct {
+	river.WorkerDefaults[sweepArgs]
+	w *Worker
+}
+
+func (s *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
+	if err := s.w.queries.Sweep(ctx); err != nil {
+		return fmt.Errorf("sweeping: %w", err)
+	}
+	return nil
+}
+
+// riverLogger keeps River's routine chatter (producer counts, leadership) out of the log
+// unless it is a warning or worse.
+func riverLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{l.Handler(), slog.LevelWarn})
+}
+
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= h.min && h.Handler.Enabled(ctx, level)
+}
+
+func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(name), h.min}
+}
