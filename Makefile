@@ -1,0 +1,61 @@
+# QuantumFlow. `make demo` runs the main job, `make test` runs every test; both start the
+# project's throwaway Postgres (.ci/postgres.sh) unless DATABASE_URL points elsewhere.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := /usr/local/go/bin:$(PATH)
+
+SQLC_VERSION := v1.31.1
+TOOLS        := $(CURDIR)/.tools
+SQLC         := $(TOOLS)/sqlc-$(SQLC_VERSION)
+PG           := .ci/postgres.sh
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build demo test test-go check-generated generate vet check-alerts bench pg pg-stop clean
+
+all: build
+
+build:
+	go build -o bin/qflow ./cmd/qflow
+
+## sqlc, pinned, built from the Go module proxy into .tools/
+$(SQLC):
+	@mkdir -p $(TOOLS)/build
+	GOBIN=$(TOOLS)/build go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+	mv $(TOOLS)/build/sqlc $@
+
+generate: $(SQLC)
+	$(SQLC) generate
+
+## gen/ must be exactly what sqlc makes of sql/ and migrations/
+check-generated: $(SQLC)
+	@$(SQLC) diff || { echo "gen/ is stale: run 'make generate' and commit it" >&2; exit 1; }
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt needed" >&2; exit 1; }
+	go vet ./...
+
+pg:
+	@$(PG) start
+
+pg-stop:
+	@$(PG) stop
+
+test: check-generated vet test-go check-alerts
+
+test-go:
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) ./...
+
+check-alerts:
+	deploy/prometheus/check.sh
+
+## The demo: migrate a demo database, start two workers, run the probe workflows, show results.
+demo: build
+	@url="$${DATABASE_URL:-$$($(PG) db qflow_demo)}"; \
+	 DATABASE_URL="$$url" QFLOW_BIN=bin/qflow .ci/demo.sh
+
+bench: build
+	@url="$${DATABASE_URL:-$$($(PG) start)}"; \
+	 QFLOW_BENCH_SERVER_URL="$$url" go run ./bench/engine -out bench/results
+
+clean:
+	rm -rf bin

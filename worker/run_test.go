@@ -1,0 +1,47 @@
+package worker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/pipelines/probe"
+)
+
+func TestRunsFlowAlongEdges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(t, "w1", 4)
+
+	chain := b.start(t, probe.Chain, `{}`)
+	diamond := b.start(t, probe.Diamond, `{"seed": 2}`)
+	b.waitRuns(t, time.Minute)
+
+	r := b.run(t, chain)
+	require.Equal(t, "succeeded", r.Status)
+	jsonEq(t, `{"e": {"step": "e", "value": 31}}`, r.Output)
+
+	r = b.run(t, diamond)
+	require.Equal(t, "succeeded", r.Status)
+	// a = 1+2*2 = 5; b = c = 11; d = 1 + 2*22 = 45
+	jsonEq(t, `{"d": {"step": "d", "value": 45}}`, r.Output)
+	require.Equal(t, 9, b.count(t, "SELECT count(*) FROM qflow.step_attempts WHERE status = 'succeeded'"))
+	require.Zero(t, b.count(t, "SELECT count(*) FROM river.river_job WHERE kind = 'qflow_step' AND state <> 'completed'"))
+}
+
+func TestBulkInsertedRunsAllSucceed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(t, "w1", 20)
+
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO qflow.runs (workflow, input)
+	                               SELECT 'probe_chain', jsonb_build_object('seed', g) FROM generate_series(1, 1000) g`)
+	require.NoError(t, err)
+	b.waitRuns(t, 5*time.Minute)
+
+	require.Equal(t, 1000, b.count(t, "SELECT count(*) FROM qflow.runs WHERE status = 'succeeded'"))
+	require.Equal(t, 5000, b.count(t, "SELECT count(*) FROM qflow.step_attempts WHERE status = 'succeeded'"))
+	// Output of e for seed s: 31 + 32*s.
+	require.Zero(t, b.count(t, `SELECT count(*) FROM qflow.runs WHERE (output -> 'e' ->> 'value')::bigint <> 31 + 32 * (input ->> 'seed')::bigint`))
+}
