@@ -18,22 +18,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quantumflow/qflow/pipelines"
-	"github.com/quantumflow/qflow/pipelines/probe"
 )
 
 // Env is what a command sees of the outside world, so tests can run commands in-process.
 type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
-	// Registry holds the workflows this binary knows; nil means the built-in ones.
+	// Registry holds the workflows this binary knows; nil means NewRegistry(Options{}).
 	Registry *pipelines.Registry
-}
-
-// DefaultRegistry returns the workflows built into qflow.
-func DefaultRegistry() *pipelines.Registry {
-	reg := pipelines.NewRegistry()
-	probe.Register(reg)
-	return reg
+	// OnlyClasses, when set, are the only worker classes `worker` may serve, and its default
+	// (qflow-gpu serves gpu and nothing else).
+	OnlyClasses []string
 }
 
 type command struct {
@@ -57,7 +52,7 @@ func commands() []command {
 // Main runs the command named by args[0] and returns the process exit code.
 func Main(args []string, env Env) int {
 	if env.Registry == nil {
-		env.Registry = DefaultRegistry()
+		env.Registry = NewRegistry(Options{})
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(env.Stderr)

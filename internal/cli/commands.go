@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,11 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 
 func runWorker(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("worker", env)
-	classes := fs.String("classes", "cpu", "comma-separated worker classes (River queues) to serve")
+	defaultClasses := "cpu"
+	if len(env.OnlyClasses) > 0 {
+		defaultClasses = strings.Join(env.OnlyClasses, ",")
+	}
+	classes := fs.String("classes", defaultClasses, "comma-separated worker classes (River queues) to serve")
 	maxWorkers := fs.Int("max-workers", 10, "steps of each class run at once in this process")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long running steps may finish after SIGTERM before they are cancelled and released")
 	id := fs.String("id", "", "worker name in qflow.workers (default host:pid)")
@@ -56,6 +61,11 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	}
 	if len(cls) == 0 {
 		return errors.New("--classes names no class")
+	}
+	for _, c := range cls {
+		if len(env.OnlyClasses) > 0 && !slices.Contains(env.OnlyClasses, c) {
+			return fmt.Errorf("this binary serves only the %s class(es), not %q", strings.Join(env.OnlyClasses, ","), c)
+		}
 	}
 	if *maxWorkers < 1 {
 		return fmt.Errorf("--max-workers must be at least 1, got %d", *maxWorkers)
