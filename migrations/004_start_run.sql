@@ -10,16 +10,20 @@
 -- multiplier is coprime with 100, so any 100 consecutive ids split exactly.
 CREATE FUNCTION qflow.run_mode(p_workflow text, p_run_id bigint)
 RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT CASE
-               WHEN r.workflow IS NULL THEN 'workflow'
-               WHEN NOT r.enabled THEN 'legacy'
-               WHEN mod(p_run_id * 7919, 100) < r.canary_percent THEN 'workflow'
-               ELSE 'legacy'
-           END
-      FROM (SELECT p_workflow) w
-      LEFT JOIN qflow.rollouts r ON r.workflow = p_workflow;
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_rollout qflow.rollouts;
+BEGIN
+    SELECT * INTO v_rollout FROM qflow.rollouts WHERE workflow = p_workflow;
+    IF NOT FOUND THEN
+        RETURN 'workflow';
+    ELSIF NOT v_rollout.enabled THEN
+        RETURN 'legacy';
+    ELSIF mod(p_run_id * 7919, 100) < v_rollout.canary_percent THEN
+        RETURN 'workflow';
+    END IF;
+    RETURN 'legacy';
+END $$;
 
 CREATE FUNCTION qflow.runs_prepare()
 RETURNS trigger

@@ -91,13 +91,15 @@ END $$;
 -- retries steps whose lease expired (their worker died or lost the database), and hands out
 -- concurrency slots that nobody handed on. It commits after each run it touches, so it never
 -- holds many run locks at once (and cannot deadlock with workers), and reports its counts.
-CREATE PROCEDURE qflow.sweep(INOUT timed_out_runs integer DEFAULT 0, INOUT expired_leases integer DEFAULT 0)
+CREATE PROCEDURE qflow.sweep(INOUT timed_out_runs integer DEFAULT 0, INOUT expired_leases integer DEFAULT 0,
+                             INOUT requeued_steps integer DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_row record;
 BEGIN
     timed_out_runs := 0;
     expired_leases := 0;
+    requeued_steps := 0;
     FOR v_row IN
         SELECT id, deadline - created_at AS budget FROM qflow.runs
          WHERE status IN ('pending', 'running') AND deadline < now()
@@ -121,6 +123,30 @@ BEGIN
             -- Its worker is gone; River must not rescue and run the old job again.
             UPDATE river.river_job SET state = 'cancelled', finalized_at = now()
              WHERE id = v_row.job_id AND state = 'running';
+        END IF;
+        COMMIT;
+    END LOOP;
+
+    -- Queued steps whose job can no longer run them: the job is gone or finalized (River
+    -- discarded it after an infrastructure error), or a worker fetched it and died before
+    -- claiming (a claim follows a fetch within milliseconds). They are queued again.
+    FOR v_row IN
+        SELECT sr.run_id, sr.step, sr.attempt, sr.job_id FROM qflow.step_runs sr
+          LEFT JOIN river.river_job j ON j.id = sr.job_id
+         WHERE sr.status = 'queued'
+           AND (j.id IS NULL
+                OR j.state NOT IN ('available', 'scheduled', 'retryable', 'running', 'pending')
+                OR (j.state = 'running' AND j.attempted_at < now() - interval '30 seconds'))
+         ORDER BY sr.run_id LIMIT 1000
+    LOOP
+        PERFORM 1 FROM qflow.runs WHERE id = v_row.run_id FOR UPDATE;
+        UPDATE qflow.step_runs SET status = 'ready'
+         WHERE run_id = v_row.run_id AND step = v_row.step AND attempt = v_row.attempt AND status = 'queued';
+        IF FOUND THEN
+            UPDATE river.river_job SET state = 'cancelled', finalized_at = now()
+             WHERE id = v_row.job_id AND state = 'running';
+            PERFORM qflow.dispatch(ARRAY[v_row.run_id]);
+            requeued_steps := requeued_steps + 1;
         END IF;
         COMMIT;
     END LOOP;
