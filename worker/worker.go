@@ -156,7 +156,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.heartbeatDone = make(chan struct{})
 	go w.heartbeatLoop(beatCtx)
 
-	if err := w.client.Start(ctx); err != nil {
+	// River cancels running jobs when its start context ends; shutdown goes through Stop, so
+	// that running steps get their grace period.
+	if err := w.client.Start(context.WithoutCancel(ctx)); err != nil {
 		cancel()
 		return fmt.Errorf("starting River client: %w", err)
 	}

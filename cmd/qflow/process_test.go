@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/internal/dbtest"
+)
+
+// These tests run real qflow worker processes against a test database and kill or stop them.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "qflow-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "qflow")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building qflow: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type testBundle struct {
+	ctx  context.Context
+	url  string
+	pool *pgxpool.Pool
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	url := dbtest.URL(t)
+	b := &testBundle{ctx: ctx, url: url, pool: dbtest.PoolFor(t, url, 5)}
+	out, err := b.qflow("migrate").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return b
+}
+
+func (b *testBundle) qflow(args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+b.url)
+	return cmd
+}
+
+// worker starts a worker process, killed at the end of the test if still running.
+func (b *testBundle) worker(t *testing.T, id string, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd := b.qflow(append([]string{"worker", "--id", id, "--max-workers", "4"}, extra...)...)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("worker %s log:\n%s", id, log.String())
+		}
+	})
+	b.waitFor(t, 30*time.Second, "worker "+id+" registered", "SELECT count(*) FROM qflow.workers WHERE id = $1", id)
+	return cmd
+}
+
+func (b *testBundle) start(t *testing.T, workflow, input string) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, "INSERT INTO qflow.runs (workflow, input) VALUES ($1, $2) RETURNING id", workflow, input).Scan(&id))
+	return id
+}
+
+// waitFor polls a count query until it is positive.
+func (b *testBundle) waitFor(t *testing.T, limit time.Duration, what, sql string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var n int
+		require.NoError(t, b.pool.QueryRow(b.ctx, sql, args...).Scan(&n))
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for: %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type attempt struct {
+	Attempt        int
+	Status, Worker string
+}
+
+func (b *testBundle) attempts(t *testing.T, run int64, step string) []attempt {
+	t.Helper()
+	rows, err := b.pool.Query(b.ctx, "SELECT attempt, status, worker FROM qflow.step_attempts WHERE run_id = $1 AND step = $2 ORDER BY attempt", run, step)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []attempt
+	for rows.Next() {
+		var a attempt
+		require.NoError(t, rows.Scan(&a.Attempt, &a.Status, &a.Worker))
+		out = append(out, a)
+	}
+	return out
+}
+
+func (b *testBundle) runStatus(t *testing.T, run int64) string {
+	t.Helper()
+	var s string
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT status FROM qflow.runs WHERE id = $1", run).Scan(&s))
+	return s
+}
+
+func (b *testBundle) waitRunDone(t *testing.T, run int64, limit time.Duration) string {
+	t.Helper()
+	b.waitFor(t, limit, fmt.Sprintf("run %d to finish", run),
+		"SELECT count(*) FROM qflow.runs WHERE id = $1 AND status NOT IN ('pending', 'running')", run)
+	return b.runStatus(t, run)
+}
+
+func TestKilledWorkerStepIsRetriedOnAnotherWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	victim := b.worker(t, "victim")
+	run := b.start(t, "probe_chain", `{"sleep_ms": {"c": 2000}}`)
+	b.waitFor(t, 30*time.Second, "c running on the victim",
+		"SELECT count(*) FROM qflow.step_runs WHERE run_id = $1 AND step = 'c' AND status = 'running'", run)
+	b.worker(t, "survivor")
+
+	require.NoError(t, victim.Process.Signal(syscall.SIGKILL))
+	require.Equal(t, "succeeded", b.waitRunDone(t, run, time.Minute))
+
+	got := b.attempts(t, run, "c")
+	require.Len(t, got, 2)
+	require.Equal(t, attempt{1, "timed_out", "victim"}, got[0], "the lease ran out: a failed attempt")
+	require.Equal(t, attempt{2, "succeeded", "survivor"}, got[1])
+	var out string
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT output -> 'e' ->> 'value' FROM qflow.runs WHERE id = $1", run).Scan(&out))
+	require.Equal(t, "31", out, "the chain's data survived the kill")
+}
+
+func TestGracefulShutdownFinishesRunningSteps(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := b.worker(t, "first", "--shutdown-timeout", "30s")
+	run := b.start(t, "probe_chain", `{"sleep_ms": {"b": 1000}}`)
+	b.waitFor(t, 30*time.Second, "b running", "SELECT count(*) FROM qflow.step_runs WHERE run_id = $1 AND step = 'b' AND status = 'running'", run)
+
+	require.NoError(t, first.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, first.Wait(), "a SIGTERM'd worker exits cleanly")
+	require.Equal(t, []attempt{{1, "succeeded", "first"}}, b.attempts(t, run, "b"), "the in-flight step finished before exit")
+
+	b.worker(t, "second")
+	require.Equal(t, "succeeded", b.waitRunDone(t, run, time.Minute))
+	require.Zero(t, count(t, b, "SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND status <> 'succeeded'", run))
+}
+
+func TestShutdownPastItsTimeoutReleasesSteps(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := b.worker(t, "first", "--shutdown-timeout", "200ms")
+	run := b.start(t, "probe_chain", `{"sleep_ms": {"b": 3000}}`)
+	b.waitFor(t, 30*time.Second, "b running", "SELECT count(*) FROM qflow.step_runs WHERE run_id = $1 AND step = 'b' AND status = 'running'", run)
+
+	require.NoError(t, first.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, first.Wait())
+	got := b.attempts(t, run, "b")
+	require.Equal(t, []attempt{{1, "cancelled", "first"}}, got, "released, not failed")
+
+	b.worker(t, "second")
+	require.Equal(t, "succeeded", b.waitRunDone(t, run, time.Minute))
+	got = b.attempts(t, run, "b")
+	require.Equal(t, attempt{2, "succeeded", "second"}, got[1])
+}
+
+func count(t *testing.T, b *testBundle, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, sql, args...).Scan(&n))
+	return n
+}
