@@ -1,0 +1,501 @@
+// Command engine measures QuantumFlow's step throughput and hop latency against a hand-rolled
+// River chain and the legacy single-job mode, all in one process run on one Postgres, so the
+// ratios compare like with like on a noisy machine. It writes results as JSON (latest and a
+// dated copy) and a markdown table.
+//
+//	go run ./bench/engine -out bench/results
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/pipelines/probe"
+	"github.com/quantumflow/qflow/worker"
+)
+
+type options struct {
+	out       string
+	reps      int
+	warmup    time.Duration
+	measure   time.Duration
+	workers   int
+	inFlight  []int
+	idleHops  int
+	serverURL string
+	keepDB    bool
+}
+
+// Result is what one bench run reports; field names are part of the results' contract.
+type Result struct {
+	Commit               string               `json:"commit"`
+	Machine              string               `json:"machine"`
+	Date                 string               `json:"date"`
+	Workers              int                  `json:"workers_per_process"`
+	Reps                 int                  `json:"repetitions"`
+	EngineStepsPerSec    float64              `json:"engine_steps_per_sec"`
+	RiverChainHopsPerSec float64              `json:"river_chain_hops_per_sec"`
+	RatioEngineVsRiver   float64              `json:"ratio_engine_vs_river_chain"`
+	LegacyStepsPerSec    float64              `json:"legacy_steps_per_sec"`
+	HopLatencyIdleMS     Percentiles          `json:"hop_latency_idle_ms"`
+	ByInFlight           []LoadPoint          `json:"by_in_flight"`
+	Samples              map[string][]float64 `json:"samples"`
+}
+
+// Percentiles of a latency distribution in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	N   int     `json:"n"`
+}
+
+// LoadPoint is the steady-load throughput of each system at one number of runs in flight.
+type LoadPoint struct {
+	InFlight             int     `json:"in_flight"`
+	EngineStepsPerSec    float64 `json:"engine_steps_per_sec"`
+	RiverChainHopsPerSec float64 `json:"river_chain_hops_per_sec"`
+	LegacyStepsPerSec    float64 `json:"legacy_steps_per_sec"`
+	Ratio                float64 `json:"ratio_engine_vs_river_chain"`
+}
+
+func main() {
+	var o options
+	var inFlight string
+	flag.StringVar(&o.out, "out", "bench/results", "folder for latest.json, a dated copy and latest.md")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions of each measurement (the median is reported)")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before each measurement window")
+	flag.DurationVar(&o.measure, "measure", 5*time.Second, "length of each measurement window")
+	flag.IntVar(&o.workers, "workers", 10, "steps run at once by the worker process (River MaxWorkers)")
+	flag.StringVar(&inFlight, "in-flight", "50,500", "runs (chains) kept in flight, comma-separated")
+	flag.IntVar(&o.idleHops, "idle-hops", 200, "hops measured one run at a time for idle latency")
+	flag.StringVar(&o.serverURL, "server", os.Getenv("QFLOW_BENCH_SERVER_URL"), "Postgres server URL (maintenance database); default: the project's throwaway cluster")
+	flag.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
+	flag.Parse()
+	for _, s := range strings.Split(inFlight, ",") {
+		var k int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &k); err != nil || k < 1 {
+			log.Fatalf("bad -in-flight %q", inFlight)
+		}
+		o.inFlight = append(o.inFlight, k)
+	}
+	if err := run(context.Background(), o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	if o.serverURL == "" {
+		out, err := exec.Command(".ci/postgres.sh", "start").Output()
+		if err != nil {
+			return fmt.Errorf("starting Postgres (run from the repository root): %w", err)
+		}
+		o.serverURL = strings.TrimSpace(string(out))
+	}
+	dbURL, drop, err := freshDatabase(ctx, o.serverURL, "qflow_bench")
+	if err != nil {
+		return err
+	}
+	if !o.keepDB {
+		defer drop()
+	}
+	pool, err := newPool(ctx, dbURL, int32(o.workers+10))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	// The River chain counts its hops here (River deletes nothing in a window this short,
+	// but counting our own rows keeps the measure independent of River's tables).
+	if _, err := pool.Exec(ctx, `CREATE TABLE public.bench_hops (n integer)`); err != nil {
+		return err
+	}
+
+	b := &bench{o: o, pool: pool, url: dbURL}
+	res := Result{
+		Commit: gitCommit(), Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339),
+		Workers: o.workers, Reps: o.reps, Samples: map[string][]float64{},
+	}
+
+	// Steady load: the three systems interleaved within each repetition.
+	for _, k := range o.inFlight {
+		var eng, riv, leg []float64
+		for rep := 0; rep < o.reps; rep++ {
+			e, err := b.engine(ctx, k, "workflow")
+			if err != nil {
+				return err
+			}
+			r, err := b.riverChain(ctx, k)
+			if err != nil {
+				return err
+			}
+			l, err := b.engine(ctx, k, "legacy")
+			if err != nil {
+				return err
+			}
+			eng, riv, leg = append(eng, e), append(riv, r), append(leg, l)
+			fmt.Printf("in flight %4d  rep %d: engine %7.0f steps/s  river chain %7.0f hops/s  legacy %7.0f steps/s\n", k, rep+1, e, r, l)
+		}
+		p := LoadPoint{InFlight: k, EngineStepsPerSec: median(eng), RiverChainHopsPerSec: median(riv), LegacyStepsPerSec: median(leg)}
+		p.Ratio = p.EngineStepsPerSec / p.RiverChainHopsPerSec
+		res.ByInFlight = append(res.ByInFlight, p)
+		res.Samples[fmt.Sprintf("engine_k%d", k)] = eng
+		res.Samples[fmt.Sprintf("river_chain_k%d", k)] = riv
+		res.Samples[fmt.Sprintf("legacy_k%d", k)] = leg
+	}
+	best := res.ByInFlight[0]
+	for _, p := range res.ByInFlight {
+		if p.EngineStepsPerSec > best.EngineStepsPerSec {
+			best = p
+		}
+	}
+	res.EngineStepsPerSec, res.RiverChainHopsPerSec, res.LegacyStepsPerSec = best.EngineStepsPerSec, best.RiverChainHopsPerSec, best.LegacyStepsPerSec
+	res.RatioEngineVsRiver = best.Ratio
+
+	lat, err := b.idleLatency(ctx)
+	if err != nil {
+		return err
+	}
+	res.HopLatencyIdleMS = lat
+	fmt.Printf("idle hop latency: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n", lat.P50, lat.P95, lat.P99, lat.N)
+
+	return write(o.out, res)
+}
+
+type bench struct {
+	o    options
+	pool *pgxpool.Pool
+	url  string
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// engine measures completed steps per second of no-op probe_chain runs with k runs kept in
+// flight by a feeder, in workflow or legacy mode.
+func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error) {
+	if err := b.reset(ctx); err != nil {
+		return 0, err
+	}
+	reg := pipelines.NewRegistry()
+	probe.Register(reg)
+	wpool, err := newPool(ctx, b.url, int32(b.o.workers+8))
+	if err != nil {
+		return 0, err
+	}
+	defer wpool.Close()
+	w, err := worker.New(worker.Config{Pool: wpool, Registry: reg, MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
+	if err != nil {
+		return 0, err
+	}
+	if err := w.Start(ctx); err != nil {
+		return 0, err
+	}
+	defer w.Stop(context.Background()) //nolint:errcheck
+
+	feedCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- b.feed(feedCtx, k, mode) }()
+
+	rate, err := b.window(ctx, func(ctx context.Context) (int64, error) {
+		var n int64
+		if mode == "legacy" {
+			err := b.pool.QueryRow(ctx, "SELECT 5 * count(*) FROM qflow.runs WHERE status = 'succeeded'").Scan(&n)
+			return n, err
+		}
+		err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.step_runs WHERE status = 'succeeded'").Scan(&n)
+		return n, err
+	})
+	stop()
+	if ferr := <-feedErr; ferr != nil && ferr != context.Canceled {
+		return 0, ferr
+	}
+	return rate, err
+}
+
+// feed keeps k runs live by topping up every few milliseconds with one INSERT ... SELECT.
+func (b *bench) feed(ctx context.Context, k int, mode string) error {
+	for {
+		var live int
+		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.runs WHERE status IN ('pending', 'running')").Scan(&live); err != nil {
+			return err
+		}
+		if need := k - live; need > 0 {
+			if _, err := b.pool.Exec(ctx, `INSERT INTO qflow.runs (workflow, mode) SELECT 'probe_chain', $2 FROM generate_series(1, $1)`, need, mode); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// window waits out the warm-up, then returns the growth rate of counter over the measurement.
+func (b *bench) window(ctx context.Context, counter func(context.Context) (int64, error)) (float64, error) {
+	time.Sleep(b.o.warmup)
+	c0, err := counter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(b.o.measure)
+	c1, err := counter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return float64(c1-c0) / time.Since(t0).Seconds(), nil
+}
+
+// reset empties the runtime tables between measurements so each starts from the same state.
+func (b *bench) reset(ctx context.Context) error {
+	_, err := b.pool.Exec(ctx, `TRUNCATE qflow.step_attempts, qflow.step_runs, qflow.runs, river.river_job, public.bench_hops CASCADE`)
+	return err
+}
+
+// chainArgs is one hop of the hand-rolled River chain a user would write without an engine.
+type chainArgs struct {
+	Chain int64 `json:"chain"`
+	Hop   int   `json:"hop"`
+}
+
+func (chainArgs) Kind() string { return "bench_chain_hop" }
+
+type chainWorker struct {
+	river.WorkerDefaults[chainArgs]
+	pool *pgxpool.Pool
+}
+
+// Work inserts the next hop (or, after hop 5, the first hop of a new chain, keeping the load
+// constant) and completes this job, in one transaction: the same durability a step gets.
+func (cw *chainWorker) Work(ctx context.Context, job *river.Job[chainArgs]) error {
+	return pgx.BeginFunc(ctx, cw.pool, func(tx pgx.Tx) error {
+		client := river.ClientFromContext[pgx.Tx](ctx)
+		next := chainArgs{Chain: job.Args.Chain, Hop: job.Args.Hop + 1}
+		if next.Hop > 5 {
+			next = chainArgs{Chain: job.Args.Chain + 1_000_000, Hop: 1}
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO public.bench_hops (n) VALUES (1)"); err != nil {
+			return err
+		}
+		if _, err := client.InsertTx(ctx, tx, next, nil); err != nil {
+			return err
+		}
+		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+		return err
+	})
+}
+
+func (b *bench) riverChain(ctx context.Context, k int) (float64, error) {
+	if err := b.reset(ctx); err != nil {
+		return 0, err
+	}
+	wpool, err := newPool(ctx, b.url, int32(b.o.workers+8))
+	if err != nil {
+		return 0, err
+	}
+	defer wpool.Close()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &chainWorker{pool: wpool})
+	client, err := river.NewClient(riverpgxv5.New(wpool), &river.Config{
+		Schema: migrations.RiverSchema, Logger: quietLogger(), Workers: workers,
+		FetchCooldown: 2 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: b.o.workers}},
+	})
+	if err != nil {
+		return 0, err
+	}
+	params := make([]river.InsertManyParams, k)
+	for i := range params {
+		params[i] = river.InsertManyParams{Args: chainArgs{Chain: int64(i), Hop: 1}}
+	}
+	if _, err := client.InsertMany(ctx, params); err != nil {
+		return 0, err
+	}
+	if err := client.Start(ctx); err != nil {
+		return 0, err
+	}
+	defer client.Stop(context.Background()) //nolint:errcheck
+	return b.window(ctx, func(ctx context.Context) (int64, error) {
+		var n int64
+		err := b.pool.QueryRow(ctx, "SELECT count(*) FROM public.bench_hops").Scan(&n)
+		return n, err
+	})
+}
+
+// idleLatency runs probe_chain runs one at a time and measures each hop: from the moment a
+// step's completion began to the moment its successor was claimed.
+func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
+	if err := b.reset(ctx); err != nil {
+		return Percentiles{}, err
+	}
+	reg := pipelines.NewRegistry()
+	probe.Register(reg)
+	w, err := worker.New(worker.Config{Pool: b.pool, Registry: reg, MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
+	if err != nil {
+		return Percentiles{}, err
+	}
+	if err := w.Start(ctx); err != nil {
+		return Percentiles{}, err
+	}
+	defer w.Stop(context.Background()) //nolint:errcheck
+	time.Sleep(500 * time.Millisecond)
+	var hops []float64
+	for len(hops) < b.o.idleHops {
+		var id int64
+		if err := b.pool.QueryRow(ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id); err != nil {
+			return Percentiles{}, err
+		}
+		for {
+			var status string
+			if err := b.pool.QueryRow(ctx, "SELECT status FROM qflow.runs WHERE id = $1", id).Scan(&status); err != nil {
+				return Percentiles{}, err
+			}
+			if status != "running" {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		rows, err := b.pool.Query(ctx, `
+			SELECT extract(epoch FROM nxt.started_at - prev.finished_at) * 1000
+			  FROM qflow.step_runs nxt
+			  JOIN qflow.step_deps d ON d.workflow = nxt.workflow AND d.version = nxt.version AND d.step = nxt.step
+			  JOIN qflow.step_runs prev ON prev.run_id = nxt.run_id AND prev.step = d.depends_on
+			 WHERE nxt.run_id = $1`, id)
+		if err != nil {
+			return Percentiles{}, err
+		}
+		for rows.Next() {
+			var ms float64
+			if err := rows.Scan(&ms); err != nil {
+				return Percentiles{}, err
+			}
+			hops = append(hops, ms)
+		}
+		rows.Close()
+		time.Sleep(20 * time.Millisecond) // idle between runs
+	}
+	return percentiles(hops), nil
+}
+
+func percentiles(xs []float64) Percentiles {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return Percentiles{P50: round(at(0.50)), P95: round(at(0.95)), P99: round(at(0.99)), N: len(s)}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return round(s[len(s)/2])
+}
+
+func round(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
+
+func newPool(ctx context.Context, url string, max int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = max
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// freshDatabase creates (or recreates) database name on the server and returns its URL.
+func freshDatabase(ctx context.Context, server, name string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return "", nil, fmt.Errorf("connecting to %s: %w", server, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return "", nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	cfg, err := pgx.ParseConfig(server)
+	if err != nil {
+		return "", nil, err
+	}
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), server)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	return url, drop, nil
+}
+
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	dirty := ""
+	if st, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); len(st) > 0 {
+		dirty = "-dirty"
+	}
+	return strings.TrimSpace(string(out)) + dirty
+}
+
+func machine() string {
+	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+}
+
+func write(dir string, res Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format("2006-01-02T150405Z")
+	for _, name := range []string{"latest.json", "engine-" + stamp + ".json"} {
+		if err := os.WriteFile(filepath.Join(dir, name), append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "# Engine benchmark\n\ncommit `%s`, %s, %s; one worker process with %d workers; median of %d repetitions\n\n",
+		res.Commit, res.Machine, res.Date, res.Workers, res.Reps)
+	md.WriteString("| runs in flight | engine steps/s | River chain hops/s | ratio | legacy steps/s |\n|---:|---:|---:|---:|---:|\n")
+	for _, p := range res.ByInFlight {
+		fmt.Fprintf(&md, "| %d | %.0f | %.0f | %.2f | %.0f |\n", p.InFlight, p.EngineStepsPerSec, p.RiverChainHopsPerSec, p.Ratio, p.LegacyStepsPerSec)
+	}
+	fmt.Fprintf(&md, "\nIdle hop latency (step completes → next step claimed): p50 %.2f ms, p95 %.2f ms, p99 %.2f ms (n=%d)\n",
+		res.HopLatencyIdleMS.P50, res.HopLatencyIdleMS.P95, res.HopLatencyIdleMS.P99, res.HopLatencyIdleMS.N)
+	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Print("\n", md.String())
+	return nil
+}
