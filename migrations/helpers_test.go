@@ -151,4 +151,3 @@ func (b *testBundle) statusDoc(t *testing.T, run int64) map[string]any {
 	require.NoError(t, json.Unmarshal(raw, &doc))
 	return doc
 }
-
