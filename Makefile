@@ -59,3 +59,6 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# CUDA kernels, qflow-gpu and the compile checks of the cuda-tagged code (make check-cuda).
+include kernels/cuda.mk
