@@ -10,7 +10,7 @@ SQLC         := $(TOOLS)/sqlc-$(SQLC_VERSION)
 PG           := .ci/postgres.sh
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build demo test test-go check-generated generate vet check-alerts bench pg pg-stop clean
+.PHONY: all build demo test test-go test-ui chromium check-generated generate vet check-alerts bench pg pg-stop clean
 
 all: build
 
@@ -40,10 +40,19 @@ pg:
 pg-stop:
 	@$(PG) stop
 
-test: check-generated vet test-go check-alerts
+test: check-generated vet test-ui test-go check-alerts
 
 test-go:
-	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) ./...
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/internal/web$$')
+
+## Debian's chromium for the web view's browser test (installed if missing)
+chromium:
+	internal/web/testdata/install-chromium.sh
+
+## the web view's tests, in a real headless browser; screenshots are kept in bin/ui-screenshots
+test-ui: chromium
+	QFLOW_REQUIRE_CHROMIUM=1 QFLOW_SCREENSHOT_DIR=$(CURDIR)/bin/ui-screenshots \
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) ./internal/web/
 
 check-alerts:
 	deploy/prometheus/check.sh

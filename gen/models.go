@@ -10,6 +10,66 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type MlArtifact struct {
+	ID        int64              `json:"id"`
+	RunID     int64              `json:"run_id"`
+	Name      string             `json:"name"`
+	Kind      string             `json:"kind"`
+	Rows      *int32             `json:"rows"`
+	Cols      *int32             `json:"cols"`
+	Data      []byte             `json:"data"`
+	Meta      json.RawMessage    `json:"meta"`
+	CreatedAt pgtype.Timestamptz `json:"created_at"`
+}
+
+type MlModel struct {
+	ID            int64              `json:"id"`
+	Name          string             `json:"name"`
+	Version       int32              `json:"version"`
+	Backend       string             `json:"backend"`
+	Architecture  json.RawMessage    `json:"architecture"`
+	Weights       []byte             `json:"weights"`
+	Normalization json.RawMessage    `json:"normalization"`
+	Metrics       json.RawMessage    `json:"metrics"`
+	Status        string             `json:"status"`
+	Decision      string             `json:"decision"`
+	TrainingRunID *int64             `json:"training_run_id"`
+	CreatedAt     pgtype.Timestamptz `json:"created_at"`
+	ActivatedAt   pgtype.Timestamptz `json:"activated_at"`
+	RetiredAt     pgtype.Timestamptz `json:"retired_at"`
+}
+
+type MlPackagePattern struct {
+	Package          string             `json:"package"`
+	RulePattern      string             `json:"rule_pattern"`
+	PredictedPattern string             `json:"predicted_pattern"`
+	Confidence       float64            `json:"confidence"`
+	ModelID          *int64             `json:"model_id"`
+	RunID            *int64             `json:"run_id"`
+	UpdatedAt        pgtype.Timestamptz `json:"updated_at"`
+}
+
+type MlTaskExecution struct {
+	ID                  int64              `json:"id"`
+	TaskType            string             `json:"task_type"`
+	Model               string             `json:"model"`
+	ContextLength       int32              `json:"context_length"`
+	OutputTokens        int32              `json:"output_tokens"`
+	ParameterCount      int64              `json:"parameter_count"`
+	InputPrice          float64            `json:"input_price"`
+	OutputPrice         float64            `json:"output_price"`
+	UsesTools           bool               `json:"uses_tools"`
+	UsesVision          bool               `json:"uses_vision"`
+	DurationMs          int32              `json:"duration_ms"`
+	Success             bool               `json:"success"`
+	QualityScore        float64            `json:"quality_score"`
+	UserSatisfaction    *int16             `json:"user_satisfaction"`
+	ObservedComplexity  *float64           `json:"observed_complexity"`
+	PredictedComplexity *float64           `json:"predicted_complexity"`
+	PredictedBy         *int64             `json:"predicted_by"`
+	ExecutedAt          pgtype.Timestamptz `json:"executed_at"`
+}
+
 type QflowRollout struct {
 	Workflow      string             `json:"workflow"`
 	Enabled       bool               `json:"enabled"`
@@ -137,6 +197,22 @@ type QflowStepRun struct {
 	NextAttemptAt  pgtype.Timestamptz `json:"next_attempt_at"`
 }
 
+type QflowStepStat struct {
+	Workflow      string  `json:"workflow"`
+	Step          string  `json:"step"`
+	Position      int32   `json:"position"`
+	StepRuns      int64   `json:"step_runs"`
+	Attempts      int64   `json:"attempts"`
+	Succeeded     int64   `json:"succeeded"`
+	Failed        int64   `json:"failed"`
+	TimedOut      int64   `json:"timed_out"`
+	Cancelled     int64   `json:"cancelled"`
+	FailureRatio  float64 `json:"failure_ratio"`
+	P50DurationMs float64 `json:"p50_duration_ms"`
+	P95DurationMs float64 `json:"p95_duration_ms"`
+	Retries       int64   `json:"retries"`
+}
+
 type QflowWorker struct {
 	ID         string             `json:"id"`
 	Host       string             `json:"host"`
@@ -155,4 +231,38 @@ type QflowWorkflow struct {
 	Shape       json.RawMessage    `json:"shape"`
 	CreatedAt   pgtype.Timestamptz `json:"created_at"`
 	UpdatedAt   pgtype.Timestamptz `json:"updated_at"`
+}
+
+type QflowWorkflowSetting struct {
+	Workflow          string      `json:"workflow"`
+	Version           int32       `json:"version"`
+	WorkflowTimeoutMs int64       `json:"workflow_timeout_ms"`
+	RolloutEnabled    bool        `json:"rollout_enabled"`
+	CanaryPercent     int32       `json:"canary_percent"`
+	Rollout           interface{} `json:"rollout"`
+	Position          int32       `json:"position"`
+	Step              string      `json:"step"`
+	WorkerClass       string      `json:"worker_class"`
+	TimeoutMs         int64       `json:"timeout_ms"`
+	MaxAttempts       int32       `json:"max_attempts"`
+	RetryBaseMs       int64       `json:"retry_base_ms"`
+	RetryMaxMs        int64       `json:"retry_max_ms"`
+	MaxConcurrency    *int32      `json:"max_concurrency"`
+}
+
+type QflowWorkflowStat struct {
+	Workflow      string  `json:"workflow"`
+	Runs          int64   `json:"runs"`
+	Pending       int64   `json:"pending"`
+	Running       int64   `json:"running"`
+	Succeeded     int64   `json:"succeeded"`
+	Failed        int64   `json:"failed"`
+	Cancelled     int64   `json:"cancelled"`
+	TimedOut      int64   `json:"timed_out"`
+	Finished      int64   `json:"finished"`
+	SuccessRate   float64 `json:"success_rate"`
+	ErrorRate     float64 `json:"error_rate"`
+	P50DurationMs float64 `json:"p50_duration_ms"`
+	P95DurationMs float64 `json:"p95_duration_ms"`
+	RunsPerMinute float64 `json:"runs_per_minute"`
 }

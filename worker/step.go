@@ -70,11 +70,12 @@ func (sw *stepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error 
 	}
 
 	res := w.execute(ctx, claim, a)
+	err = w.finish(ctx, job, &res)
 	w.cfg.Metrics.StepFinished(claim.Workflow, a.Step, res.outcome(), res.elapsed)
-	if res.err != nil && res.outcome() != OutcomeCancelled {
-		log.Info("step attempt failed", "err", res.err, "permanent", res.permanent, "timed_out", res.timedOut)
+	if res.err != nil && !res.released {
+		log.Info("step attempt failed", "err", res.err, "permanent", res.permanent, "timed_out", res.timedOut, "outcome", res.outcome())
 	}
-	return w.finish(ctx, job, res)
+	return err
 }
 
 // result is what one execution of a handler came to.
@@ -86,13 +87,15 @@ type result struct {
 	// released: the worker is shutting down and stopped the handler; not the step's fault.
 	released bool
 	elapsed  time.Duration
-	// decided by the database when the failure is recorded
+	// decided by the database when the result is recorded: what fail_step did ('retry',
+	// 'failed', 'skipped'), or 'stale' when the step was no longer this attempt's (its run
+	// was cancelled or timed out meanwhile)
 	sqlOutcome string
 }
 
 func (r result) outcome() string {
 	switch {
-	case r.released:
+	case r.released, r.sqlOutcome == "stale":
 		return OutcomeCancelled
 	case r.err == nil:
 		return OutcomeSucceeded
@@ -110,6 +113,7 @@ func (r result) outcome() string {
 // execute runs the step's handler under the step timeout, turning panics, timeouts and
 // undecodable outputs into failed attempts.
 func (w *Worker) execute(ctx context.Context, claim gen.ClaimStepRow, a StepArgs) result {
+	w.cfg.Metrics.StepStarted(claim.Workflow, a.Step)
 	handler, ok := w.cfg.Registry.Handler(claim.Workflow, a.Step)
 	if !ok {
 		return result{err: fmt.Errorf("no handler for step %s of workflow %s in worker %s", a.Step, claim.Workflow, w.cfg.ID), permanent: true}
@@ -120,7 +124,6 @@ func (w *Worker) execute(ctx context.Context, claim gen.ClaimStepRow, a StepArgs
 	}
 	in := pipelines.Input{RunID: a.RunID, Step: a.Step, Attempt: int(a.Attempt), Run: claim.Input, Deps: deps}
 
-	w.cfg.Metrics.StepStarted(claim.Workflow, a.Step)
 	start := time.Now()
 	stepCtx, cancel := context.WithTimeoutCause(ctx, time.Duration(claim.TimeoutMs)*time.Millisecond, errStepTimeout)
 	defer cancel()
@@ -185,7 +188,7 @@ func runHandler(ctx context.Context, h pipelines.Handler, in pipelines.Input) re
 }
 
 // finish records the attempt's result and completes the River job in one transaction.
-func (w *Worker) finish(jobCtx context.Context, job *river.Job[StepArgs], res result) error {
+func (w *Worker) finish(jobCtx context.Context, job *river.Job[StepArgs], res *result) error {
 	a := job.Args
 	// Not cancelled with the job (a worker shutting down must still report), but keeping
 	// its values: JobCompleteTx finds the River client there.
@@ -199,7 +202,11 @@ func (w *Worker) finish(jobCtx context.Context, job *river.Job[StepArgs], res re
 			case res.released:
 				_, err = q.ReleaseStep(ctx, gen.ReleaseStepParams{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Reason: "worker " + w.cfg.ID + " shut down"})
 			case res.err == nil:
-				_, err = q.CompleteStep(ctx, gen.CompleteStepParams{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Output: res.output})
+				var completed bool
+				completed, err = q.CompleteStep(ctx, gen.CompleteStepParams{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Output: res.output})
+				if !completed {
+					res.sqlOutcome = "stale"
+				}
 			default:
 				res.sqlOutcome, err = q.FailStep(ctx, gen.FailStepParams{
 					RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Error: res.err.Error(),

@@ -41,8 +41,11 @@ type Config struct {
 	SweepInterval time.Duration
 	// HeartbeatInterval is how often the process refreshes its qflow.workers row [5s].
 	HeartbeatInterval time.Duration
-	// Metrics receives step and run outcomes; nil records nothing.
+	// Metrics receives step outcomes; nil records nothing. A *Metrics also makes this process
+	// compete to report the fleet's database-derived metrics (runs, queues, workers).
 	Metrics Observer
+	// ReportInterval is how often the metrics reporter reads the database [5s].
+	ReportInterval time.Duration
 }
 
 // Observer is told what the worker does; the metrics package implements it.
@@ -65,6 +68,7 @@ type Worker struct {
 
 	heartbeatDone chan struct{}
 	cancelBeat    context.CancelFunc
+	reporterDone  chan struct{}
 }
 
 // New builds a worker; Start runs it.
@@ -99,6 +103,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopObserver{}
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = 5 * time.Second
 	}
 
 	w := &Worker{cfg: cfg, queries: gen.New(cfg.Pool), log: cfg.Logger.With("worker", cfg.ID)}
@@ -155,6 +162,16 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.cancelBeat = cancel
 	w.heartbeatDone = make(chan struct{})
 	go w.heartbeatLoop(beatCtx)
+	if m, ok := w.cfg.Metrics.(*Metrics); ok {
+		w.reporterDone = make(chan struct{})
+		go func() {
+			defer close(w.reporterDone)
+			// A worker is live for three missed heartbeats.
+			m.runReporter(beatCtx, w.cfg.Pool, w.cfg.ReportInterval, 3*w.cfg.HeartbeatInterval, func(err error) {
+				w.log.Warn("metrics reporter", "err", err)
+			})
+		}()
+	}
 
 	// River cancels running jobs when its start context ends; shutdown goes through Stop, so
 	// that running steps get their grace period.
@@ -179,6 +196,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	if w.cancelBeat != nil {
 		w.cancelBeat()
 		<-w.heartbeatDone
+		if w.reporterDone != nil {
+			<-w.reporterDone
+		}
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

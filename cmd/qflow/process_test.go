@@ -62,7 +62,7 @@ func (b *testBundle) qflow(args ...string) *exec.Cmd {
 // worker starts a worker process, killed at the end of the test if still running.
 func (b *testBundle) worker(t *testing.T, id string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := b.qflow(append([]string{"worker", "--id", id, "--max-workers", "4"}, extra...)...)
+	cmd := b.qflow(append([]string{"worker", "--id", id, "--max-workers", "4", "--metrics-addr", "127.0.0.1:0"}, extra...)...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	require.NoError(t, cmd.Start())

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/quantumflow/qflow/gen"
 	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/pipelines/rollout"
 	"github.com/quantumflow/qflow/worker"
 )
 
@@ -32,6 +35,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := rollout.Apply(ctx, pool, env.Getenv); err != nil {
+		return err
+	}
 	latest, _ := migrations.Latest()
 	fmt.Fprintf(env.Stdout, "migrated: river schema %q, qflow schema version %d\n", migrations.RiverSchema, latest)
 	for _, w := range env.Registry.Workflows() {
@@ -50,6 +56,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	maxWorkers := fs.Int("max-workers", 10, "steps of each class run at once in this process")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long running steps may finish after SIGTERM before they are cancelled and released")
 	id := fs.String("id", "", "worker name in qflow.workers (default host:pid)")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", `serve Prometheus metrics on this address at /metrics ("" disables)`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,7 +84,29 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	}
 	defer pool.Close()
 
-	w, err := worker.New(worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env)})
+	// Definitions first, then the environment's settings on top (worker.Start's own Sync is then a no-op).
+	if _, err := env.Registry.Sync(ctx, pool); err != nil {
+		return err
+	}
+	if _, err := rollout.Apply(ctx, pool, env.Getenv); err != nil {
+		return err
+	}
+	var metrics *worker.Metrics
+	if *metricsAddr != "" {
+		if metrics, err = worker.NewMetrics(prometheus.DefaultRegisterer); err != nil {
+			return err
+		}
+		addr, err := worker.ServeMetrics(ctx, *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("%w (choose another with --metrics-addr, or \"\" to disable)", err)
+		}
+		logger(env).Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
+	}
+	cfg := worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env)}
+	if metrics != nil {
+		cfg.Metrics = metrics
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		return err
 	}

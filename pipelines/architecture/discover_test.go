@@ -1,0 +1,147 @@
+package architecture
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// writeTree creates files (path -> content) under a temporary directory.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	}
+	return root
+}
+
+func TestDiscoverReadsPackageFacts(t *testing.T) {
+	t.Parallel()
+	root := writeTree(t, map[string]string{
+		"go.mod": "module example.com/shop\n\ngo 1.22\n",
+		"cmd/shop/main.go": `package main
+
+import "example.com/shop/api"
+
+func main() { api.Serve() }
+`,
+		"api/server.go": `package api
+
+import (
+	"net/http"
+
+	"example.com/shop/store"
+)
+
+// Server answers HTTP.
+type Server struct{ repo *store.Repository }
+
+// Handler handles orders.
+type Handler interface{ Handle() error }
+
+func Serve() error {
+	go func() {}()
+	return http.ListenAndServe(":0", nil)
+}
+
+func (s *Server) handleOrder(ch chan int) { ch <- 1 }
+`,
+		"api/server_test.go": "package api\n",
+		"store/store.go": `package store
+
+// Repository keeps orders.
+type Repository struct{}
+
+// OrderService is the service.
+type OrderService struct{ R *Repository }
+
+func NewRepository() *Repository { return &Repository{} }
+
+const SYS_ORDERS, maxOrders = 1, 2
+`,
+		"codec/codec.go": `package codec
+
+import (
+	"encoding/base64"
+	"encoding/json"
+)
+
+func Encode(v any) ([]byte, error) { b, err := json.Marshal(v); return []byte(base64.StdEncoding.EncodeToString(b)), err }
+`,
+		"testdata/ignored/x.go": "package ignored\n",
+		"vendor/other/x.go":     "package other\n",
+		"onlytests/x_test.go":   "package onlytests\n",
+	})
+
+	pkgs, err := Discover(context.Background(), []string{root}, DiscoverOptions{})
+	require.NoError(t, err)
+	byPath := map[string]*Package{}
+	var paths []string
+	for _, p := range pkgs {
+		byPath[p.Path] = p
+		paths = append(paths, p.Path)
+	}
+	require.Equal(t, []string{"example.com/shop/api", "example.com/shop/cmd/shop", "example.com/shop/codec", "example.com/shop/store"}, paths)
+
+	api := byPath["example.com/shop/api"]
+	require.Equal(t, "api", api.Name)
+	require.Equal(t, 1, api.Files)
+	require.Equal(t, 1, api.TestFiles)
+	require.Equal(t, []string{"example.com/shop/store", "net/http"}, api.Imports)
+	require.Equal(t, map[string]int{"external": 1, "network": 1}, api.ImportCategories)
+	require.Equal(t, 2, api.Types)
+	require.Equal(t, 1, api.Interfaces)
+	require.Equal(t, 1, api.Structs)
+	require.Equal(t, 1, api.Methods)
+	require.Equal(t, 1, api.PointerReceivers)
+	require.Equal(t, 1, api.ErrorResults)
+	require.Equal(t, 1, api.GoStmts)
+	require.Equal(t, 1, api.ChanOps, "the send; the parameter's channel type is outside the body")
+	require.Equal(t, 1, api.FanIn, "cmd/shop imports it")
+	require.Equal(t, 1, api.FanOut, "it imports store")
+	require.Positive(t, api.Markers["server"])
+	require.Positive(t, api.Markers["handler"])
+
+	st := byPath["example.com/shop/store"]
+	require.Equal(t, 1, st.Constructors)
+	require.Equal(t, 2, st.Consts)
+	require.Equal(t, 1, st.CapsConsts)
+	require.Equal(t, 1, st.FanIn)
+
+	require.Equal(t, "command", Detect(byPath["example.com/shop/cmd/shop"]))
+	require.Equal(t, "network_service", Detect(api))
+	require.Equal(t, "layered_service", Detect(st))
+	require.Equal(t, "codec", Detect(byPath["example.com/shop/codec"]))
+
+	require.Len(t, rawFeatures(api), len(FeatureNames))
+}
+
+func TestDiscoverNamesStandardLibraryPackagesByImportPath(t *testing.T) {
+	t.Parallel()
+	root := writeTree(t, map[string]string{
+		"src/go.mod":              "module std\n",
+		"src/bytes/bytes.go":      "package bytes\n",
+		"src/net/http/http.go":    "package http\n\nimport \"bytes\"\n",
+		"src/cmd/go.mod":          "module cmd\n",
+		"src/cmd/vet/main.go":     "package main\n\nimport \"net/http\"\n",
+		"src/cmd/internal/x/x.go": "package x\n",
+	})
+	pkgs, err := Discover(context.Background(), []string{filepath.Join(root, "src")}, DiscoverOptions{})
+	require.NoError(t, err)
+	var paths []string
+	for _, p := range pkgs {
+		paths = append(paths, p.Path)
+	}
+	require.Equal(t, []string{"bytes", "cmd/internal/x", "cmd/vet", "net/http"}, paths)
+	require.Equal(t, 1, pkgs[0].FanIn)
+	require.Equal(t, 1, pkgs[3].FanIn)
+
+	_, err = Discover(context.Background(), []string{filepath.Join(root, "nope")}, DiscoverOptions{})
+	require.ErrorContains(t, err, "is not a readable directory")
+}

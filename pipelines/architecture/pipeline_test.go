@@ -1,0 +1,125 @@
+package architecture_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/pipelines/architecture"
+	"github.com/quantumflow/qflow/pipelines/ml"
+	"github.com/quantumflow/qflow/pipelines/ml/mltest"
+)
+
+type testBundle struct {
+	*mltest.Env
+	goroot string
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	require.NoError(t, err, "the tests scan the standard library's source")
+	env := mltest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
+		reg.MustAdd(architecture.Workflow(architecture.Options{DB: pool, Trainer: ml.NewTrainer(nil)}))
+	})
+	env.StartWorker(t, "ml-worker")
+	return &testBundle{Env: env, goroot: strings.TrimSpace(string(out))}
+}
+
+// input scans the given directories of the standard library's source.
+func (b *testBundle) input(extra string, dirs ...string) string {
+	var roots []string
+	for _, d := range dirs {
+		roots = append(roots, filepath.Join(b.goroot, "src", d))
+	}
+	raw, _ := json.Marshal(roots)
+	return fmt.Sprintf(`{"roots": %s, "seed": 5%s}`, raw, extra)
+}
+
+func (b *testBundle) output(t *testing.T, r mltest.Run) architecture.DeployOutput {
+	t.Helper()
+	require.Equal(t, "succeeded", r.Status, "run %d: %s", r.ID, r.Error)
+	var out map[string]architecture.DeployOutput
+	require.NoError(t, json.Unmarshal(r.Output, &out))
+	return out[architecture.StepModelDeployment]
+}
+
+func TestBothModesLearnTheSamePatterns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	in := b.input("", "")
+
+	wf := b.Wait(t, b.Start(t, architecture.Name, "workflow", in), 3*time.Minute)
+	first := b.output(t, wf)
+	var disc architecture.DiscoveryOutput
+	b.StepOutput(t, wf.ID, architecture.StepPatternDiscovery, &disc)
+	t.Logf("discovered %d packages, %d files, %d lines in %.1fs", disc.Packages, disc.Files, disc.Lines, disc.Seconds)
+	require.Greater(t, disc.Packages, 300, "the whole standard library and its tools")
+	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM river.river_job WHERE queue = 'gpu' AND args ->> 'step' = 'model_training'
+	                                 AND (args ->> 'run_id')::bigint = $1 AND state = 'completed'`, wf.ID))
+	require.Less(t, b.Count(t, "SELECT max(octet_length(output::text)) FROM qflow.step_runs WHERE run_id = $1", wf.ID), 8192)
+
+	m := first.Metrics
+	t.Logf("accuracy %.3f macro-F1 %.3f | majority baseline accuracy %.3f macro-F1 %.3f; %d train, %d held out",
+		m.Accuracy, m.MacroF1, m.Baseline.Accuracy, m.Baseline.MacroF1, m.TrainRows, m.HeldOutRows)
+	require.Greater(t, m.Accuracy, m.Baseline.Accuracy+0.1)
+	require.Greater(t, m.MacroF1, m.Baseline.MacroF1+0.2)
+	require.Len(t, m.Confusion, len(architecture.Patterns))
+	total := 0
+	for _, row := range m.Confusion {
+		for _, n := range row {
+			total += n
+		}
+	}
+	require.Equal(t, m.HeldOutRows, total)
+	require.Equal(t, ml.StatusActive, first.Model.Status)
+
+	// Deployment labelled every discovered package with the active model.
+	require.EqualValues(t, disc.Packages, first.Labelled)
+	require.Equal(t, disc.Packages, b.Count(t, "SELECT count(*) FROM ml.package_patterns WHERE model_id = $1", first.Model.ID))
+	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM ml.package_patterns WHERE package = 'net/http' AND rule_pattern = 'network_service'"))
+
+	lg := b.Wait(t, b.Start(t, architecture.Name, "legacy", in), 3*time.Minute)
+	require.Equal(t, "legacy", lg.Mode)
+	second := b.output(t, lg)
+	require.Equal(t, m, second.Metrics, "same trees, same seed: the same held-out metrics in both modes")
+	require.Equal(t, ml.StatusCandidate, second.Model.Status)
+	require.Contains(t, second.Model.Decision, "does not beat active v1")
+}
+
+func TestWorseClassifierStaysCandidate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	in := b.input("", "net", "encoding", "runtime", "internal", "go", "crypto")
+
+	good := b.output(t, b.Wait(t, b.Start(t, architecture.Name, "workflow", in), 3*time.Minute))
+	require.Equal(t, ml.StatusActive, good.Model.Status)
+
+	// One epoch at a tiny learning rate: barely moved from its random start.
+	weak := b.output(t, b.Wait(t, b.Start(t, architecture.Name, "workflow", b.input(`, "epochs": 1, "learning_rate": 0.00001`, "net", "encoding", "runtime", "internal", "go", "crypto")), 3*time.Minute))
+	t.Logf("good: acc %.3f f1 %.3f; weak: acc %.3f f1 %.3f; %s", good.Metrics.Accuracy, good.Metrics.MacroF1, weak.Metrics.Accuracy, weak.Metrics.MacroF1, weak.Model.Decision)
+	require.Equal(t, ml.StatusCandidate, weak.Model.Status)
+	require.Contains(t, weak.Model.Decision, "does not beat")
+	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM ml.models WHERE name = 'architecture' AND status = 'active' AND id = $1", good.Model.ID))
+}
+
+func TestMissingTreeFailsPermanently(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	r := b.Wait(t, b.Start(t, architecture.Name, "workflow", `{"roots": ["/nonexistent/src"]}`), time.Minute)
+	require.Equal(t, "failed", r.Status)
+	require.Contains(t, r.Error, `step pattern_discovery failed permanently: discovering packages: root "/nonexistent/src" is not a readable directory`)
+
+	r = b.Wait(t, b.Start(t, architecture.Name, "legacy", b.input("", "bufio")), time.Minute)
+	require.Equal(t, "failed", r.Status)
+	require.Contains(t, r.Error, "too little data: 1 Go packages under")
+}

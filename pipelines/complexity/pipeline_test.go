@@ -1,0 +1,149 @@
+package complexity_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/pipelines/complexity"
+	"github.com/quantumflow/qflow/pipelines/ml"
+	"github.com/quantumflow/qflow/pipelines/ml/mltest"
+)
+
+type testBundle struct {
+	*mltest.Env
+}
+
+// setup makes a database with rows generated task executions and a worker for both classes.
+func setup(t *testing.T, rows int) *testBundle {
+	t.Helper()
+	env := mltest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
+		reg.MustAdd(complexity.Workflow(complexity.Options{DB: pool, Trainer: ml.NewTrainer(nil)}))
+	})
+	recs := complexity.Generate(complexity.GenerateOptions{Rows: rows, Days: 20, Now: time.Now(), Unlabelled: 0.1, Seed: 11})
+	n, err := complexity.Insert(env.Ctx, env.Pool, recs)
+	require.NoError(t, err)
+	require.EqualValues(t, rows, n)
+	env.StartWorker(t, "ml-worker")
+	return &testBundle{Env: env}
+}
+
+// small keeps training quick: about 1,100 training rows for 30 epochs.
+const small = `{"epochs": 30, "seed": 7, "min_rows": 50}`
+
+func (b *testBundle) output(t *testing.T, r mltest.Run) complexity.DeployOutput {
+	t.Helper()
+	require.Equal(t, "succeeded", r.Status, "run %d: %s", r.ID, r.Error)
+	var out map[string]complexity.DeployOutput
+	require.NoError(t, json.Unmarshal(r.Output, &out))
+	return out[complexity.StepModelDeployment]
+}
+
+func TestBothModesTrainTheSameModel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1500)
+
+	wf := b.Wait(t, b.Start(t, complexity.Name, "workflow", small), 2*time.Minute)
+	require.Equal(t, "workflow", wf.Mode)
+	first := b.output(t, wf)
+
+	// Every step ran as its own attempt; training on the gpu class.
+	require.Equal(t, 5, b.Count(t, "SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND status = 'succeeded'", wf.ID))
+	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM river.river_job WHERE queue = 'gpu' AND args ->> 'step' = 'model_training'
+	                                 AND (args ->> 'run_id')::bigint = $1 AND state = 'completed'`, wf.ID))
+	require.Equal(t, "cpu", first.Training.Backend)
+	// Arrays went by reference: no step output is anywhere near the data's size.
+	require.Less(t, b.Count(t, "SELECT max(octet_length(output::text)) FROM qflow.step_runs WHERE run_id = $1", wf.ID), 4096)
+	require.Greater(t, b.Count(t, "SELECT sum(octet_length(data)) FROM ml.artifacts WHERE run_id = $1", wf.ID), 100000)
+
+	// The model learned the hidden function far better than the mean.
+	m := first.Metrics
+	t.Logf("workflow mode: %+v; training %+v", m, first.Training)
+	require.Less(t, m.MSE, m.Baseline.MSE/5)
+	require.Greater(t, m.R2, 0.8)
+	require.Greater(t, m.Accuracy, m.Baseline.Accuracy+0.3)
+	require.Equal(t, ml.StatusActive, first.Model.Status)
+	require.EqualValues(t, 1, first.Model.Version)
+
+	// Deployment backfilled every record, labelled or not, with the active model.
+	require.Zero(t, b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE predicted_complexity IS NULL"))
+	require.EqualValues(t, 1500, first.Backfilled)
+	require.Equal(t, 1500, b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE predicted_by = $1", first.Model.ID))
+
+	// Legacy mode: one job, no step rows, the same model.
+	lg := b.Wait(t, b.Start(t, complexity.Name, "legacy", small), 2*time.Minute)
+	require.Equal(t, "legacy", lg.Mode)
+	second := b.output(t, lg)
+	require.Zero(t, b.Count(t, "SELECT count(*) FROM qflow.step_runs WHERE run_id = $1", lg.ID))
+	require.Equal(t, m, second.Metrics, "same seed, same data: the same held-out metrics in both modes")
+	require.Equal(t, first.Training.FinalLoss, second.Training.FinalLoss)
+
+	var w1, w2 []byte
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", first.Model.ID).Scan(&w1))
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", second.Model.ID).Scan(&w2))
+	require.Equal(t, w1, w2, "bit-identical weights")
+
+	// An equal model does not replace the active one.
+	require.Equal(t, ml.StatusCandidate, second.Model.Status)
+	require.Contains(t, second.Model.Decision, "does not beat active v1")
+	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM ml.models WHERE name = 'complexity' AND status = 'active'"))
+}
+
+func TestWorseModelStaysCandidate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1500)
+
+	good := b.output(t, b.Wait(t, b.Start(t, complexity.Name, "workflow", small), 2*time.Minute))
+	require.Equal(t, ml.StatusActive, good.Model.Status)
+
+	// Two epochs on a quarter of the data: still better than the mean, worse than the active model.
+	weak := b.output(t, b.Wait(t, b.Start(t, complexity.Name, "workflow", `{"epochs": 2, "seed": 3, "max_rows": 400, "min_rows": 50}`), 2*time.Minute))
+	t.Logf("good %+v\nweak %+v\nweak decision: %s", good.Metrics, weak.Metrics, weak.Model.Decision)
+	require.Greater(t, weak.Metrics.MSE, good.Metrics.MSE)
+	require.Equal(t, ml.StatusCandidate, weak.Model.Status)
+	require.Contains(t, weak.Model.Decision, "does not beat")
+	require.EqualValues(t, 2, weak.Model.Version)
+
+	var activeID int64
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT id FROM ml.models WHERE name = 'complexity' AND status = 'active'").Scan(&activeID))
+	require.Equal(t, good.Model.ID, activeID)
+
+	// The database itself refuses a second active model.
+	_, err := b.Pool.Exec(b.Ctx, "UPDATE ml.models SET status = 'active', activated_at = now() WHERE id = $1", weak.Model.ID)
+	require.ErrorContains(t, err, "models_one_active")
+}
+
+func TestTooLittleDataFailsPermanently(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 30)
+	labelled := b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE observed_complexity IS NOT NULL")
+
+	for _, mode := range []string{"workflow", "legacy"} {
+		r := b.Wait(t, b.Start(t, complexity.Name, mode, `{}`), time.Minute)
+		require.Equal(t, "failed", r.Status, mode)
+		require.Contains(t, r.Error, "permanently", mode)
+		require.Contains(t, r.Error, fmt.Sprintf("too little data: %d labelled task executions (observed_complexity set) in the last 30 days, at least 100 needed", labelled), mode)
+	}
+	// Not retried: one attempt of data_collection in workflow mode, one legacy attempt.
+	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM qflow.step_attempts WHERE step = 'data_collection'"))
+	require.Equal(t, 1, b.Count(t, "SELECT max(attempt) FROM qflow.runs WHERE mode = 'legacy'"))
+}
+
+func TestBadInputFailsPermanently(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 30)
+
+	r := b.Wait(t, b.Start(t, complexity.Name, "workflow", `{"days_back": -1, "epochs": 0}`), time.Minute)
+	require.Equal(t, "failed", r.Status)
+	require.Contains(t, r.Error, "days_back must be between 1 and 36500, got -1")
+	require.Contains(t, r.Error, "epochs must be between 1 and 10000, got 0")
+
+	r = b.Wait(t, b.Start(t, complexity.Name, "workflow", `{"dayz_back": 3}`), time.Minute)
+	require.Equal(t, "failed", r.Status)
+	require.Contains(t, r.Error, `unknown field "dayz_back"`)
+}

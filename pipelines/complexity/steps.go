@@ -1,0 +1,434 @@
+package complexity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/kernels"
+	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/pipelines/ml"
+)
+
+// Params is the run input; every field is optional.
+type Params struct {
+	DaysBack  int     `json:"days_back"`
+	MinRows   int     `json:"min_rows"`
+	MaxRows   int     `json:"max_rows"`
+	HeldOut   float64 `json:"held_out"`
+	Epochs    int     `json:"epochs"`
+	BatchSize int     `json:"batch_size"`
+	Seed      uint64  `json:"seed"`
+}
+
+// DefaultParams are the seed's defaults.
+func DefaultParams() Params {
+	return Params{DaysBack: 30, MinRows: 100, MaxRows: 100000, HeldOut: 0.2, Epochs: 50, BatchSize: 32}
+}
+
+func params(in pipelines.Input) (Params, error) {
+	p := DefaultParams()
+	if err := ml.DecodeInput(in, &p); err != nil {
+		return p, err
+	}
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(p.DaysBack >= 1 && p.DaysBack <= 36500, "days_back must be between 1 and 36500, got %d", p.DaysBack)
+	check(p.MinRows >= 10, "min_rows must be at least 10, got %d", p.MinRows)
+	check(p.MaxRows >= p.MinRows && p.MaxRows <= 10_000_000, "max_rows must be between min_rows (%d) and 10000000, got %d", p.MinRows, p.MaxRows)
+	check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
+	check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
+	check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
+	if err := errors.Join(errs...); err != nil {
+		return p, pipelines.Permanent(fmt.Errorf("run input: %w", err))
+	}
+	return p, nil
+}
+
+// artifactRetention is how long artifacts of finished runs are kept for inspection.
+const artifactRetention = 24 * time.Hour
+
+// Refs are the artifact ids a run has made so far; each step passes them on.
+type Refs struct {
+	Snapshot        int64   `json:"snapshot,omitempty"`
+	Spec            int64   `json:"features,omitempty"`
+	Train           int64   `json:"train,omitempty"`
+	HeldOut         int64   `json:"held_out,omitempty"`
+	HeldOutRecords  int64   `json:"held_out_records,omitempty"`
+	Model           int64   `json:"model,omitempty"`
+	TrainTargetMean float64 `json:"train_target_mean,omitempty"`
+}
+
+// CollectOutput is data_collection's output.
+type CollectOutput struct {
+	Artifacts Refs           `json:"artifacts"`
+	Rows      int            `json:"rows"`
+	DaysBack  int            `json:"days_back"`
+	TaskTypes map[string]int `json:"task_types"`
+}
+
+// FeaturesOutput is feature_engineering's output.
+type FeaturesOutput struct {
+	Artifacts   Refs     `json:"artifacts"`
+	Features    []string `json:"features"`
+	TrainRows   int      `json:"train_rows"`
+	HeldOutRows int      `json:"held_out_rows"`
+}
+
+// TrainOutput is model_training's output.
+type TrainOutput struct {
+	Artifacts Refs          `json:"artifacts"`
+	Training  ml.TrainStats `json:"training"`
+}
+
+// Metrics are the held-out metrics of a model and its baseline, as stored in ml.models.
+type Metrics struct {
+	ml.Regression
+	Baseline    ml.Regression `json:"baseline"`
+	TrainRows   int           `json:"train_rows"`
+	HeldOutRows int           `json:"held_out_rows"`
+}
+
+// EvalOutput is model_evaluation's output.
+type EvalOutput struct {
+	Artifacts Refs          `json:"artifacts"`
+	Metrics   Metrics       `json:"metrics"`
+	Training  ml.TrainStats `json:"training"`
+}
+
+// DeployOutput is model_deployment's output, and so the run's.
+type DeployOutput struct {
+	Model      ml.Deployed   `json:"model"`
+	Metrics    Metrics       `json:"metrics"`
+	Training   ml.TrainStats `json:"training"`
+	Backfilled int64         `json:"backfilled"`
+	// BackfilledBy is the id of the active model that scored the backfilled records.
+	BackfilledBy int64 `json:"backfilled_by,omitempty"`
+}
+
+type pipeline struct {
+	db        ml.DB
+	trainer   *ml.Trainer
+	artifacts *ml.Artifacts
+}
+
+func (p *pipeline) dataCollection(ctx context.Context, in pipelines.Input) (any, error) {
+	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.artifacts.Prune(ctx, artifactRetention); err != nil {
+		return nil, err
+	}
+	rows, err := gen.New(p.db).CollectTaskExecutions(ctx, gen.CollectTaskExecutionsParams{DaysBack: int32(prm.DaysBack), MaxRows: int32(prm.MaxRows)})
+	if err != nil {
+		return nil, fmt.Errorf("reading task executions of the last %d days: %w", prm.DaysBack, err)
+	}
+	if len(rows) < prm.MinRows {
+		return nil, pipelines.Permanent(fmt.Errorf(
+			"too little data: %d labelled task executions (observed_complexity set) in the last %d days, at least %d needed; "+
+				"load records into ml.task_executions (or run `qflow seed-data`), or lower min_rows or widen days_back",
+			len(rows), prm.DaysBack, prm.MinRows))
+	}
+	recs := make([]Record, len(rows))
+	counts := map[string]int{}
+	for i, r := range rows {
+		recs[i] = fromCollected(r)
+		counts[r.TaskType]++
+	}
+	// Oldest first, by id: the snapshot's order must not depend on timestamps that tie.
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	m, meta := toSnapshot(recs)
+	id, err := p.artifacts.PutMatrix(ctx, in.RunID, "snapshot", m, meta)
+	if err != nil {
+		return nil, err
+	}
+	return CollectOutput{Artifacts: Refs{Snapshot: id}, Rows: len(recs), DaysBack: prm.DaysBack, TaskTypes: counts}, nil
+}
+
+func (p *pipeline) loadSnapshot(ctx context.Context, runID, id int64) ([]Record, snapshotMeta, error) {
+	var meta snapshotMeta
+	m, err := p.artifacts.Matrix(ctx, runID, id, &meta)
+	if err != nil {
+		return nil, meta, err
+	}
+	recs, err := fromSnapshot(m, meta)
+	if err != nil {
+		return nil, meta, pipelines.Permanent(err)
+	}
+	return recs, meta, nil
+}
+
+// withTarget appends the label column to a feature matrix.
+func withTarget(x *ml.Matrix, recs []Record) *ml.Matrix {
+	out := ml.NewMatrix(x.Rows, x.Cols+1)
+	for i := 0; i < x.Rows; i++ {
+		row := out.Row(i)
+		copy(row, x.Row(i))
+		row[x.Cols] = recs[i].ObservedComplexity
+	}
+	return out
+}
+
+func pick(recs []Record, idx []int) []Record {
+	out := make([]Record, len(idx))
+	for i, j := range idx {
+		out[i] = recs[j]
+	}
+	return out
+}
+
+func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (any, error) {
+	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
+	var prev CollectOutput
+	if err := ml.DecodeDep(in, StepDataCollection, &prev); err != nil {
+		return nil, err
+	}
+	recs, meta, err := p.loadSnapshot(ctx, in.RunID, prev.Artifacts.Snapshot)
+	if err != nil {
+		return nil, err
+	}
+	trainIdx, heldIdx := ml.Split(len(recs), prm.HeldOut, prm.Seed)
+	train, held := pick(recs, trainIdx), pick(recs, heldIdx)
+	spec := FitSpec(train, meta.TaskTypes)
+
+	refs := prev.Artifacts
+	var mean float64
+	for _, r := range train {
+		mean += r.ObservedComplexity
+	}
+	refs.TrainTargetMean = mean / float64(len(train))
+	if refs.Spec, err = p.artifacts.PutJSON(ctx, in.RunID, "features", spec); err != nil {
+		return nil, err
+	}
+	if refs.Train, err = p.artifacts.PutMatrix(ctx, in.RunID, "train", withTarget(spec.Encode(train), train), map[string]any{"target": "observed_complexity"}); err != nil {
+		return nil, err
+	}
+	if refs.HeldOut, err = p.artifacts.PutMatrix(ctx, in.RunID, "held_out", withTarget(spec.Encode(held), held), map[string]any{"target": "observed_complexity"}); err != nil {
+		return nil, err
+	}
+	heldRaw, _ := toSnapshot(held)
+	if refs.HeldOutRecords, err = p.artifacts.PutMatrix(ctx, in.RunID, "held_out_records", heldRaw, meta); err != nil {
+		return nil, err
+	}
+	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), HeldOutRows: len(held)}, nil
+}
+
+// trainConfig is the seed network with the run's epochs, batch size and seed.
+func trainConfig(inputs int, prm Params) kernels.Config {
+	cfg := kernels.SeedNetwork(inputs)
+	cfg.Epochs, cfg.BatchSize, cfg.Seed = prm.Epochs, prm.BatchSize, prm.Seed
+	return cfg
+}
+
+func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, error) {
+	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
+	var prev FeaturesOutput
+	if err := ml.DecodeDep(in, StepFeatureEngineering, &prev); err != nil {
+		return nil, err
+	}
+	train, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.Train, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := train.Cols - 1
+	cfg := trainConfig(d, prm)
+	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, d), train.Columns(d, d+1))
+	if err != nil {
+		return nil, fmt.Errorf("training the complexity model: %w", err)
+	}
+	refs := prev.Artifacts
+	if refs.Model, err = p.artifacts.PutModel(ctx, in.RunID, "model", model, map[string]any{"architecture": ml.Architecture(cfg)}); err != nil {
+		return nil, err
+	}
+	return TrainOutput{Artifacts: refs, Training: stats}, nil
+}
+
+// predict scores standardized feature rows with a model.
+func predict(m *kernels.Model, x []float32) ([]float64, error) {
+	out, err := m.Predict(x)
+	if err != nil {
+		return nil, err
+	}
+	scores := make([]float64, len(out))
+	for i, v := range out {
+		scores[i] = float64(v)
+	}
+	return scores, nil
+}
+
+// accuracyTolerance is the seed's "accurate": within 0.1 of the observed complexity.
+const accuracyTolerance = 0.1
+
+func (p *pipeline) modelEvaluation(ctx context.Context, in pipelines.Input) (any, error) {
+	var prev TrainOutput
+	if err := ml.DecodeDep(in, StepModelTraining, &prev); err != nil {
+		return nil, err
+	}
+	model, _, err := p.artifacts.Model(ctx, in.RunID, prev.Artifacts.Model)
+	if err != nil {
+		return nil, err
+	}
+	held, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.HeldOut, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := held.Cols - 1
+	pred, err := predict(model, held.Columns(0, d))
+	if err != nil {
+		return nil, fmt.Errorf("scoring the held-out records: %w", err)
+	}
+	truth := held.Column(d)
+	baseline := make([]float64, len(truth))
+	for i := range baseline {
+		baseline[i] = prev.Artifacts.TrainTargetMean
+	}
+	m := Metrics{
+		Regression:  ml.RegressionMetrics(pred, truth, accuracyTolerance),
+		Baseline:    ml.RegressionMetrics(baseline, truth, accuracyTolerance),
+		TrainRows:   prev.Training.Samples,
+		HeldOutRows: held.Rows,
+	}
+	return EvalOutput{Artifacts: prev.Artifacts, Metrics: m, Training: prev.Training}, nil
+}
+
+func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any, error) {
+	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
+	var prev EvalOutput
+	if err := ml.DecodeDep(in, StepModelEvaluation, &prev); err != nil {
+		return nil, err
+	}
+	refs := prev.Artifacts
+	model, weights, err := p.artifacts.Model(ctx, in.RunID, refs.Model)
+	if err != nil {
+		return nil, err
+	}
+	var spec FeatureSpec
+	if err := p.artifacts.JSON(ctx, in.RunID, refs.Spec, &spec); err != nil {
+		return nil, err
+	}
+	heldRecs, _, err := p.loadSnapshot(ctx, in.RunID, refs.HeldOutRecords)
+	if err != nil {
+		return nil, err
+	}
+	cfg := trainConfig(model.Inputs(), prm)
+	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
+		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
+		Architecture: ml.Architecture(cfg), Normalization: spec, Metrics: prev.Metrics,
+	}, func(ctx context.Context, active *ml.StoredModel) (bool, string, error) {
+		return judge(prev.Metrics, active, heldRecs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	n, by, err := p.backfill(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return DeployOutput{Model: deployed, Metrics: prev.Metrics, Training: prev.Training, Backfilled: n, BackfilledBy: by}, nil
+}
+
+// judge applies the deployment rule (see the package documentation).
+func judge(m Metrics, active *ml.StoredModel, held []Record) (bool, string, error) {
+	if !(m.MSE < m.Baseline.MSE) {
+		return false, fmt.Sprintf("held-out MSE %.6f does not beat the baseline's %.6f", m.MSE, m.Baseline.MSE), nil
+	}
+	if active == nil {
+		return true, fmt.Sprintf("no active model; held-out MSE %.6f beats the baseline's %.6f", m.MSE, m.Baseline.MSE), nil
+	}
+	activeMSE, how, err := scoreActive(active, held)
+	if err != nil {
+		return false, "", err
+	}
+	if m.MSE < activeMSE {
+		return true, fmt.Sprintf("held-out MSE %.6f beats active v%d's %.6f (%s)", m.MSE, active.Version, activeMSE, how), nil
+	}
+	return false, fmt.Sprintf("held-out MSE %.6f does not beat active v%d's %.6f (%s)", m.MSE, active.Version, activeMSE, how), nil
+}
+
+// scoreActive is the active model's MSE on this run's held-out records, or, when its feature
+// spec is from another encoding, the MSE it reported when it was deployed.
+func scoreActive(active *ml.StoredModel, held []Record) (float64, string, error) {
+	var spec FeatureSpec
+	if err := json.Unmarshal(active.Normalization, &spec); err == nil && spec.check(active.Model.Inputs()) == nil {
+		x := spec.Encode(held)
+		pred, err := predict(active.Model, x.Columns(0, x.Cols))
+		if err != nil {
+			return 0, "", fmt.Errorf("scoring active model v%d: %w", active.Version, err)
+		}
+		truth := make([]float64, len(held))
+		for i, r := range held {
+			truth[i] = r.ObservedComplexity
+		}
+		return ml.RegressionMetrics(pred, truth, accuracyTolerance).MSE, "both scored on this run's held-out records", nil
+	}
+	var stored Metrics
+	if err := json.Unmarshal(active.Metrics, &stored); err != nil {
+		return 0, "", fmt.Errorf("active model v%d has neither a usable feature spec nor metrics: %w", active.Version, err)
+	}
+	return stored.MSE, "active model's features differ; its own held-out MSE", nil
+}
+
+// backfillBatch is how many records one prediction round scores and updates.
+const backfillBatch = 5000
+
+// backfill scores every record without a predicted complexity with the active model. It
+// returns how many it scored and the model's id (0 when no model is active).
+func (p *pipeline) backfill(ctx context.Context) (int64, int64, error) {
+	active, err := ml.ActiveModel(ctx, p.db, ModelName)
+	if err != nil || active == nil {
+		return 0, 0, err
+	}
+	var spec FeatureSpec
+	if err := json.Unmarshal(active.Normalization, &spec); err != nil {
+		return 0, 0, fmt.Errorf("decoding the feature spec of active model v%d: %w", active.Version, err)
+	}
+	if err := spec.check(active.Model.Inputs()); err != nil {
+		return 0, 0, fmt.Errorf("active model v%d cannot score records: %w", active.Version, err)
+	}
+	q := gen.New(p.db)
+	var total int64
+	var after int64
+	for {
+		rows, err := q.UnpredictedTaskExecutions(ctx, gen.UnpredictedTaskExecutionsParams{AfterID: after, BatchSize: backfillBatch})
+		if err != nil {
+			return total, active.ID, fmt.Errorf("reading records to backfill: %w", err)
+		}
+		if len(rows) == 0 {
+			return total, active.ID, nil
+		}
+		recs := make([]Record, len(rows))
+		ids := make([]int64, len(rows))
+		for i, r := range rows {
+			recs[i], ids[i] = fromUnpredicted(r), r.ID
+		}
+		x := spec.Encode(recs)
+		scores, err := predict(active.Model, x.Columns(0, x.Cols))
+		if err != nil {
+			return total, active.ID, fmt.Errorf("scoring records to backfill: %w", err)
+		}
+		n, err := q.SetPredictedComplexity(ctx, gen.SetPredictedComplexityParams{ModelID: active.ID, Ids: ids, Scores: scores})
+		if err != nil {
+			return total, active.ID, fmt.Errorf("storing predicted complexity: %w", err)
+		}
+		total += n
+		after = ids[len(ids)-1]
+	}
+}

@@ -1,0 +1,103 @@
+package complexity
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/pipelines/ml"
+)
+
+// Name is the workflow's name.
+const Name = "complexity_training"
+
+// ModelName is the model's name in ml.models.
+const ModelName = "complexity"
+
+// The steps, in order.
+const (
+	StepDataCollection     = "data_collection"
+	StepFeatureEngineering = "feature_engineering"
+	StepModelTraining      = "model_training"
+	StepModelEvaluation    = "model_evaluation"
+	StepModelDeployment    = "model_deployment"
+)
+
+// Options are what the workflow's steps need from the binary that runs them.
+type Options struct {
+	// DB is where records, artifacts and models live.
+	DB ml.DB
+	// Trainer runs model_training; nil trains on a fresh CPU backend each time.
+	Trainer *ml.Trainer
+}
+
+// Workflow returns the complexity_training definition with its handlers: the seed's steps,
+// concurrency limits and timeouts, training on the gpu worker class.
+func Workflow(o Options) pipelines.Workflow {
+	p := &pipeline{db: o.DB, trainer: o.Trainer, artifacts: ml.NewArtifacts(o.DB)}
+	step := func(name string, deps []string, class string, concurrency int, timeoutMS int64, h pipelines.Handler) pipelines.Step {
+		s := pipelines.Step{
+			Name: name, DependsOn: deps, WorkerClass: class, MaxConcurrency: concurrency, TimeoutMS: timeoutMS,
+			// The seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000: 3 retries, 4 attempts.
+			MaxAttempts: 4, RetryBaseMS: 5000, RetryMaxMS: 60000,
+			Handler: h,
+		}
+		if class == "gpu" {
+			s.ResourceHints = map[string]any{"gpu": true, "single_worker": true}
+		}
+		return s
+	}
+	return pipelines.Workflow{
+		Name:        Name,
+		Description: "learns a task-complexity score in [0,1] from ml.task_executions",
+		TimeoutMS:   300000,
+		Steps: []pipelines.Step{
+			step(StepDataCollection, nil, "cpu", 5, 60000, p.dataCollection),
+			step(StepFeatureEngineering, []string{StepDataCollection}, "cpu", 3, 30000, p.featureEngineering),
+			step(StepModelTraining, []string{StepFeatureEngineering}, "gpu", 1, 180000, p.modelTraining),
+			step(StepModelEvaluation, []string{StepModelTraining}, "cpu", 2, 30000, p.modelEvaluation),
+			step(StepModelDeployment, []string{StepModelEvaluation}, "cpu", 1, 60000, p.modelDeployment),
+		},
+	}
+}
+
+// insertBatch bounds the arrays of one INSERT.
+const insertBatch = 5000
+
+// Insert writes records to ml.task_executions and returns how many it wrote. IDs and
+// predictions of the records are ignored; the database assigns the one and the pipeline the
+// other.
+func Insert(ctx context.Context, db gen.DBTX, recs []Record) (int64, error) {
+	q := gen.New(db)
+	var total int64
+	for lo := 0; lo < len(recs); lo += insertBatch {
+		batch := recs[lo:min(lo+insertBatch, len(recs))]
+		var p gen.InsertTaskExecutionsParams
+		for _, r := range batch {
+			p.TaskTypes = append(p.TaskTypes, r.TaskType)
+			p.Models = append(p.Models, r.Model)
+			p.ContextLengths = append(p.ContextLengths, int32(r.ContextLength))
+			p.OutputTokens = append(p.OutputTokens, int32(r.OutputTokens))
+			p.ParameterCounts = append(p.ParameterCounts, r.ParameterCount)
+			p.InputPrices = append(p.InputPrices, r.InputPrice)
+			p.OutputPrices = append(p.OutputPrices, r.OutputPrice)
+			p.UsesTools = append(p.UsesTools, r.UsesTools)
+			p.UsesVision = append(p.UsesVision, r.UsesVision)
+			p.DurationMs = append(p.DurationMs, int32(r.DurationMS))
+			p.Successes = append(p.Successes, r.Success)
+			p.QualityScores = append(p.QualityScores, r.QualityScore)
+			p.UserSatisfactions = append(p.UserSatisfactions, int16(r.UserSatisfaction))
+			p.ObservedComplexities = append(p.ObservedComplexities, r.ObservedComplexity)
+			p.ExecutedAts = append(p.ExecutedAts, pgtype.Timestamptz{Time: r.ExecutedAt, Valid: true})
+		}
+		n, err := q.InsertTaskExecutions(ctx, p)
+		if err != nil {
+			return total, fmt.Errorf("inserting task executions %d-%d: %w", lo, lo+len(batch)-1, err)
+		}
+		total += n
+	}
+	return total, nil
+}

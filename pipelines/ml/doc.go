@@ -1,0 +1,31 @@
+// Package ml holds what the ML pipelines (complexity, architecture) share: the database handle
+// their steps use, artifacts that steps hand each other by reference, the model registry with
+// its deployment rule, serialized access to a training backend, held-out metrics and seeded
+// data splits.
+//
+// # Artifacts
+//
+// A step never puts large arrays in its output. It stores them in ml.artifacts under its run
+// and a name, and outputs the artifact's id; the next step loads it by id (and run, so a run
+// cannot read another's). (run, name) is unique, so a retried step (or a retried legacy chain)
+// overwrites its own artifact and keeps the id. Matrices are float64, row-major, little-endian:
+// exact for record ids and parameter counts, and 8 bytes a value is nothing next to JSON.
+// Artifacts of runs finished longer ago than a retention are pruned by the pipelines' first
+// steps.
+//
+// # Deployment
+//
+// Deploy stores a trained model in ml.models and decides its status under a per-name lock:
+// the caller's Judge sees the active model (if any) and says whether the new one beats it,
+// normally by scoring both on the new run's held-out data, so that the comparison is on equal
+// terms. A model that does not win is kept as a candidate; activation retires the previous
+// active model in the same transaction, and a unique index keeps one active model per name.
+// A run that deploys again (a retried step) gets the model it stored the first time.
+//
+// # Backends
+//
+// kernels backends need not be safe for concurrent use (a CUDA context is bound to a thread),
+// and one process may run several training steps at once (legacy chains, or a raised
+// concurrency limit). A Trainer serializes training on a given backend; with no backend it
+// trains each call on a fresh CPU backend, which needs no serializing.
+package ml
