@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -228,7 +229,7 @@ func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error)
 		return n, err
 	})
 	stop()
-	if ferr := <-feedErr; ferr != nil && ferr != context.Canceled {
+	if ferr := <-feedErr; ferr != nil && !errors.Is(ferr, context.Canceled) {
 		return 0, ferr
 	}
 	return rate, err
