@@ -10,113 +10,90 @@ import (
 	"encoding/json"
 )
 
-const claimStep = `-- name: ClaimStep :one
+const claimSteps = `-- name: ClaimSteps :many
 
-SELECT c.workflow::text AS workflow, c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input, c.deps::jsonb AS deps
-  FROM qflow.claim_step($1, $2, $3, $4) AS c
+SELECT c.run_id::bigint AS run_id, c.step::text AS step, c.attempt::integer AS attempt, c.workflow::text AS workflow,
+       c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input, c.deps::jsonb AS deps
+  FROM qflow.claim_steps($1, $2) AS c
 `
 
-type ClaimStepParams struct {
-	RunID   int64  `json:"run_id"`
-	Step    string `json:"step"`
-	Attempt int32  `json:"attempt"`
-	Worker  string `json:"worker"`
+type ClaimStepsParams struct {
+	Claims json.RawMessage `json:"claims"`
+	Worker string          `json:"worker"`
 }
 
-type ClaimStepRow struct {
+type ClaimStepsRow struct {
+	RunID     int64           `json:"run_id"`
+	Step      string          `json:"step"`
+	Attempt   int32           `json:"attempt"`
 	Workflow  string          `json:"workflow"`
 	TimeoutMs int64           `json:"timeout_ms"`
 	Input     json.RawMessage `json:"input"`
 	Deps      json.RawMessage `json:"deps"`
 }
 
-// Queries of the step worker: claim an attempt, finish it, give it back.
-func (q *Queries) ClaimStep(ctx context.Context, arg ClaimStepParams) (ClaimStepRow, error) {
-	row := q.db.QueryRow(ctx, claimStep,
-		arg.RunID,
-		arg.Step,
-		arg.Attempt,
-		arg.Worker,
-	)
-	var i ClaimStepRow
-	err := row.Scan(
-		&i.Workflow,
-		&i.TimeoutMs,
-		&i.Input,
-		&i.Deps,
-	)
-	return i, err
+// Queries of the step worker: claim attempts and record their results, in batches.
+func (q *Queries) ClaimSteps(ctx context.Context, arg ClaimStepsParams) ([]ClaimStepsRow, error) {
+	rows, err := q.db.Query(ctx, claimSteps, arg.Claims, arg.Worker)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ClaimStepsRow
+	for rows.Next() {
+		var i ClaimStepsRow
+		if err := rows.Scan(
+			&i.RunID,
+			&i.Step,
+			&i.Attempt,
+			&i.Workflow,
+			&i.TimeoutMs,
+			&i.Input,
+			&i.Deps,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
-const completeStep = `-- name: CompleteStep :one
-SELECT qflow.complete_step($1, $2, $3, $4) AS completed
+const finishSteps = `-- name: FinishSteps :many
+SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS attempt, f.outcome::text AS outcome
+  FROM qflow.finish_steps($1) AS f
 `
 
-type CompleteStepParams struct {
-	RunID   int64           `json:"run_id"`
-	Step    string          `json:"step"`
-	Attempt int32           `json:"attempt"`
-	Output  json.RawMessage `json:"output"`
-}
-
-func (q *Queries) CompleteStep(ctx context.Context, arg CompleteStepParams) (bool, error) {
-	row := q.db.QueryRow(ctx, completeStep,
-		arg.RunID,
-		arg.Step,
-		arg.Attempt,
-		arg.Output,
-	)
-	var completed bool
-	err := row.Scan(&completed)
-	return completed, err
-}
-
-const failStep = `-- name: FailStep :one
-SELECT qflow.fail_step($1, $2, $3, $4, $5, $6) AS outcome
-`
-
-type FailStepParams struct {
-	RunID     int64  `json:"run_id"`
-	Step      string `json:"step"`
-	Attempt   int32  `json:"attempt"`
-	Error     string `json:"error"`
-	Permanent bool   `json:"permanent"`
-	TimedOut  bool   `json:"timed_out"`
-}
-
-func (q *Queries) FailStep(ctx context.Context, arg FailStepParams) (string, error) {
-	row := q.db.QueryRow(ctx, failStep,
-		arg.RunID,
-		arg.Step,
-		arg.Attempt,
-		arg.Error,
-		arg.Permanent,
-		arg.TimedOut,
-	)
-	var outcome string
-	err := row.Scan(&outcome)
-	return outcome, err
-}
-
-const releaseStep = `-- name: ReleaseStep :one
-SELECT qflow.release_step($1, $2, $3, $4) AS released
-`
-
-type ReleaseStepParams struct {
+type FinishStepsRow struct {
 	RunID   int64  `json:"run_id"`
 	Step    string `json:"step"`
 	Attempt int32  `json:"attempt"`
-	Reason  string `json:"reason"`
+	Outcome string `json:"outcome"`
 }
 
-func (q *Queries) ReleaseStep(ctx context.Context, arg ReleaseStepParams) (bool, error) {
-	row := q.db.QueryRow(ctx, releaseStep,
-		arg.RunID,
-		arg.Step,
-		arg.Attempt,
-		arg.Reason,
-	)
-	var released bool
-	err := row.Scan(&released)
-	return released, err
+func (q *Queries) FinishSteps(ctx context.Context, results json.RawMessage) ([]FinishStepsRow, error) {
+	rows, err := q.db.Query(ctx, finishSteps, results)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []FinishStepsRow
+	for rows.Next() {
+		var i FinishStepsRow
+		if err := rows.Scan(
+			&i.RunID,
+			&i.Step,
+			&i.Attempt,
+			&i.Outcome,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

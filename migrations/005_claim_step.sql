@@ -42,3 +42,27 @@ BEGIN
       FROM qflow.runs r
      WHERE r.id = p_run_id;
 END $$;
+
+-- A busy worker gathers the claims of the jobs it fetched while its previous batch was in
+-- flight and sends them as one call: one round trip and one commit for many steps.
+-- claim_steps claims many step attempts for one worker; it returns the claimed ones (a missing
+-- entry was stale). A claim is committed without waiting for the WAL flush: if Postgres loses
+-- it in a crash, the step is simply still queued, its result is refused as stale and the
+-- sweeper queues it again, so the flush would buy nothing but latency.
+CREATE FUNCTION qflow.claim_steps(p_claims jsonb, p_worker text)
+RETURNS TABLE (run_id bigint, step text, attempt integer, workflow text, timeout_ms bigint, input jsonb, deps jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_claim record;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    FOR v_claim IN
+        SELECT c.run_id, c.step, c.attempt
+          FROM jsonb_to_recordset(p_claims) AS c(run_id bigint, step text, attempt integer)
+         ORDER BY c.run_id, c.step
+    LOOP
+        RETURN QUERY
+        SELECT v_claim.run_id, v_claim.step, v_claim.attempt, cs.workflow, cs.timeout_ms, cs.input, cs.deps
+          FROM qflow.claim_step(v_claim.run_id, v_claim.step, v_claim.attempt, p_worker) cs;
+    END LOOP;
+END $$;

@@ -190,3 +190,52 @@ BEGIN
                CASE WHEN p_permanent THEN ' permanently' ELSE format(' after %s attempt(s)', v_failures) END, p_error));
     RETURN 'failed';
 END $$;
+
+-- Likewise for results: the worker sends the results gathered while its previous batch was in
+-- flight as one call, one round trip and one commit for many steps.
+-- finish_steps records many attempt results and completes their River jobs in the same
+-- transaction. Entries are {run_id, step, attempt, job_id, result: "complete" | "fail" |
+-- "release", output, error, permanent, timed_out}. Runs are locked in id order, the same
+-- order in every batch, so concurrent batches queue behind each other instead of deadlocking.
+-- Returns each entry's outcome: 'completed' or 'stale' for a completion, fail_step's outcome
+-- for a failure, 'released' or 'stale' for a release.
+CREATE FUNCTION qflow.finish_steps(p_results jsonb)
+RETURNS TABLE (run_id bigint, step text, attempt integer, outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_r record;
+    v_outcome text;
+BEGIN
+    FOR v_r IN
+        SELECT *
+          FROM jsonb_to_recordset(p_results) AS r(run_id bigint, step text, attempt integer, job_id bigint, result text,
+                                                  output jsonb, error text, permanent boolean, timed_out boolean)
+         ORDER BY r.run_id, r.step
+    LOOP
+        CASE v_r.result
+            WHEN 'complete' THEN
+                v_outcome := CASE WHEN qflow.complete_step(v_r.run_id, v_r.step, v_r.attempt, v_r.output)
+                                  THEN 'completed' ELSE 'stale' END;
+            WHEN 'fail' THEN
+                v_outcome := qflow.fail_step(v_r.run_id, v_r.step, v_r.attempt, v_r.error,
+                                             coalesce(v_r.permanent, false), coalesce(v_r.timed_out, false));
+            WHEN 'release' THEN
+                v_outcome := CASE WHEN qflow.release_step(v_r.run_id, v_r.step, v_r.attempt, v_r.error)
+                                  THEN 'released' ELSE 'stale' END;
+            ELSE
+                RAISE EXCEPTION 'qflow: finish_steps: unknown result %', quote_literal(v_r.result)
+                    USING ERRCODE = 'invalid_parameter_value';
+        END CASE;
+        run_id := v_r.run_id;
+        step := v_r.step;
+        attempt := v_r.attempt;
+        outcome := v_outcome;
+        RETURN NEXT;
+    END LOOP;
+
+    -- The jobs are done whatever the outcome: a retry is a new job.
+    UPDATE river.river_job j
+       SET state = 'completed', finalized_at = now()
+     WHERE j.id IN (SELECT (e ->> 'job_id')::bigint FROM jsonb_array_elements(p_results) e)
+       AND j.state = 'running';
+END $$;

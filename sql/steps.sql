@@ -1,14 +1,10 @@
--- Queries of the step worker: claim an attempt, finish it, give it back.
+-- Queries of the step worker: claim attempts and record their results, in batches.
 
--- name: ClaimStep :one
-SELECT c.workflow::text AS workflow, c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input, c.deps::jsonb AS deps
-  FROM qflow.claim_step(@run_id, @step, @attempt, @worker) AS c;
+-- name: ClaimSteps :many
+SELECT c.run_id::bigint AS run_id, c.step::text AS step, c.attempt::integer AS attempt, c.workflow::text AS workflow,
+       c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input, c.deps::jsonb AS deps
+  FROM qflow.claim_steps(@claims, @worker) AS c;
 
--- name: CompleteStep :one
-SELECT qflow.complete_step(@run_id, @step, @attempt, @output) AS completed;
-
--- name: FailStep :one
-SELECT qflow.fail_step(@run_id, @step, @attempt, @error, @permanent, @timed_out) AS outcome;
-
--- name: ReleaseStep :one
-SELECT qflow.release_step(@run_id, @step, @attempt, @reason) AS released;
+-- name: FinishSteps :many
+SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS attempt, f.outcome::text AS outcome
+  FROM qflow.finish_steps(@results) AS f;

@@ -75,7 +75,7 @@ func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps [
 		for _, d := range s.DependsOn {
 			deps[d] = outputs[d]
 		}
-		res := w.execute(ctx, gen.ClaimStepRow{Workflow: claim.Workflow, TimeoutMs: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(deps)},
+		res := w.execute(ctx, claimed{Workflow: claim.Workflow, TimeoutMS: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(deps)},
 			StepArgs{RunID: a.RunID, Step: s.Name, Attempt: a.Attempt})
 		w.cfg.Metrics.StepFinished(claim.Workflow, s.Name, res.outcome(), res.elapsed)
 		if res.err != nil || res.released {

@@ -8,9 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/quantumflow/qflow/gen"
 	"github.com/quantumflow/qflow/pipelines"
@@ -54,28 +52,26 @@ func (sw *stepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error 
 	a := job.Args
 	log := w.log.With("run_id", a.RunID, "step", a.Step, "attempt", a.Attempt)
 
-	var claim gen.ClaimStepRow
-	err := retryDB(ctx, func(ctx context.Context) error {
-		var err error
-		claim, err = w.queries.ClaimStep(ctx, gen.ClaimStepParams{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Worker: w.cfg.ID})
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	claim, err := w.claims.do(ctx, a)
+	if err != nil {
+		return fmt.Errorf("claiming step %s of run %d: %w", a.Step, a.RunID, err)
+	}
+	if claim == nil {
 		// Cancelled run, superseded attempt or a second delivery: nothing to do.
 		log.Debug("stale step job dropped")
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("claiming step %s of run %d: %w", a.Step, a.RunID, err)
-	}
 
-	res := w.execute(ctx, claim, a)
-	err = w.finish(ctx, job, &res)
+	res := w.execute(ctx, *claim, a)
+	res.sqlOutcome, err = w.results.do(ctx, finishReq{args: a, jobID: job.ID, res: &res})
 	w.cfg.Metrics.StepFinished(claim.Workflow, a.Step, res.outcome(), res.elapsed)
 	if res.err != nil && !res.released {
 		log.Info("step attempt failed", "err", res.err, "permanent", res.permanent, "timed_out", res.timedOut, "outcome", res.outcome())
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("recording step %s of run %d attempt %d: %w", a.Step, a.RunID, a.Attempt, err)
+	}
+	return nil
 }
 
 // result is what one execution of a handler came to.
@@ -112,7 +108,7 @@ func (r result) outcome() string {
 
 // execute runs the step's handler under the step timeout, turning panics, timeouts and
 // undecodable outputs into failed attempts.
-func (w *Worker) execute(ctx context.Context, claim gen.ClaimStepRow, a StepArgs) result {
+func (w *Worker) execute(ctx context.Context, claim claimed, a StepArgs) result {
 	w.cfg.Metrics.StepStarted(claim.Workflow, a.Step)
 	handler, ok := w.cfg.Registry.Handler(claim.Workflow, a.Step)
 	if !ok {
@@ -125,7 +121,7 @@ func (w *Worker) execute(ctx context.Context, claim gen.ClaimStepRow, a StepArgs
 	in := pipelines.Input{RunID: a.RunID, Step: a.Step, Attempt: int(a.Attempt), Run: claim.Input, Deps: deps}
 
 	start := time.Now()
-	stepCtx, cancel := context.WithTimeoutCause(ctx, time.Duration(claim.TimeoutMs)*time.Millisecond, errStepTimeout)
+	stepCtx, cancel := context.WithTimeoutCause(ctx, time.Duration(claim.TimeoutMS)*time.Millisecond, errStepTimeout)
 	defer cancel()
 	res := runHandler(stepCtx, handler, in)
 	res.elapsed = time.Since(start)
@@ -133,7 +129,7 @@ func (w *Worker) execute(ctx context.Context, claim gen.ClaimStepRow, a StepArgs
 	if res.err != nil || stepCtx.Err() != nil {
 		switch {
 		case errors.Is(context.Cause(stepCtx), errStepTimeout):
-			res.err = fmt.Errorf("step timed out after %s: %w", time.Duration(claim.TimeoutMs)*time.Millisecond, orErr(res.err, errStepTimeout))
+			res.err = fmt.Errorf("step timed out after %s: %w", time.Duration(claim.TimeoutMS)*time.Millisecond, orErr(res.err, errStepTimeout))
 			res.timedOut, res.permanent = true, false
 		case ctx.Err() != nil:
 			res.released = true
@@ -187,43 +183,101 @@ func runHandler(ctx context.Context, h pipelines.Handler, in pipelines.Input) re
 	}
 }
 
-// finish records the attempt's result and completes the River job in one transaction.
-func (w *Worker) finish(jobCtx context.Context, job *river.Job[StepArgs], res *result) error {
-	a := job.Args
-	// Not cancelled with the job (a worker shutting down must still report), but keeping
-	// its values: JobCompleteTx finds the River client there.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(jobCtx), 30*time.Second)
-	defer cancel()
-	err := retryDB(ctx, func(ctx context.Context) error {
-		return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
-			q := w.queries.WithTx(tx)
-			var err error
-			switch {
-			case res.released:
-				_, err = q.ReleaseStep(ctx, gen.ReleaseStepParams{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Reason: "worker " + w.cfg.ID + " shut down"})
-			case res.err == nil:
-				var completed bool
-				completed, err = q.CompleteStep(ctx, gen.CompleteStepParams{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Output: res.output})
-				if !completed {
-					res.sqlOutcome = "stale"
-				}
-			default:
-				res.sqlOutcome, err = q.FailStep(ctx, gen.FailStepParams{
-					RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Error: res.err.Error(),
-					Permanent: res.permanent, TimedOut: res.timedOut,
-				})
-			}
-			if err != nil {
-				return err
-			}
-			_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-			return err
-		})
+// claimSteps claims a batch of step attempts in one call; a nil entry was stale.
+func (w *Worker) claimSteps(ctx context.Context, args []StepArgs) ([]*claimed, error) {
+	claims, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("encoding claims: %w", err)
+	}
+	var rows []gen.ClaimStepsRow
+	err = retryDB(ctx, func(ctx context.Context) error {
+		rows, err = w.queries.ClaimSteps(ctx, gen.ClaimStepsParams{Claims: claims, Worker: w.cfg.ID})
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("recording step %s of run %d attempt %d: %w", a.Step, a.RunID, a.Attempt, err)
+		return nil, err
 	}
-	return nil
+	byArgs := make(map[StepArgs]*claimed, len(rows))
+	for _, r := range rows {
+		byArgs[StepArgs{RunID: r.RunID, Step: r.Step, Attempt: r.Attempt}] = &claimed{
+			Workflow: r.Workflow, TimeoutMS: r.TimeoutMs, Input: r.Input, Deps: r.Deps,
+		}
+	}
+	out := make([]*claimed, len(args))
+	for i, a := range args {
+		out[i] = byArgs[a]
+	}
+	return out, nil
+}
+
+// claimed is what a claim hands the executor: the step's workflow, timeout and input.
+type claimed struct {
+	Workflow  string
+	TimeoutMS int64
+	Input     json.RawMessage
+	Deps      json.RawMessage
+}
+
+// finishReq is one attempt's result on its way to the database.
+type finishReq struct {
+	args  StepArgs
+	jobID int64
+	res   *result
+}
+
+// finishEntry is a finishReq as qflow.finish_steps reads it.
+type finishEntry struct {
+	RunID     int64           `json:"run_id"`
+	Step      string          `json:"step"`
+	Attempt   int32           `json:"attempt"`
+	JobID     int64           `json:"job_id"`
+	Result    string          `json:"result"`
+	Output    json.RawMessage `json:"output,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Permanent bool            `json:"permanent,omitempty"`
+	TimedOut  bool            `json:"timed_out,omitempty"`
+}
+
+// finishSteps records a batch of results and completes their River jobs in one transaction,
+// so each step's result and its job's completion commit together or not at all. It returns
+// what the database made of each result.
+func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]string, error) {
+	entries := make([]finishEntry, len(reqs))
+	for i, r := range reqs {
+		e := finishEntry{RunID: r.args.RunID, Step: r.args.Step, Attempt: r.args.Attempt, JobID: r.jobID}
+		switch {
+		case r.res.released:
+			e.Result, e.Error = "release", "worker "+w.cfg.ID+" shut down"
+		case r.res.err == nil:
+			e.Result, e.Output = "complete", r.res.output
+		default:
+			e.Result, e.Error, e.Permanent, e.TimedOut = "fail", r.res.err.Error(), r.res.permanent, r.res.timedOut
+		}
+		entries[i] = e
+	}
+	results, err := json.Marshal(entries)
+	if err != nil {
+		return nil, fmt.Errorf("encoding results: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var rows []gen.FinishStepsRow
+	err = retryDB(ctx, func(ctx context.Context) error {
+		rows, err = w.queries.FinishSteps(ctx, results)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	outcomes := make(map[StepArgs]string, len(rows))
+	for _, r := range rows {
+		outcomes[StepArgs{RunID: r.RunID, Step: r.Step, Attempt: r.Attempt}] = r.Outcome
+	}
+	out := make([]string, len(reqs))
+	for i, r := range reqs {
+		out[i] = outcomes[r.args]
+	}
+	return out, nil
 }
 
 // retryDB retries f while the database is unreachable or restarting, with backoff, until ctx

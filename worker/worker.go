@@ -66,6 +66,10 @@ type Worker struct {
 	queries *gen.Queries
 	log     *slog.Logger
 
+	// claims and results batch the database calls of concurrent steps.
+	claims  *batcher[StepArgs, *claimed]
+	results *batcher[finishReq, string]
+
 	heartbeatDone chan struct{}
 	cancelBeat    context.CancelFunc
 	reporterDone  chan struct{}
@@ -109,6 +113,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 
 	w := &Worker{cfg: cfg, queries: gen.New(cfg.Pool), log: cfg.Logger.With("worker", cfg.ID)}
+	// Two batches in flight at a time: one is gathered while the other commits.
+	w.claims = newBatcher(64, 2, w.claimSteps)
+	w.results = newBatcher(64, 2, w.finishSteps)
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &stepWorker{w: w})
@@ -158,6 +165,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.heartbeat(ctx); err != nil {
 		return fmt.Errorf("announcing worker: %w", err)
 	}
+	w.claims.start(ctx)
+	w.results.start(ctx)
 	beatCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancelBeat = cancel
 	w.heartbeatDone = make(chan struct{})
@@ -193,6 +202,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 		defer cancel()
 		err = w.client.StopAndCancel(cctx)
 	}
+	// Every Work call has returned: nothing more will be claimed or recorded.
+	w.claims.stop()
+	w.results.stop()
 	if w.cancelBeat != nil {
 		w.cancelBeat()
 		<-w.heartbeatDone

@@ -44,6 +44,7 @@ type options struct {
 	idleHops  int
 	serverURL string
 	keepDB    bool
+	systems   map[string]bool
 }
 
 // Result is what one bench run reports; field names are part of the results' contract.
@@ -91,7 +92,12 @@ func main() {
 	flag.IntVar(&o.idleHops, "idle-hops", 200, "hops measured one run at a time for idle latency")
 	flag.StringVar(&o.serverURL, "server", os.Getenv("QFLOW_BENCH_SERVER_URL"), "Postgres server URL (maintenance database); default: the project's throwaway cluster")
 	flag.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
+	systems := flag.String("systems", "engine,river,legacy", "systems to measure under steady load (for profiling one alone)")
 	flag.Parse()
+	o.systems = map[string]bool{}
+	for _, s := range strings.Split(*systems, ",") {
+		o.systems[strings.TrimSpace(s)] = true
+	}
 	for _, s := range strings.Split(inFlight, ",") {
 		var k int
 		if _, err := fmt.Sscan(strings.TrimSpace(s), &k); err != nil || k < 1 {
@@ -127,11 +133,6 @@ func run(ctx context.Context, o options) error {
 	if err := migrations.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	// The River chain counts its hops here (River deletes nothing in a window this short,
-	// but counting our own rows keeps the measure independent of River's tables).
-	if _, err := pool.Exec(ctx, `CREATE TABLE public.bench_hops (n integer)`); err != nil {
-		return err
-	}
 
 	b := &bench{o: o, pool: pool, url: dbURL}
 	res := Result{
@@ -143,17 +144,22 @@ func run(ctx context.Context, o options) error {
 	for _, k := range o.inFlight {
 		var eng, riv, leg []float64
 		for rep := 0; rep < o.reps; rep++ {
-			e, err := b.engine(ctx, k, "workflow")
-			if err != nil {
-				return err
+			var e, r, l float64
+			var err error
+			if o.systems["engine"] {
+				if e, err = b.engine(ctx, k, "workflow"); err != nil {
+					return err
+				}
 			}
-			r, err := b.riverChain(ctx, k)
-			if err != nil {
-				return err
+			if o.systems["river"] {
+				if r, err = b.riverChain(ctx, k); err != nil {
+					return err
+				}
 			}
-			l, err := b.engine(ctx, k, "legacy")
-			if err != nil {
-				return err
+			if o.systems["legacy"] {
+				if l, err = b.engine(ctx, k, "legacy"); err != nil {
+					return err
+				}
 			}
 			eng, riv, leg = append(eng, e), append(riv, r), append(leg, l)
 			fmt.Printf("in flight %4d  rep %d: engine %7.0f steps/s  river chain %7.0f hops/s  legacy %7.0f steps/s\n", k, rep+1, e, r, l)
@@ -273,7 +279,7 @@ func (b *bench) window(ctx context.Context, counter func(context.Context) (int64
 
 // reset empties the runtime tables between measurements so each starts from the same state.
 func (b *bench) reset(ctx context.Context) error {
-	_, err := b.pool.Exec(ctx, `TRUNCATE qflow.step_attempts, qflow.step_runs, qflow.runs, river.river_job, public.bench_hops CASCADE`)
+	_, err := b.pool.Exec(ctx, `TRUNCATE qflow.step_attempts, qflow.step_runs, qflow.runs, river.river_job CASCADE`)
 	return err
 }
 
@@ -298,9 +304,6 @@ func (cw *chainWorker) Work(ctx context.Context, job *river.Job[chainArgs]) erro
 		next := chainArgs{Chain: job.Args.Chain, Hop: job.Args.Hop + 1}
 		if next.Hop > 5 {
 			next = chainArgs{Chain: job.Args.Chain + 1_000_000, Hop: 1}
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO public.bench_hops (n) VALUES (1)"); err != nil {
-			return err
 		}
 		if _, err := client.InsertTx(ctx, tx, next, nil); err != nil {
 			return err
@@ -342,7 +345,7 @@ func (b *bench) riverChain(ctx context.Context, k int) (float64, error) {
 	defer client.Stop(context.Background()) //nolint:errcheck
 	return b.window(ctx, func(ctx context.Context) (int64, error) {
 		var n int64
-		err := b.pool.QueryRow(ctx, "SELECT count(*) FROM public.bench_hops").Scan(&n)
+		err := b.pool.QueryRow(ctx, "SELECT count(*) FROM river.river_job WHERE kind = 'bench_chain_hop' AND state = 'completed'").Scan(&n)
 		return n, err
 	})
 }
