@@ -193,43 +193,127 @@ END $$;
 
 -- Likewise for results: the worker sends the results gathered while its previous batch was in
 -- flight as one call, one round trip and one commit for many steps.
+
 -- finish_steps records many attempt results and completes their River jobs in the same
 -- transaction. Entries are {run_id, step, attempt, job_id, result: "complete" | "fail" |
--- "release", output, error, permanent, timed_out}. Runs are locked in id order, the same
--- order in every batch, so concurrent batches queue behind each other instead of deadlocking.
+-- "release", output, error, permanent, timed_out}. Completions, the common case, are applied
+-- set-wise with the same rules as complete_step: one statement per rule for the whole batch,
+-- not per step. Failures and releases go through fail_step and release_step one by one.
+-- The batch's runs are locked first, in id order, as every batch does, so concurrent batches
+-- queue behind each other instead of deadlocking.
 -- Returns each entry's outcome: 'completed' or 'stale' for a completion, fail_step's outcome
 -- for a failure, 'released' or 'stale' for a release.
 CREATE FUNCTION qflow.finish_steps(p_results jsonb)
 RETURNS TABLE (run_id bigint, step text, attempt integer, outcome text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_r record;
-    v_outcome text;
+    v_r        record;
+    v_runs     bigint[];   -- the completed steps, as parallel arrays
+    v_steps    text[];
+    v_attempts integer[];
+    v_flows    text[];
+    v_versions integer[];
+    v_finished bigint[];   -- runs whose last step completed
+    v_live     bigint[];   -- runs with steps left
+    v_group    record;
+    v_queues   text[] := '{}';
+    v_id       bigint;
 BEGIN
+    PERFORM 1 FROM qflow.runs r
+     WHERE r.id IN (SELECT DISTINCT (e ->> 'run_id')::bigint FROM jsonb_array_elements(p_results) e)
+     ORDER BY r.id
+       FOR UPDATE;
+
+    -- Completions: only the attempt that is running may complete its step.
+    WITH e AS (
+        SELECT * FROM jsonb_to_recordset(p_results) AS x(run_id bigint, step text, attempt integer, result text, output jsonb)
+         WHERE x.result = 'complete'
+    ), done AS (
+        UPDATE qflow.step_runs sr
+           SET status = 'succeeded', output = coalesce(e.output, 'null'), error = NULL,
+               finished_at = now(), lease_expires_at = NULL
+          FROM e
+         WHERE sr.run_id = e.run_id AND sr.step = e.step AND sr.attempt = e.attempt AND sr.status = 'running'
+        RETURNING sr.run_id, sr.step, sr.attempt, sr.workflow, sr.version
+    )
+    SELECT array_agg(d.run_id), array_agg(d.step), array_agg(d.attempt), array_agg(d.workflow), array_agg(d.version)
+      INTO v_runs, v_steps, v_attempts, v_flows, v_versions
+      FROM done d;
+
+    IF v_runs IS NOT NULL THEN
+        UPDATE qflow.step_attempts a
+           SET status = 'succeeded', finished_at = now()
+          FROM unnest(v_runs, v_steps, v_attempts) AS d(run_id, step, attempt)
+         WHERE a.run_id = d.run_id AND a.step = d.step AND a.attempt = d.attempt;
+
+        -- Each successor loses one pending dependency per completed dependency.
+        UPDATE qflow.step_runs succ
+           SET remaining_deps = succ.remaining_deps - x.n,
+               status = CASE WHEN succ.remaining_deps = x.n THEN 'ready' ELSE 'waiting' END
+          FROM (SELECT d.run_id, dep.step, count(*)::integer AS n
+                  FROM unnest(v_runs, v_steps, v_flows, v_versions) AS d(run_id, step, workflow, version)
+                  JOIN qflow.step_deps dep ON dep.workflow = d.workflow AND dep.version = d.version AND dep.depends_on = d.step
+                 GROUP BY d.run_id, dep.step) x
+         WHERE succ.run_id = x.run_id AND succ.step = x.step AND succ.status = 'waiting';
+
+        WITH counted AS (
+            UPDATE qflow.runs r
+               SET remaining_steps = r.remaining_steps - x.n
+              FROM (SELECT d.run_id, count(*)::integer AS n FROM unnest(v_runs) AS d(run_id) GROUP BY d.run_id) x
+             WHERE r.id = x.run_id
+            RETURNING r.id, r.remaining_steps
+        )
+        SELECT array_agg(c.id) FILTER (WHERE c.remaining_steps = 0), array_agg(c.id) FILTER (WHERE c.remaining_steps > 0)
+          INTO v_finished, v_live
+          FROM counted c;
+
+        -- Slots freed under concurrency limits, in (workflow, position) order like every
+        -- taker of those locks.
+        FOR v_group IN
+            SELECT DISTINCT d.workflow, s.position, d.step
+              FROM unnest(v_steps, v_flows, v_versions) AS d(step, workflow, version)
+              JOIN qflow.steps s ON s.workflow = d.workflow AND s.version = d.version AND s.name = d.step
+             WHERE s.max_concurrency IS NOT NULL
+             ORDER BY 1, 2
+        LOOP
+            v_queues := v_queues || qflow.dispatch_limited(v_group.workflow, v_group.step);
+        END LOOP;
+        PERFORM qflow.notify_queues(v_queues);
+
+        IF v_finished IS NOT NULL THEN
+            FOREACH v_id IN ARRAY v_finished LOOP
+                PERFORM qflow.finish_run(v_id, 'succeeded', NULL);
+            END LOOP;
+        END IF;
+        IF v_live IS NOT NULL THEN
+            PERFORM qflow.dispatch(v_live);
+        END IF;
+    END IF;
+
     FOR v_r IN
         SELECT *
-          FROM jsonb_to_recordset(p_results) AS r(run_id bigint, step text, attempt integer, job_id bigint, result text,
-                                                  output jsonb, error text, permanent boolean, timed_out boolean)
-         ORDER BY r.run_id, r.step
+          FROM jsonb_to_recordset(p_results) AS x(run_id bigint, step text, attempt integer, result text,
+                                                  error text, permanent boolean, timed_out boolean)
+         ORDER BY x.run_id, x.step
     LOOP
+        run_id := v_r.run_id;
+        step := v_r.step;
+        attempt := v_r.attempt;
         CASE v_r.result
             WHEN 'complete' THEN
-                v_outcome := CASE WHEN qflow.complete_step(v_r.run_id, v_r.step, v_r.attempt, v_r.output)
-                                  THEN 'completed' ELSE 'stale' END;
+                outcome := CASE WHEN EXISTS (SELECT 1 FROM unnest(v_runs, v_steps, v_attempts) AS d(run_id, step, attempt)
+                                              WHERE d.run_id = v_r.run_id AND d.step = v_r.step AND d.attempt = v_r.attempt)
+                                THEN 'completed' ELSE 'stale' END;
             WHEN 'fail' THEN
-                v_outcome := qflow.fail_step(v_r.run_id, v_r.step, v_r.attempt, v_r.error,
-                                             coalesce(v_r.permanent, false), coalesce(v_r.timed_out, false));
+                outcome := qflow.fail_step(v_r.run_id, v_r.step, v_r.attempt, v_r.error,
+                                           coalesce(v_r.permanent, false), coalesce(v_r.timed_out, false));
             WHEN 'release' THEN
-                v_outcome := CASE WHEN qflow.release_step(v_r.run_id, v_r.step, v_r.attempt, v_r.error)
-                                  THEN 'released' ELSE 'stale' END;
+                outcome := CASE WHEN qflow.release_step(v_r.run_id, v_r.step, v_r.attempt, v_r.error)
+                                THEN 'released' ELSE 'stale' END;
             ELSE
                 RAISE EXCEPTION 'qflow: finish_steps: unknown result %', quote_literal(v_r.result)
                     USING ERRCODE = 'invalid_parameter_value';
         END CASE;
-        run_id := v_r.run_id;
-        step := v_r.step;
-        attempt := v_r.attempt;
-        outcome := v_outcome;
         RETURN NEXT;
     END LOOP;
 

@@ -63,7 +63,8 @@ func (sw *stepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error 
 	}
 
 	res := w.execute(ctx, *claim, a)
-	res.sqlOutcome, err = w.results.do(ctx, finishReq{args: a, jobID: job.ID, res: &res})
+	// Not cancelled with the job: a worker that is shutting down must still report.
+	res.sqlOutcome, err = w.results.do(context.WithoutCancel(ctx), finishReq{args: a, jobID: job.ID, res: &res})
 	w.cfg.Metrics.StepFinished(claim.Workflow, a.Step, res.outcome(), res.elapsed)
 	if res.err != nil && !res.released {
 		log.Info("step attempt failed", "err", res.err, "permanent", res.permanent, "timed_out", res.timedOut, "outcome", res.outcome())
