@@ -87,7 +87,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each measurement (the median is reported)")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before each measurement window")
 	flag.DurationVar(&o.measure, "measure", 5*time.Second, "length of each measurement window")
-	flag.IntVar(&o.workers, "workers", 10, "steps run at once by the worker process (River MaxWorkers)")
+	flag.IntVar(&o.workers, "workers", 50, "steps run at once by the worker process (River MaxWorkers)")
 	flag.StringVar(&inFlight, "in-flight", "50,500", "runs (chains) kept in flight, comma-separated")
 	flag.IntVar(&o.idleHops, "idle-hops", 200, "hops measured one run at a time for idle latency")
 	flag.StringVar(&o.serverURL, "server", os.Getenv("QFLOW_BENCH_SERVER_URL"), "Postgres server URL (maintenance database); default: the project's throwaway cluster")
