@@ -45,6 +45,9 @@ type options struct {
 	serverURL string
 	keepDB    bool
 	systems   map[string]bool
+	history   int
+	processes []int
+	bulk      int
 }
 
 // Result is what one bench run reports; field names are part of the results' contract.
@@ -59,8 +62,27 @@ type Result struct {
 	RatioEngineVsRiver   float64              `json:"ratio_engine_vs_river_chain"`
 	LegacyStepsPerSec    float64              `json:"legacy_steps_per_sec"`
 	HopLatencyIdleMS     Percentiles          `json:"hop_latency_idle_ms"`
+	HopLatencyLoadMS     Percentiles          `json:"hop_latency_load_ms"`
+	EngineHistory        float64              `json:"engine_steps_per_sec_100k_history"`
+	RatioHistory         float64              `json:"ratio_history"`
+	HistoryRuns          int                  `json:"history_runs"`
+	WorkersScaling       []ScalePoint         `json:"workers_scaling"`
+	Bulk                 *BulkResult          `json:"bulk_trigger,omitempty"`
 	ByInFlight           []LoadPoint          `json:"by_in_flight"`
 	Samples              map[string][]float64 `json:"samples"`
+}
+
+// ScalePoint is the engine's throughput with a number of worker processes.
+type ScalePoint struct {
+	Processes   int     `json:"processes"`
+	StepsPerSec float64 `json:"steps_per_sec"`
+}
+
+// BulkResult is the time from one INSERT ... SELECT of many runs until all of them finished.
+type BulkResult struct {
+	Runs        int     `json:"runs"`
+	Seconds     float64 `json:"seconds"`
+	StepsPerSec float64 `json:"steps_per_sec"`
 }
 
 // Percentiles of a latency distribution in milliseconds.
@@ -93,7 +115,16 @@ func main() {
 	flag.StringVar(&o.serverURL, "server", os.Getenv("QFLOW_BENCH_SERVER_URL"), "Postgres server URL (maintenance database); default: the project's throwaway cluster")
 	flag.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
 	systems := flag.String("systems", "engine,river,legacy", "systems to measure under steady load (for profiling one alone)")
+	flag.IntVar(&o.history, "history", 100000, "finished runs preloaded for the history scenario (0 skips it)")
+	processes := flag.String("processes", "1,2,4", "worker process counts for the scaling scenario (empty skips it)")
+	flag.IntVar(&o.bulk, "bulk", 20000, "runs inserted by one INSERT ... SELECT for the bulk scenario (0 skips it)")
 	flag.Parse()
+	for _, p := range strings.Split(*processes, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(p), &n); err == nil && n > 0 {
+			o.processes = append(o.processes, n)
+		}
+	}
 	o.systems = map[string]bool{}
 	for _, s := range strings.Split(*systems, ",") {
 		o.systems[strings.TrimSpace(s)] = true
@@ -186,6 +217,63 @@ func run(ctx context.Context, o options) error {
 	}
 	res.HopLatencyIdleMS = lat
 	fmt.Printf("idle hop latency: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n", lat.P50, lat.P95, lat.P99, lat.N)
+	if len(b.loadHops) > 0 {
+		res.HopLatencyLoadMS = percentiles(b.loadHops)
+		fmt.Printf("hop latency under load: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n",
+			res.HopLatencyLoadMS.P50, res.HopLatencyLoadMS.P95, res.HopLatencyLoadMS.P99, res.HopLatencyLoadMS.N)
+	}
+
+	if len(o.processes) > 0 && o.systems["engine"] {
+		bin, cleanup, err := buildQflow()
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		for _, n := range o.processes {
+			var samples []float64
+			for rep := 0; rep < o.reps; rep++ {
+				rate, err := b.processes(ctx, bin, n, o.inFlight[0])
+				if err != nil {
+					return err
+				}
+				samples = append(samples, rate)
+			}
+			p := ScalePoint{Processes: n, StepsPerSec: median(samples)}
+			res.WorkersScaling = append(res.WorkersScaling, p)
+			res.Samples[fmt.Sprintf("processes_%d", n)] = samples
+			fmt.Printf("%d worker process(es): %.0f steps/s\n", n, p.StepsPerSec)
+		}
+	}
+
+	if o.bulk > 0 && o.systems["engine"] {
+		bulk, err := b.bulkTrigger(ctx, o.bulk)
+		if err != nil {
+			return err
+		}
+		res.Bulk = bulk
+		fmt.Printf("bulk: %d runs from one INSERT finished in %.1f s (%.0f steps/s)\n", bulk.Runs, bulk.Seconds, bulk.StepsPerSec)
+	}
+
+	// History last: it keeps 100k finished runs in the tables from here on.
+	if o.history > 0 && o.systems["engine"] {
+		if err := b.preloadHistory(ctx, o.history); err != nil {
+			return err
+		}
+		k := o.inFlight[0]
+		var samples []float64
+		for rep := 0; rep < o.reps; rep++ {
+			rate, err := b.engine(ctx, k, "workflow")
+			if err != nil {
+				return err
+			}
+			samples = append(samples, rate)
+		}
+		res.HistoryRuns = o.history
+		res.EngineHistory = median(samples)
+		res.RatioHistory = round(res.EngineHistory / res.ByInFlight[0].EngineStepsPerSec)
+		res.Samples[fmt.Sprintf("engine_k%d_history", k)] = samples
+		fmt.Printf("with %d finished runs in the tables: %.0f steps/s (ratio to empty %.2f)\n", o.history, res.EngineHistory, res.RatioHistory)
+	}
 
 	return write(o.out, res)
 }
@@ -194,6 +282,9 @@ type bench struct {
 	o    options
 	pool *pgxpool.Pool
 	url  string
+	// historyMax is the last id of the preloaded history, which reset keeps.
+	historyMax int64
+	loadHops   []float64
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -202,6 +293,10 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // flight by a feeder, in workflow or legacy mode.
 func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error) {
 	if err := b.reset(ctx); err != nil {
+		return 0, err
+	}
+	var firstID int64
+	if err := b.pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM qflow.runs").Scan(&firstID); err != nil {
 		return 0, err
 	}
 	reg := pipelines.NewRegistry()
@@ -238,7 +333,39 @@ func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error)
 	if ferr := <-feedErr; ferr != nil && !errors.Is(ferr, context.Canceled) {
 		return 0, ferr
 	}
+	if err == nil && mode == "workflow" {
+		hops, herr := b.hops(ctx, firstID)
+		if herr != nil {
+			return 0, herr
+		}
+		b.loadHops = append(b.loadHops, hops...)
+	}
 	return rate, err
+}
+
+// hops returns the hop latencies (a step's completion began → its successor was claimed) of
+// the runs after afterID that finished.
+func (b *bench) hops(ctx context.Context, afterID int64) ([]float64, error) {
+	rows, err := b.pool.Query(ctx, `
+		SELECT extract(epoch FROM nxt.started_at - prev.finished_at) * 1000
+		  FROM qflow.runs r
+		  JOIN qflow.step_runs nxt ON nxt.run_id = r.id
+		  JOIN qflow.step_deps d ON d.workflow = nxt.workflow AND d.version = nxt.version AND d.step = nxt.step
+		  JOIN qflow.step_runs prev ON prev.run_id = nxt.run_id AND prev.step = d.depends_on
+		 WHERE r.id > $1 AND r.status = 'succeeded'`, afterID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []float64
+	for rows.Next() {
+		var ms float64
+		if err := rows.Scan(&ms); err != nil {
+			return nil, err
+		}
+		out = append(out, ms)
+	}
+	return out, rows.Err()
 }
 
 // feed keeps k runs live by topping up every few milliseconds with one INSERT ... SELECT.
@@ -279,6 +406,14 @@ func (b *bench) window(ctx context.Context, counter func(context.Context) (int64
 
 // reset empties the runtime tables between measurements so each starts from the same state.
 func (b *bench) reset(ctx context.Context) error {
+	if b.historyMax > 0 {
+		// Keep the preloaded history; drop what the last measurement made.
+		if _, err := b.pool.Exec(ctx, `DELETE FROM qflow.runs WHERE id > $1`, b.historyMax); err != nil {
+			return err
+		}
+		_, err := b.pool.Exec(ctx, `TRUNCATE river.river_job`)
+		return err
+	}
 	_, err := b.pool.Exec(ctx, `TRUNCATE qflow.step_attempts, qflow.step_runs, qflow.runs, river.river_job CASCADE`)
 	return err
 }
@@ -405,6 +540,140 @@ func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
 	return percentiles(hops), nil
 }
 
+// preloadHistory writes n finished probe_chain runs, with their steps and attempts, straight
+// into the tables (triggers off: this is data, not work), as months of use would leave them.
+func (b *bench) preloadHistory(ctx context.Context, n int) error {
+	if err := b.reset(ctx); err != nil {
+		return err
+	}
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	for _, sql := range []string{
+		`SET session_replication_role = replica`,
+		`INSERT INTO qflow.runs (workflow, version, input, status, mode, priority, deadline, remaining_steps, output, created_at, started_at, finished_at)
+		 SELECT 'probe_chain', (SELECT max(version) FROM qflow.workflows WHERE name = 'probe_chain'), '{}', 'succeeded', 'workflow', 2,
+		        now(), 0, '{"e": {"step": "e", "value": 31}}', t, t, t + interval '40 milliseconds'
+		   FROM (SELECT now() - g * interval '1 second' AS t FROM generate_series(1, ` + fmt.Sprint(n) + `) g) x`,
+		`INSERT INTO qflow.step_runs (run_id, step, workflow, version, status, remaining_deps, priority, attempt, output, job_id,
+		                              worker, queued_at, started_at, finished_at)
+		 SELECT r.id, s.name, r.workflow, r.version, 'succeeded', 0, 2, 1, '{"step": "x", "value": 1}', 0, 'history',
+		        r.started_at, r.started_at, r.finished_at
+		   FROM qflow.runs r JOIN qflow.steps s ON s.workflow = r.workflow AND s.version = r.version`,
+		`INSERT INTO qflow.step_attempts (run_id, step, attempt, job_id, worker, status, started_at, finished_at)
+		 SELECT run_id, step, 1, 0, 'history', 'succeeded', started_at, finished_at FROM qflow.step_runs`,
+		`SET session_replication_role = origin`,
+		`ANALYZE`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("preloading history: %w", err)
+		}
+	}
+	return b.pool.QueryRow(ctx, "SELECT max(id) FROM qflow.runs").Scan(&b.historyMax)
+}
+
+// processes measures steady load served by n qflow worker processes.
+func (b *bench) processes(ctx context.Context, bin string, n, k int) (float64, error) {
+	if err := b.reset(ctx); err != nil {
+		return 0, err
+	}
+	var cmds []*exec.Cmd
+	defer func() {
+		for _, c := range cmds {
+			_ = c.Process.Signal(os.Interrupt)
+		}
+		for _, c := range cmds {
+			_ = c.Wait()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c := exec.Command(bin, "worker", "--id", fmt.Sprintf("bench-%d", i), "--max-workers", fmt.Sprint(b.o.workers), "--metrics-addr", "")
+		c.Env = append(os.Environ(), "DATABASE_URL="+b.url)
+		if err := c.Start(); err != nil {
+			return 0, err
+		}
+		cmds = append(cmds, c)
+	}
+	for {
+		var live int
+		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.workers WHERE id LIKE 'bench-%'").Scan(&live); err != nil {
+			return 0, err
+		}
+		if live >= n {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	feedCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- b.feed(feedCtx, k, "workflow") }()
+	rate, err := b.window(ctx, func(ctx context.Context) (int64, error) {
+		var c int64
+		err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.step_runs WHERE status = 'succeeded'").Scan(&c)
+		return c, err
+	})
+	stop()
+	if ferr := <-feedErr; ferr != nil && !errors.Is(ferr, context.Canceled) {
+		return 0, ferr
+	}
+	return rate, err
+}
+
+// bulkTrigger inserts n runs with one statement and times them until all finished.
+func (b *bench) bulkTrigger(ctx context.Context, n int) (*BulkResult, error) {
+	if err := b.reset(ctx); err != nil {
+		return nil, err
+	}
+	reg := pipelines.NewRegistry()
+	probe.Register(reg)
+	wpool, err := newPool(ctx, b.url, int32(b.o.workers+8))
+	if err != nil {
+		return nil, err
+	}
+	defer wpool.Close()
+	w, err := worker.New(worker.Config{Pool: wpool, Registry: reg, MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer w.Stop(context.Background()) //nolint:errcheck
+	start := time.Now()
+	if _, err := b.pool.Exec(ctx, `INSERT INTO qflow.runs (workflow) SELECT 'probe_chain' FROM generate_series(1, $1)`, n); err != nil {
+		return nil, err
+	}
+	for {
+		var live int
+		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.runs WHERE status IN ('pending', 'running')").Scan(&live); err != nil {
+			return nil, err
+		}
+		if live == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	secs := time.Since(start).Seconds()
+	return &BulkResult{Runs: n, Seconds: round(secs), StepsPerSec: round(float64(5*n) / secs)}, nil
+}
+
+// buildQflow builds the qflow binary for the process-scaling scenario.
+func buildQflow() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "qflow-bench")
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(dir, "qflow")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/qflow").CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building qflow: %w\n%s", err, out)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
 func percentiles(xs []float64) Percentiles {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -495,8 +764,21 @@ func write(dir string, res Result) error {
 	for _, p := range res.ByInFlight {
 		fmt.Fprintf(&md, "| %d | %.0f | %.0f | %.2f | %.0f |\n", p.InFlight, p.EngineStepsPerSec, p.RiverChainHopsPerSec, p.Ratio, p.LegacyStepsPerSec)
 	}
-	fmt.Fprintf(&md, "\nIdle hop latency (step completes → next step claimed): p50 %.2f ms, p95 %.2f ms, p99 %.2f ms (n=%d)\n",
-		res.HopLatencyIdleMS.P50, res.HopLatencyIdleMS.P95, res.HopLatencyIdleMS.P99, res.HopLatencyIdleMS.N)
+	fmt.Fprintf(&md, "\nHop latency (step completes → next step claimed), ms:\n\n| | p50 | p95 | p99 | n |\n|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&md, "| idle (one run at a time) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyIdleMS.P50, res.HopLatencyIdleMS.P95, res.HopLatencyIdleMS.P99, res.HopLatencyIdleMS.N)
+	fmt.Fprintf(&md, "| under load (first in-flight level) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyLoadMS.P50, res.HopLatencyLoadMS.P95, res.HopLatencyLoadMS.P99, res.HopLatencyLoadMS.N)
+	if len(res.WorkersScaling) > 0 {
+		md.WriteString("\n| worker processes | engine steps/s |\n|---:|---:|\n")
+		for _, p := range res.WorkersScaling {
+			fmt.Fprintf(&md, "| %d | %.0f |\n", p.Processes, p.StepsPerSec)
+		}
+	}
+	if res.Bulk != nil {
+		fmt.Fprintf(&md, "\nBulk trigger: %d runs from one INSERT ... SELECT finished in %.1f s (%.0f steps/s)\n", res.Bulk.Runs, res.Bulk.Seconds, res.Bulk.StepsPerSec)
+	}
+	if res.HistoryRuns > 0 {
+		fmt.Fprintf(&md, "\nWith %d finished runs in the tables: %.0f steps/s, ratio to empty tables %.2f\n", res.HistoryRuns, res.EngineHistory, res.RatioHistory)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
