@@ -10,7 +10,7 @@ SQLC         := $(TOOLS)/sqlc-$(SQLC_VERSION)
 PG           := .ci/postgres.sh
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build demo test test-go test-ui chromium check-generated generate vet check-alerts bench pg pg-stop clean
+.PHONY: all build demo test test-go test-ui chromium check-generated generate vet check-alerts bench chaos fuzz pg pg-stop clean
 
 all: build
 
@@ -65,6 +65,20 @@ demo: build
 bench: build
 	@url="$${DATABASE_URL:-$$($(PG) start)}"; \
 	 QFLOW_BENCH_SERVER_URL="$$url" go run ./bench/engine -out bench/results
+
+## Chaos: qflow worker processes under load on a private Postgres cluster while faults are
+## injected, then the invariants checked from the tables (5 minutes; `make test` runs -short)
+CHAOS_FLAGS ?= -duration 5m
+chaos: build
+	go run ./cmd/qflow-chaos -bin bin/qflow $(CHAOS_FLAGS)
+
+## Each fuzz target for FUZZTIME (their committed corpora under testdata/fuzz run in every go test)
+FUZZTIME ?= 60s
+fuzz:
+	go test ./pipelines -run '^$$' -fuzz '^FuzzWorkflowDefinition$$' -fuzztime $(FUZZTIME)
+	go test ./pipelines/probe -run '^$$' -fuzz '^FuzzHandleInput$$' -fuzztime $(FUZZTIME)
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test ./migrations -run '^$$' -fuzz '^FuzzRegisterWorkflow$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test ./migrations -run '^$$' -fuzz '^FuzzRunInput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
 clean:
 	rm -rf bin

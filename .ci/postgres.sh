@@ -3,6 +3,11 @@
 #
 #   .ci/postgres.sh start   start it if needed, print DATABASE_URL
 #   .ci/postgres.sh stop    stop it
+#   .ci/postgres.sh restart stop it (fast: clients are disconnected, running transactions roll
+#                           back, a clean checkpoint) and start it again
+#   .ci/postgres.sh restart-immediate
+#                           stop it the way a crash would (no checkpoint; start replays the WAL)
+#                           and start it again
 #   .ci/postgres.sh url     print the URL without starting anything
 #   .ci/postgres.sh db NAME start it if needed, create database NAME if missing, print its URL
 #
@@ -10,6 +15,9 @@
 # so two clones on one machine do not collide. When run as root the server runs as the
 # `postgres` user, which cannot enter a private checkout, so the data then lives under
 # /var/tmp and .pgdata is a link to it.
+#
+# QFLOW_PG_PORT and QFLOW_PG_DATA (an absolute path) make it handle another cluster, e.g. the
+# one the chaos test restarts without disturbing the tests that share this one.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,7 +56,9 @@ as_owner() {
 }
 
 datadir() {
-  if [[ $(id -u) -eq 0 ]]; then
+  if [[ -n ${QFLOW_PG_DATA:-} ]]; then
+    echo "$QFLOW_PG_DATA"
+  elif [[ $(id -u) -eq 0 ]]; then
     echo "/var/tmp/qflow-pg-$port"
   else
     echo "$link"
@@ -64,7 +74,7 @@ start() {
     mkdir -p "$data"
     chown postgres: "$data"
     chmod 700 "$data"
-    [[ -L $link || ! -e $link ]] && ln -sfn "$data" "$link"
+    [[ -z ${QFLOW_PG_DATA:-} ]] && [[ -L $link || ! -e $link ]] && ln -sfn "$data" "$link"
   fi
   if [[ ! -f $data/PG_VERSION ]]; then
     as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
@@ -90,11 +100,11 @@ CONF
 }
 
 stop() {
-  local bindir data
-  bindir=$(find_bindir) || exit 0
+  local mode=${1:-fast} bindir data
+  bindir=$(find_bindir) || return 0
   data=$(datadir)
-  [[ -f $data/PG_VERSION ]] || exit 0
-  as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  [[ -f $data/PG_VERSION ]] || return 0
+  as_owner "$bindir/pg_ctl" -D "$data" -m "$mode" -w stop >/dev/null 2>&1 || true
 }
 
 createdb() {
@@ -112,6 +122,7 @@ case ${1:-start} in
   db) createdb "${2:?database name}" ;;
   stop) stop ;;
   url) echo "$url" ;;
-  restart) stop; start ;;
-  *) echo "usage: $0 start|stop|restart|url" >&2; exit 2 ;;
+  restart) stop fast; start ;;
+  restart-immediate) stop immediate; start ;;
+  *) echo "usage: $0 start|stop|restart|restart-immediate|url|db NAME" >&2; exit 2 ;;
 esac

@@ -70,6 +70,12 @@ type MlTaskExecution struct {
 	ExecutedAt          pgtype.Timestamptz `json:"executed_at"`
 }
 
+type QflowProcedureAccess struct {
+	Name    string   `json:"name"`
+	Roles   []string `json:"roles"`
+	Definer bool     `json:"definer"`
+}
+
 type QflowRollout struct {
 	Workflow      string             `json:"workflow"`
 	Enabled       bool               `json:"enabled"`
@@ -116,6 +122,17 @@ type QflowRunOverview struct {
 	Error          *string            `json:"error"`
 	Input          json.RawMessage    `json:"input"`
 	Output         json.RawMessage    `json:"output"`
+}
+
+type QflowSchemaVersion struct {
+	Version int32 `json:"version"`
+}
+
+type QflowSetting struct {
+	Key         string             `json:"key"`
+	Value       int64              `json:"value"`
+	Description string             `json:"description"`
+	UpdatedAt   pgtype.Timestamptz `json:"updated_at"`
 }
 
 type QflowStep struct {

@@ -58,6 +58,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("running qflow migrations: %w", err)
 	}
+	// CREATE OR REPLACE FUNCTION forgets SECURITY DEFINER and the fixed search_path, and a
+	// new function is callable by PUBLIC: qflow.procedure_access is applied after every run.
+	if err := gen.New(pool).SecureProcedures(ctx); err != nil {
+		return fmt.Errorf("securing qflow procedures: %w", err)
+	}
 	return nil
 }
 

@@ -157,8 +157,12 @@ func New(cfg Config) (*Worker, error) {
 // ID is the name this process reports in qflow.workers and step attempts.
 func (w *Worker) ID() string { return w.cfg.ID }
 
-// Start registers the definitions of the registry, announces the worker and starts River.
+// Start checks the database's schema version, registers the definitions of the registry,
+// announces the worker and starts River.
 func (w *Worker) Start(ctx context.Context) error {
+	if err := CheckSchema(ctx, w.cfg.Pool); err != nil {
+		return err
+	}
 	if _, err := w.cfg.Registry.Sync(ctx, w.cfg.Pool); err != nil {
 		return err
 	}

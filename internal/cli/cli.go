@@ -38,7 +38,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"migrate", "create or upgrade River's and QuantumFlow's schemas, register workflows", runMigrate},
+		{"migrate", "create or upgrade River's and QuantumFlow's schemas, register workflows, create roles [--role-prefix qflow] [--roles=false]", runMigrate},
 		{"worker", "run step workers until SIGTERM (--classes cpu,gpu)", runWorker},
 		{"start", "start a run: start <workflow> [--input JSON] [--wait]", runStart},
 		{"status", "show a run: status <id> [--json] [--watch]", runStatus},

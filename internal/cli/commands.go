@@ -20,7 +20,15 @@ import (
 
 func runMigrate(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("migrate", env)
+	prefix := fs.String("role-prefix", orDefault(env.Getenv("QFLOW_ROLE_PREFIX"), migrations.DefaultRolePrefix),
+		"create the roles <prefix>_admin, _worker, _trigger and _reader (env QFLOW_ROLE_PREFIX)")
+	withRoles := fs.Bool("roles", !slices.Contains([]string{"off", "false", "0", "no"}, strings.ToLower(env.Getenv("QFLOW_ROLES"))),
+		"create and grant the roles (--roles=false or QFLOW_ROLES=off when the migrating user may not)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	roles, err := migrations.RolesWithPrefix(*prefix)
+	if err != nil {
 		return err
 	}
 	pool, err := connect(ctx, env, 4)
@@ -38,12 +46,27 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if _, err := rollout.Apply(ctx, pool, env.Getenv); err != nil {
 		return err
 	}
+	if *withRoles {
+		if err := migrations.EnsureRoles(ctx, pool, roles); err != nil {
+			return fmt.Errorf("creating roles %s_*: %s (run migrate as a superuser, or skip roles with --roles=false)", *prefix, describe(err))
+		}
+	}
 	latest, _ := migrations.Latest()
 	fmt.Fprintf(env.Stdout, "migrated: river schema %q, qflow schema version %d\n", migrations.RiverSchema, latest)
 	for _, w := range env.Registry.Workflows() {
 		fmt.Fprintf(env.Stdout, "registered %s v%d\n", w.Name, versions[w.Name])
 	}
+	if *withRoles {
+		fmt.Fprintf(env.Stdout, "roles: %s (owner), %s, %s, %s\n", roles.Admin, roles.Worker, roles.Trigger, roles.Reader)
+	}
 	return nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 func runWorker(ctx context.Context, env Env, args []string) error {
@@ -84,6 +107,10 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	}
 	defer pool.Close()
 
+	// A schema from another release first: the definitions below would fail less clearly.
+	if err := worker.CheckSchema(ctx, pool); err != nil {
+		return err
+	}
 	// Definitions first, then the environment's settings on top (worker.Start's own Sync is then a no-op).
 	if _, err := env.Registry.Sync(ctx, pool); err != nil {
 		return err

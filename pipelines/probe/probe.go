@@ -6,12 +6,14 @@
 //	sleep_ms  number, or {"step": ms}: how long a step works (honouring cancellation)
 //	fail      {"step": n}: the step fails its first n attempts, then succeeds
 //	fatal     ["step", ...]: the step fails with a permanent error
+//	panic     {"step": n}: the step's handler panics on its first n attempts (a failed attempt)
 //	hang      ["step", ...]: the step ignores cancellation and sleeps hang_ms (default 60000)
 //	seed      number: the value roots start from (default 0)
 //
 // Every step outputs {"step": name, "value": v} with v = 1 + 2*seed for a root and
 // v = 1 + 2*(sum of the dependencies' values) otherwise, so a test can check that data
 // flowed along every edge: probe_chain with seed 0 ends with e = 31, probe_diamond with d = 13.
+// probe_limited (a→b→c, c = 7 with seed 0) runs its b step at most twice at once, fleet-wide.
 package probe
 
 import (
@@ -31,10 +33,23 @@ const Chain = "probe_chain"
 // Diamond is a→{b,c}→d.
 const Diamond = "probe_diamond"
 
-// Register adds probe_chain and probe_diamond to reg.
+// Limited is a→b→c where b has max_concurrency LimitedSlots.
+const Limited = "probe_limited"
+
+// LimitedSlots is how many b steps of probe_limited may run at once across all runs.
+const LimitedSlots = 2
+
+// Register adds probe_chain, probe_diamond and probe_limited to reg.
 func Register(reg *pipelines.Registry) {
 	reg.MustAdd(Workflow(Chain, map[string][]string{"a": nil, "b": {"a"}, "c": {"b"}, "d": {"c"}, "e": {"d"}}))
 	reg.MustAdd(Workflow(Diamond, map[string][]string{"a": nil, "b": {"a"}, "c": {"a"}, "d": {"b", "c"}}))
+	limited := Workflow(Limited, map[string][]string{"a": nil, "b": {"a"}, "c": {"b"}})
+	for i := range limited.Steps {
+		if limited.Steps[i].Name == "b" {
+			limited.Steps[i].MaxConcurrency = LimitedSlots
+		}
+	}
+	reg.MustAdd(limited)
 }
 
 // Workflow builds a probe workflow with the given edges (step -> dependencies); every step
@@ -62,6 +77,7 @@ type Params struct {
 	SleepMS json.RawMessage `json:"sleep_ms"`
 	Fail    map[string]int  `json:"fail"`
 	Fatal   []string        `json:"fatal"`
+	Panic   map[string]int  `json:"panic"`
 	Hang    []string        `json:"hang"`
 	HangMS  int64           `json:"hang_ms"`
 	Seed    int64           `json:"seed"`
@@ -101,6 +117,9 @@ func Handle(ctx context.Context, in pipelines.Input) (any, error) {
 	}
 	if contains(p.Fatal, in.Step) {
 		return nil, pipelines.Permanent(fmt.Errorf("probe: step %s is fatal by request", in.Step))
+	}
+	if n := p.Panic[in.Step]; in.Attempt <= n {
+		panic(fmt.Sprintf("probe: step %s panics on attempt %d of its first %d by request", in.Step, in.Attempt, n))
 	}
 	if n := p.Fail[in.Step]; in.Attempt <= n {
 		return nil, fmt.Errorf("probe: step %s fails attempt %d of its first %d by request", in.Step, in.Attempt, n)

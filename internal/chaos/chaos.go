@@ -1,0 +1,439 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config says how a chaos run goes. Zero values take the defaults in brackets.
+type Config struct {
+	// Duration is how long load and faults last [5m; 25s with Short].
+	Duration time.Duration
+	// Short is the mode `go test` runs: lighter load and a fixed plan with each fault once or twice.
+	Short bool
+	// Workers is how many worker processes run [3].
+	Workers int
+	// Seed makes the load and the choice of faults repeatable [from the clock].
+	Seed int64
+	// Binary is the qflow binary to run; empty builds ./cmd/qflow into the work directory.
+	Binary string
+	// ServerURL is a Postgres server (its maintenance database) to use instead of a private
+	// cluster. Postgres restarts are then skipped: that server is not ours to restart.
+	ServerURL string
+	// Log receives progress lines [discarded].
+	Log io.Writer
+}
+
+// Fault kinds, as the report names them.
+const (
+	FaultKill             = "sigkill"
+	FaultTerm             = "sigterm"
+	FaultTerminate        = "terminate_backend"
+	FaultRestartFast      = "pg_restart_fast"
+	FaultRestartImmediate = "pg_restart_immediate"
+	FaultDuplicate        = "duplicate_completion"
+	FaultLate             = "late_completion"
+	FaultHang             = "hang"
+	FaultPanic            = "panic"
+)
+
+var faultOrder = []string{FaultKill, FaultTerm, FaultTerminate, FaultRestartFast, FaultRestartImmediate,
+	FaultDuplicate, FaultLate, FaultHang, FaultPanic}
+
+// Report is what a chaos run found.
+type Report struct {
+	// Runs is how many runs the loaders inserted.
+	Runs int
+	// Faults counts injected faults by kind (hang and panic: attempts that hung or panicked).
+	Faults map[string]int
+	// Outcomes counts runs by final status.
+	Outcomes map[string]int
+	// FaultSpent counts runs that should have succeeded and failed because faults spent their
+	// retry budget (lease expiries count as failed attempts): allowed, and reported.
+	FaultSpent int
+	// The four invariants of the summary line, and the retry budget.
+	Lost, Duplicated, LimitViolations, Stuck, OverBudget int
+	// LimitPeak is the highest overlap of attempts seen on a concurrency-limited step, and its limit.
+	LimitPeak, Limit int
+	// KillRecovery holds, for each step a SIGKILLed worker was running, the time from the
+	// kill until another attempt of it started.
+	KillRecovery []time.Duration
+	// RestartRecovery holds, by restart kind, the time from the restart until the first step
+	// completed after it; RestartDowntime the time the restart command took.
+	RestartRecovery, RestartDowntime map[string][]time.Duration
+	// Settle is how long the runs took to end once the load stopped; Elapsed the whole run.
+	Settle, Elapsed time.Duration
+	// Violations describe the failed checks, one line each.
+	Violations []string
+	// LogDir holds the workers' logs; it is kept when a check failed.
+	LogDir string
+}
+
+// OK reports whether every check passed.
+func (r *Report) OK() bool { return len(r.Violations) == 0 }
+
+// Summary is the one-line result.
+func (r *Report) Summary() string {
+	total := 0
+	for _, n := range r.Faults {
+		total += n
+	}
+	return fmt.Sprintf("chaos: runs=%d faults=%d lost=%d duplicated=%d limit_violations=%d stuck=%d",
+		r.Runs, total, r.Lost, r.Duplicated, r.LimitViolations, r.Stuck)
+}
+
+// Write prints the summary line and the details.
+func (r *Report) Write(w io.Writer) {
+	fmt.Fprintln(w, r.Summary())
+	var faults []string
+	for _, k := range faultOrder {
+		faults = append(faults, fmt.Sprintf("%s=%d", k, r.Faults[k]))
+	}
+	fmt.Fprintf(w, "chaos: faults: %s\n", strings.Join(faults, " "))
+	var outcomes []string
+	for _, k := range []string{"succeeded", "failed", "cancelled", "timed_out", "running", "pending"} {
+		if r.Outcomes[k] > 0 {
+			outcomes = append(outcomes, fmt.Sprintf("%s=%d", k, r.Outcomes[k]))
+		}
+	}
+	fmt.Fprintf(w, "chaos: outcomes: %s (failed because faults spent the retry budget: %d)\n", strings.Join(outcomes, " "), r.FaultSpent)
+	fmt.Fprintf(w, "chaos: recovery after sigkill: %s of %d steps the victims were running\n", spread(r.KillRecovery), len(r.KillRecovery))
+	for _, k := range []string{FaultRestartFast, FaultRestartImmediate} {
+		if len(r.RestartDowntime[k]) > 0 {
+			fmt.Fprintf(w, "chaos: recovery after %s: first step completed %s after the restart began (restart took %s)\n",
+				k, spread(r.RestartRecovery[k]), spread(r.RestartDowntime[k]))
+		}
+	}
+	fmt.Fprintf(w, "chaos: checks: over_budget=%d limit_peak=%d/%d settle=%s elapsed=%s\n",
+		r.OverBudget, r.LimitPeak, r.Limit, r.Settle.Round(100*time.Millisecond), r.Elapsed.Round(time.Second))
+	for _, v := range r.Violations {
+		fmt.Fprintf(w, "chaos: violation: %s\n", v)
+	}
+	if !r.OK() && r.LogDir != "" {
+		fmt.Fprintf(w, "chaos: worker logs kept in %s\n", r.LogDir)
+	}
+}
+
+// spread describes durations as p50 and max.
+func spread(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "n/a"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return fmt.Sprintf("p50 %s max %s", s[len(s)/2].Round(10*time.Millisecond), s[len(s)-1].Round(10*time.Millisecond))
+}
+
+// chaos is one run: its processes, connections and what it saw.
+type chaos struct {
+	cfg     Config
+	root    string // the repository
+	dir     string // binary, worker logs
+	bin     string
+	cluster *cluster // nil on a given server
+	server  string   // the server's maintenance database
+	dbName  string
+	logins  logins
+	admin   *pgxpool.Pool // superuser: faults and checks
+	worker  *pgxpool.Pool // the worker login: stale completions
+	fleet   *fleet
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	report   *Report
+	acked    map[string]bool // idempotency keys whose insert was confirmed
+	kills    []kill
+	restarts []restart
+	hangs    int
+	lastHang time.Time
+	started  time.Time
+}
+
+// logins are the users the workers and loaders connect as, and their URLs.
+type logins struct {
+	admin, worker, trigger          string // database URLs
+	workerName, triggerName, secret string
+}
+
+type kill struct {
+	at     time.Time
+	victim string
+	steps  []stepRef
+}
+
+type restart struct {
+	kind       string
+	start, end time.Time
+}
+
+type stepRef struct {
+	run     int64
+	step    string
+	attempt int32
+}
+
+// Run sets everything up, drives load and faults for cfg.Duration, waits for the runs to end
+// and checks the tables. An error means the run could not be carried out; failed checks are
+// in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Duration <= 0 {
+		cfg.Duration = 5 * time.Minute
+		if cfg.Short {
+			cfg.Duration = 25 * time.Second
+		}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 3
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = time.Now().UnixNano()
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	c := &chaos{
+		cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 7)), acked: map[string]bool{}, started: time.Now(),
+		report: &Report{Faults: map[string]int{}, Outcomes: map[string]int{},
+			RestartRecovery: map[string][]time.Duration{}, RestartDowntime: map[string][]time.Duration{}},
+	}
+	var err error
+	if c.root, err = repoRoot(); err != nil {
+		return nil, err
+	}
+	if c.dir, err = os.MkdirTemp("", "qflow-chaos-"); err != nil {
+		return nil, err
+	}
+	c.logf("seed %d, %d workers, load for %s, work directory %s", cfg.Seed, cfg.Workers, cfg.Duration, c.dir)
+	err = c.setup(ctx)
+	if err == nil {
+		c.drive(ctx)
+		c.settle(ctx)
+		err = c.check(ctx)
+	}
+	c.teardown()
+	c.report.Elapsed = time.Since(c.started)
+	if err == nil && c.report.OK() {
+		os.RemoveAll(c.dir)
+	} else {
+		c.report.LogDir = c.dir
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chaos (logs in %s): %w", c.dir, err)
+	}
+	return c.report, nil
+}
+
+func (c *chaos) logf(format string, args ...any) {
+	fmt.Fprintf(c.cfg.Log, "chaos %6.1fs: %s\n", time.Since(c.started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// violation records a failed check.
+func (c *chaos) violation(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.report.Violations = append(c.report.Violations, fmt.Sprintf(format, args...))
+}
+
+func (c *chaos) countFault(kind string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.report.Faults[kind] += n
+}
+
+// intn is the shared random source (loaders and faults draw from it concurrently).
+func (c *chaos) intn(n int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rng.IntN(n)
+}
+
+func (c *chaos) setup(ctx context.Context) error {
+	c.bin = c.cfg.Binary
+	if c.bin == "" {
+		c.bin = filepath.Join(c.dir, "qflow")
+		c.logf("building qflow")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bin, "./cmd/qflow")
+		cmd.Dir = c.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building qflow: %w\n%s", err, out)
+		}
+	}
+	c.server = c.cfg.ServerURL
+	c.dbName = "qflow_chaos"
+	if c.server == "" {
+		var err error
+		if c.cluster, err = startCluster(ctx, c.root, c.dir); err != nil {
+			return err
+		}
+		c.server = c.cluster.url
+		c.logf("private cluster on port %s (%s)", c.cluster.port, c.cluster.data)
+	} else {
+		c.dbName = fmt.Sprintf("qflow_chaos_%d", os.Getpid())
+	}
+	if err := c.createDatabase(ctx); err != nil {
+		return err
+	}
+	c.logf("migrating")
+	cmd := exec.CommandContext(ctx, c.bin, "migrate")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+c.logins.admin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("qflow migrate: %w\n%s", err, out)
+	}
+	if err := c.createLogins(ctx); err != nil {
+		return err
+	}
+	var err error
+	if c.admin, err = newPool(ctx, c.logins.admin, 8); err != nil {
+		return err
+	}
+	if c.worker, err = newPool(ctx, c.logins.worker, 2); err != nil {
+		return err
+	}
+	c.fleet = &fleet{c: c, procs: make([]*proc, c.cfg.Workers), gens: make([]int, c.cfg.Workers)}
+	for i := range c.cfg.Workers {
+		if err := c.fleet.start(ctx, i); err != nil {
+			return err
+		}
+	}
+	c.logf("%d workers up", c.cfg.Workers)
+	return nil
+}
+
+func (c *chaos) teardown() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if c.fleet != nil {
+		c.fleet.stopAll()
+	}
+	for _, p := range []*pgxpool.Pool{c.admin, c.worker} {
+		if p != nil {
+			p.Close()
+		}
+	}
+	if c.cluster != nil {
+		c.cluster.stop(ctx)
+		return
+	}
+	if c.server != "" {
+		c.dropDatabase(ctx)
+	}
+}
+
+// drive runs the loaders and the fault plan for the configured duration.
+func (c *chaos) drive(ctx context.Context) {
+	loadCtx, stop := context.WithTimeout(ctx, c.cfg.Duration)
+	defer stop()
+	loaders := 3
+	if c.cfg.Short {
+		loaders = 2
+	}
+	var wg sync.WaitGroup
+	for i := range loaders {
+		wg.Go(func() { c.load(loadCtx, i) })
+	}
+	c.inject(loadCtx)
+	wg.Wait()
+	c.mu.Lock()
+	c.report.Runs = len(c.acked)
+	c.mu.Unlock()
+	c.logf("load stopped: %d runs inserted", c.report.Runs)
+	// A worker restarted by the last fault may still be coming up; everyone must be serving.
+	c.fleet.ensureAll(ctx)
+}
+
+// settle waits until every run has ended and no River job is left live for an ended run,
+// or until the latest bound of the live runs has passed.
+func (c *chaos) settle(ctx context.Context) {
+	start := time.Now()
+	var until time.Time
+	err := retrySQL(ctx, func(ctx context.Context) error {
+		return c.admin.QueryRow(ctx, `SELECT coalesce(max(r.created_at + `+runBound+`), now()) FROM qflow.runs r
+		                               WHERE r.status IN ('pending', 'running')`, c.slack().Milliseconds()).Scan(&until)
+	})
+	if err != nil {
+		c.violation("reading the bound of live runs: %v", err)
+		return
+	}
+	// Jobs orphaned by the last kill are cancelled a lease after their start.
+	until = later(until, time.Now().Add(20*time.Second))
+	for {
+		var live, leftover int
+		err := retrySQL(ctx, func(ctx context.Context) error {
+			return c.admin.QueryRow(ctx, `SELECT (SELECT count(*) FROM qflow.runs WHERE status IN ('pending', 'running')),
+			                                     (SELECT count(*) FROM river.river_job j JOIN qflow.runs r ON r.id = (j.args ->> 'run_id')::bigint
+			                                       WHERE j.kind IN ('qflow_step', 'qflow_legacy') AND j.state IN `+liveJobStates+`
+			                                         AND r.status NOT IN ('pending', 'running'))`).Scan(&live, &leftover)
+		})
+		if err == nil && live == 0 && leftover == 0 {
+			break
+		}
+		if time.Now().After(until) || ctx.Err() != nil {
+			c.logf("settling gave up with %d live runs and %d leftover jobs", live, leftover)
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	c.report.Settle = time.Since(start)
+	c.logf("settled in %s", c.report.Settle.Round(100*time.Millisecond))
+}
+
+// slack is what a run's bound allows beyond its steps' own timing: worker restarts, Postgres
+// restarts, leader changes and queueing behind the concurrency limit.
+func (c *chaos) slack() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := 30 * time.Second
+	for _, r := range c.restarts {
+		d += r.end.Sub(r.start) + 5*time.Second
+	}
+	return d
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// repoRoot finds the checkout from the working directory (go run at the root, go test in
+// the package directory).
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, ".ci", "postgres.sh")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("chaos: .ci/postgres.sh not found above the working directory (run it inside the checkout)")
+		}
+		dir = parent
+	}
+}
+
+// sortedKeys returns a map's keys in order, for stable output.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

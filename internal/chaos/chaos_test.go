@@ -1,0 +1,35 @@
+package chaos_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/internal/chaos"
+)
+
+// TestChaosShort is `qflow-chaos -short`: real worker processes on a private Postgres
+// cluster, every kind of fault, every invariant.
+func TestChaosShort(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a Postgres cluster and worker processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	report, err := chaos.Run(ctx, chaos.Config{Short: true, ServerURL: os.Getenv("QFLOW_CHAOS_SERVER_URL"), Log: &log})
+	require.NoError(t, err, log.String())
+	var out strings.Builder
+	report.Write(&out)
+	t.Log("\n" + out.String())
+	require.True(t, report.OK(), "%s\n%s", out.String(), log.String())
+	require.Positive(t, report.Runs)
+	for _, kind := range []string{chaos.FaultKill, chaos.FaultTerm, chaos.FaultTerminate, chaos.FaultDuplicate, chaos.FaultLate, chaos.FaultPanic} {
+		require.Positive(t, report.Faults[kind], "no %s fault happened", kind)
+	}
+}

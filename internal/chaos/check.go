@@ -1,0 +1,473 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// runBound is the latest a run r may end after its creation: every step of it using all its
+// attempts, each to its timeout plus the lease grace (2 s) and the second a deaf handler is
+// given, then its longest retry delay and a sweep (1 s); plus $1 milliseconds of slack.
+const runBound = `((SELECT sum(s.max_attempts * (s.timeout_ms + 2000 + 1000 + s.retry_max_ms + 1000))
+                      FROM qflow.steps s WHERE s.workflow = r.workflow AND s.version = r.version) + $1::bigint)
+                  * interval '1 millisecond'`
+
+// liveJobStates are the River job states in which a job may still run.
+const liveJobStates = `('available', 'running', 'scheduled', 'retryable', 'pending')`
+
+// maxListed caps the violations listed per check; the counts are complete.
+const maxListed = 10
+
+// check reads the tables and records every broken invariant.
+func (c *chaos) check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	r := c.report
+	slackMS := c.slack().Milliseconds()
+
+	// Every confirmed insert is there, and nothing else was.
+	keys := sortedKeys(c.acked)
+	var found, total int
+	if err := c.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE idempotency_key = ANY($1)), count(*) FROM qflow.runs`, keys).Scan(&found, &total); err != nil {
+		return fmt.Errorf("counting runs: %w", err)
+	}
+	if found != len(keys) {
+		r.Lost += len(keys) - found
+		c.violation("lost: %d of %d confirmed runs are missing", len(keys)-found, len(keys))
+	}
+	r.Runs = total
+
+	if err := c.checkStuck(ctx, slackMS); err != nil {
+		return err
+	}
+	if err := c.checkRuns(ctx); err != nil {
+		return err
+	}
+	if err := c.checkAttempts(ctx); err != nil {
+		return err
+	}
+	if err := c.checkLimits(ctx); err != nil {
+		return err
+	}
+	return c.measureRecovery(ctx)
+}
+
+// rows runs a query of one or more columns and calls each for every row.
+func (c *chaos) rows(ctx context.Context, sql string, args []any, each func(pgx.Rows) error) error {
+	rows, err := c.admin.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// listed counts a violation under an invariant, listing the first few.
+func (c *chaos) listed(counter *int, listedSoFar *int, format string, args ...any) {
+	*counter++
+	*listedSoFar++
+	if *listedSoFar <= maxListed {
+		c.violation(format, args...)
+	}
+}
+
+// checkStuck: every run ended within its bound, and an ended run keeps nothing live.
+func (c *chaos) checkStuck(ctx context.Context, slackMS int64) error {
+	r := c.report
+	n := 0
+	checks := []struct {
+		what, sql string
+		args      []any
+	}{
+		{"run still %s: %s", `SELECT r.status, r.id::text FROM qflow.runs r WHERE r.status IN ('pending', 'running') ORDER BY r.id`, nil},
+		{"run ended %s past its bound: %s", `SELECT (r.finished_at - r.created_at - ` + runBound + `)::text, r.id::text FROM qflow.runs r
+		   WHERE r.finished_at IS NOT NULL AND r.finished_at > r.created_at + ` + runBound + ` ORDER BY r.id`, []any{slackMS}},
+		{"step left %s in ended run/step %s", `SELECT sr.status, sr.run_id || '/' || sr.step FROM qflow.step_runs sr JOIN qflow.runs r ON r.id = sr.run_id
+		   WHERE r.status NOT IN ('pending', 'running') AND sr.status IN ('waiting', 'ready', 'queued', 'running') ORDER BY 2`, nil},
+		{"attempt left %s in ended run/step/attempt %s", `SELECT a.status, a.run_id || '/' || a.step || '/' || a.attempt FROM qflow.step_attempts a JOIN qflow.runs r ON r.id = a.run_id
+		   WHERE r.status NOT IN ('pending', 'running') AND a.status = 'running' ORDER BY 2`, nil},
+		{"River job %s for ended run: job/run %s", `SELECT j.state::text, j.id || '/' || r.id FROM river.river_job j JOIN qflow.runs r ON r.id = (j.args ->> 'run_id')::bigint
+		   WHERE j.kind IN ('qflow_step', 'qflow_legacy') AND j.state IN ` + liveJobStates + ` AND r.status NOT IN ('pending', 'running') ORDER BY j.id`, nil},
+	}
+	for _, ch := range checks {
+		err := c.rows(ctx, ch.sql, ch.args, func(row pgx.Rows) error {
+			var a, b string
+			if err := row.Scan(&a, &b); err != nil {
+				return err
+			}
+			c.listed(&r.Stuck, &n, "stuck: "+ch.what, a, b)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("checking for stuck work: %w", err)
+		}
+	}
+	return nil
+}
+
+// probeInput is the part of a run's input that decides how it must end.
+type probeInput struct {
+	Seed  int64          `json:"seed"`
+	Fail  map[string]int `json:"fail"`
+	Panic map[string]int `json:"panic"`
+	Fatal []string       `json:"fatal"`
+	Hang  []string       `json:"hang"`
+	Chaos struct {
+		Cancel bool `json:"cancel"`
+	} `json:"chaos"`
+}
+
+// dag is one workflow version's steps in topological order with their dependencies.
+type dag struct {
+	order       []string
+	deps        map[string][]string
+	maxAttempts map[string]int
+}
+
+func (c *chaos) dags(ctx context.Context) (map[string]*dag, error) {
+	out := map[string]*dag{}
+	err := c.rows(ctx, `SELECT s.workflow || '@' || s.version, s.name, s.max_attempts,
+	                           coalesce((SELECT array_agg(d.depends_on ORDER BY d.depends_on) FROM qflow.step_deps d
+	                                      WHERE d.workflow = s.workflow AND d.version = s.version AND d.step = s.name), '{}')
+	                      FROM qflow.steps s ORDER BY 1, s.position`, nil, func(row pgx.Rows) error {
+		var key, name string
+		var attempts int
+		var deps []string
+		if err := row.Scan(&key, &name, &attempts, &deps); err != nil {
+			return err
+		}
+		d := out[key]
+		if d == nil {
+			d = &dag{deps: map[string][]string{}, maxAttempts: map[string]int{}}
+			out[key] = d
+		}
+		d.order = append(d.order, name)
+		d.deps[name] = deps
+		d.maxAttempts[name] = attempts
+		return nil
+	})
+	return out, err
+}
+
+// values computes what the probe handler outputs at every step for a seed.
+func (d *dag) values(seed int64) map[string]int64 {
+	v := map[string]int64{}
+	for _, s := range d.order {
+		if len(d.deps[s]) == 0 {
+			v[s] = 1 + 2*seed
+			continue
+		}
+		var sum int64
+		for _, dep := range d.deps[s] {
+			sum += v[dep]
+		}
+		v[s] = 1 + 2*sum
+	}
+	return v
+}
+
+// mustFail says why a run's input makes it fail, or "" when it must succeed.
+func (d *dag) mustFail(in probeInput) string {
+	for _, s := range d.order {
+		switch {
+		case slices.Contains(in.Fatal, s):
+			return "fatal " + s
+		case slices.Contains(in.Hang, s):
+			return "hang " + s
+		case in.Fail[s]+in.Panic[s] >= d.maxAttempts[s]:
+			return "fail " + s
+		}
+	}
+	return ""
+}
+
+// runAttempts is what a run's attempts tell about its end.
+type runAttempts struct {
+	// faulted: an attempt failed for a reason its input did not ask for (a lease expired, a
+	// connection broke, a handler was abandoned by a shutdown).
+	faulted bool
+	// released: an attempt was given back at a worker's shutdown, so the attempt numbers the
+	// probe input counts moved on without spending the budget.
+	released bool
+}
+
+// checkRuns: each run ended as its input says, with the outputs the handlers compute.
+func (c *chaos) checkRuns(ctx context.Context) error {
+	r := c.report
+	dags, err := c.dags(ctx)
+	if err != nil {
+		return fmt.Errorf("reading definitions: %w", err)
+	}
+	attempts := map[int64]*runAttempts{}
+	err = c.rows(ctx, `SELECT run_id, bool_or(status IN ('failed', 'timed_out') AND coalesce(error, '') NOT LIKE '%by request%'),
+	                          bool_or(status = 'cancelled' AND error LIKE 'worker % shut down')
+	                     FROM qflow.step_attempts GROUP BY run_id`, nil, func(row pgx.Rows) error {
+		var id int64
+		var a runAttempts
+		if err := row.Scan(&id, &a.faulted, &a.released); err != nil {
+			return err
+		}
+		attempts[id] = &a
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading attempts: %w", err)
+	}
+	type stepRow struct {
+		status string
+		output json.RawMessage
+	}
+	steps := map[int64]map[string]stepRow{}
+	err = c.rows(ctx, `SELECT run_id, step, status, output FROM qflow.step_runs`, nil, func(row pgx.Rows) error {
+		var id int64
+		var name string
+		var s stepRow
+		if err := row.Scan(&id, &name, &s.status, &s.output); err != nil {
+			return err
+		}
+		if steps[id] == nil {
+			steps[id] = map[string]stepRow{}
+		}
+		steps[id][name] = s
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading steps: %w", err)
+	}
+
+	lost := 0
+	err = c.rows(ctx, `SELECT id, workflow || '@' || version, status, coalesce(error, ''), input, output FROM qflow.runs ORDER BY id`, nil,
+		func(row pgx.Rows) error {
+			var id int64
+			var key, status, runErr string
+			var rawIn, rawOut json.RawMessage
+			if err := row.Scan(&id, &key, &status, &runErr, &rawIn, &rawOut); err != nil {
+				return err
+			}
+			r.Outcomes[status]++
+			var in probeInput
+			if err := json.Unmarshal(rawIn, &in); err != nil {
+				c.listed(&r.Lost, &lost, "lost: run %d has an input the loaders did not write: %s", id, rawIn)
+				return nil
+			}
+			d := dags[key]
+			if d == nil {
+				c.listed(&r.Lost, &lost, "lost: run %d of unknown workflow %s", id, key)
+				return nil
+			}
+			a := attempts[id]
+			if a == nil {
+				a = &runAttempts{}
+			}
+			why := d.mustFail(in)
+			switch status {
+			case "pending", "running":
+				// counted as stuck
+			case "cancelled":
+				if !in.Chaos.Cancel || runErr != "cancelled by request" {
+					c.listed(&r.Lost, &lost, "lost: run %d was cancelled (%s) and nobody asked", id, runErr)
+				}
+			case "timed_out":
+				c.listed(&r.Lost, &lost, "lost: run %d timed out: %s", id, runErr)
+			case "failed":
+				if why == "" {
+					if a.faulted {
+						r.FaultSpent++
+					} else {
+						c.listed(&r.Lost, &lost, "lost: run %d failed with no fault to blame: %s", id, runErr)
+					}
+				}
+			case "succeeded":
+				if why != "" && !(strings.HasPrefix(why, "fail ") && a.released) {
+					c.listed(&r.Lost, &lost, "lost: run %d succeeded although its input says %s", id, why)
+				}
+				want := d.values(in.Seed)
+				for _, s := range d.order {
+					sr, ok := steps[id][s]
+					if !ok || sr.status != "succeeded" {
+						c.listed(&r.Lost, &lost, "lost: step %s of succeeded run %d is %s", s, id, sr.status)
+						continue
+					}
+					var got struct {
+						Step  string `json:"step"`
+						Value int64  `json:"value"`
+					}
+					if err := json.Unmarshal(sr.output, &got); err != nil || got.Step != s || got.Value != want[s] {
+						c.listed(&r.Lost, &lost, "lost: step %s of run %d output %s, want value %d", s, id, sr.output, want[s])
+					}
+				}
+				var out map[string]struct {
+					Value int64 `json:"value"`
+				}
+				if err := json.Unmarshal(rawOut, &out); err != nil {
+					c.listed(&r.Lost, &lost, "lost: run %d output %s is not the leaves' outputs", id, rawOut)
+					return nil
+				}
+				for _, s := range d.order {
+					if leaf := !d.isDependency(s); leaf && out[s].Value != want[s] {
+						c.listed(&r.Lost, &lost, "lost: run %d output %s, want %s = %d", id, rawOut, s, want[s])
+					}
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("checking runs: %w", err)
+	}
+	return nil
+}
+
+func (d *dag) isDependency(step string) bool {
+	for _, deps := range d.deps {
+		if slices.Contains(deps, step) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAttempts: no step succeeded twice or made more counted attempts than its budget, and
+// the hangs and panics the inputs asked for happened.
+func (c *chaos) checkAttempts(ctx context.Context) error {
+	r := c.report
+	n, m := 0, 0
+	err := c.rows(ctx, `SELECT a.run_id, a.step, count(*) FILTER (WHERE a.status = 'succeeded'),
+	                           count(*) FILTER (WHERE a.status IN ('succeeded', 'failed', 'timed_out') AND a.attempt >= sr.first_attempt),
+	                           s.max_attempts
+	                      FROM qflow.step_attempts a
+	                      JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
+	                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                     GROUP BY a.run_id, a.step, s.max_attempts
+	                    HAVING count(*) FILTER (WHERE a.status = 'succeeded') > 1
+	                        OR count(*) FILTER (WHERE a.status IN ('succeeded', 'failed', 'timed_out') AND a.attempt >= sr.first_attempt) > s.max_attempts
+	                     ORDER BY 1, 2`, nil, func(row pgx.Rows) error {
+		var run int64
+		var step string
+		var succeeded, counted, budget int
+		if err := row.Scan(&run, &step, &succeeded, &counted, &budget); err != nil {
+			return err
+		}
+		if succeeded > 1 {
+			c.listed(&r.Duplicated, &n, "duplicated: step %s of run %d succeeded %d times", step, run, succeeded)
+		}
+		if counted > budget {
+			c.listed(&r.OverBudget, &m, "over budget: step %s of run %d made %d attempts, max_attempts %d", step, run, counted, budget)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checking attempts: %w", err)
+	}
+	// Every succeeded step of any run has exactly the one succeeded attempt behind it.
+	lost := 0
+	err = c.rows(ctx, `SELECT sr.run_id, sr.step FROM qflow.step_runs sr
+	                    WHERE sr.status = 'succeeded'
+	                      AND NOT EXISTS (SELECT 1 FROM qflow.step_attempts a WHERE a.run_id = sr.run_id AND a.step = sr.step
+	                                         AND a.attempt = sr.attempt AND a.status = 'succeeded')`, nil, func(row pgx.Rows) error {
+		var run int64
+		var step string
+		if err := row.Scan(&run, &step); err != nil {
+			return err
+		}
+		c.listed(&r.Lost, &lost, "lost: step %s of run %d succeeded without a succeeded attempt", step, run)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checking attempts: %w", err)
+	}
+	var hangs, panics int
+	err = c.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE a.status = 'timed_out' AND r.input -> 'hang' ? a.step),
+	                                    count(*) FILTER (WHERE a.error LIKE 'handler panicked%')
+	                               FROM qflow.step_attempts a JOIN qflow.runs r ON r.id = a.run_id`).Scan(&hangs, &panics)
+	if err != nil {
+		return fmt.Errorf("counting hangs and panics: %w", err)
+	}
+	c.countFault(FaultHang, hangs)
+	c.countFault(FaultPanic, panics)
+	return nil
+}
+
+// checkLimits: at no moment did more attempts of a limited step overlap than its limit. An
+// attempt holds its slot from its start to its end as recorded (a dead worker's until the
+// sweep expires its lease, which is when the slot is handed on).
+func (c *chaos) checkLimits(ctx context.Context) error {
+	r := c.report
+	n := 0
+	return c.rows(ctx, `
+		WITH limited AS (
+		    SELECT DISTINCT ON (workflow, name) workflow, name, max_concurrency
+		      FROM qflow.steps WHERE max_concurrency IS NOT NULL ORDER BY workflow, name, version DESC
+		), edges AS (
+		    SELECT l.workflow, l.name, l.max_concurrency, e.at, e.delta
+		      FROM limited l
+		      JOIN qflow.runs r ON r.workflow = l.workflow
+		      JOIN qflow.step_attempts a ON a.run_id = r.id AND a.step = l.name
+		     CROSS JOIN LATERAL (VALUES (a.started_at, 1), (greatest(coalesce(a.finished_at, now()), a.started_at), -1)) e(at, delta)
+		), overlap AS (
+		    SELECT workflow, name, max_concurrency,
+		           sum(delta) OVER (PARTITION BY workflow, name ORDER BY at, delta ROWS UNBOUNDED PRECEDING) AS busy
+		      FROM edges
+		)
+		SELECT workflow || '.' || name, max_concurrency, max(busy), count(*) FILTER (WHERE busy > max_concurrency)
+		  FROM overlap GROUP BY 1, 2 ORDER BY 1`, nil, func(row pgx.Rows) error {
+		var step string
+		var limit, peak, over int
+		if err := row.Scan(&step, &limit, &peak, &over); err != nil {
+			return err
+		}
+		if peak > r.LimitPeak || r.Limit == 0 {
+			r.LimitPeak, r.Limit = peak, limit
+		}
+		if over > 0 {
+			r.LimitViolations += over
+			n++
+			if n <= maxListed {
+				c.violation("limit: %s ran %d at once (max_concurrency %d), over the limit at %d moments", step, peak, limit, over)
+			}
+		}
+		return nil
+	})
+}
+
+// measureRecovery turns the faults' records into recovery times: for each step a killed
+// worker was running, until another attempt of it started; for each Postgres restart, until
+// the first step completed after the server was back.
+func (c *chaos) measureRecovery(ctx context.Context) error {
+	r := c.report
+	for _, k := range c.kills {
+		for _, s := range k.steps {
+			var next *time.Time
+			err := c.admin.QueryRow(ctx, `SELECT min(started_at) FROM qflow.step_attempts WHERE run_id = $1 AND step = $2 AND attempt > $3`,
+				s.run, s.step, s.attempt).Scan(&next)
+			if err != nil {
+				return fmt.Errorf("measuring recovery: %w", err)
+			}
+			if next != nil {
+				r.KillRecovery = append(r.KillRecovery, next.Sub(k.at))
+			}
+		}
+	}
+	for _, rs := range c.restarts {
+		var first *time.Time
+		err := c.admin.QueryRow(ctx, `SELECT min(finished_at) FROM qflow.step_attempts WHERE status = 'succeeded' AND finished_at >= $1`,
+			rs.end).Scan(&first)
+		if err != nil {
+			return fmt.Errorf("measuring recovery: %w", err)
+		}
+		if first != nil {
+			r.RestartRecovery[rs.kind] = append(r.RestartRecovery[rs.kind], first.Sub(rs.start))
+		}
+	}
+	return nil
+}

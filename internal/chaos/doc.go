@@ -1,0 +1,45 @@
+// Package chaos runs QuantumFlow under load while breaking things, then checks from the
+// tables alone that the engine kept its promises. cmd/qflow-chaos is its command line
+// (`make chaos`); TestChaosShort runs the short mode inside `go test ./...`.
+//
+// # What it does
+//
+// Unless given a server (QFLOW_CHAOS_SERVER_URL), it starts a Postgres cluster of its own
+// with .ci/postgres.sh on a free port and a fresh data directory, so that restarting it
+// disturbs nobody else's tests. It migrates a database with `qflow migrate` (which creates
+// the roles), makes one login in qflow_worker and one in qflow_trigger, and starts several
+// `qflow worker` processes as the worker login, each with its own --id and
+// --metrics-addr 127.0.0.1:0. Loaders, one connection each as the trigger login, insert probe
+// runs with plain SQL: sleeps, retries, permanent failures, panics, hangs past the step
+// timeout, runs of probe_limited (a step limited to two at once) and runs they cancel. Every
+// insert carries an idempotency key, so an insert whose answer was lost to a fault is simply
+// sent again.
+//
+// Meanwhile faults are injected: SIGKILL of a worker that is running steps (restarted a
+// moment later under a new id), SIGTERM (a graceful stop, which must exit 0, then a
+// restart), pg_terminate_backend of worker connections, Postgres restarts (pg_ctl -m fast
+// and -m immediate, the latter a crash and WAL replay), and duplicated and late completions:
+// complete_step, fail_step and finish_steps called with attempts that already finished or
+// were superseded, which must change nothing. The hanging and panicking handlers come from
+// the probe input.
+//
+// When the load stops, it waits for every run to end, then checks:
+//
+//   - lost: every run a loader was told was inserted exists; every succeeded run's step
+//     outputs (and so its output) are what the probe handlers compute from its input; every
+//     step of a succeeded run has a succeeded attempt; a run ended as its input says it must
+//     (a run that should have succeeded may fail only if faults spent its retry budget).
+//   - duplicated: no step has more than one succeeded attempt; no stale completion was
+//     accepted.
+//   - limit_violations: at no moment did more attempts of a step overlap than its
+//     max_concurrency (computed from the attempts' intervals).
+//   - stuck: every run ended within a bound derived from its steps' timeouts, retries and
+//     the lease grace; no step, attempt or River job (available, running, scheduled or
+//     retryable) is left live for a finished run.
+//   - budget: no step made more counted attempts than its max_attempts.
+//
+// It prints one summary line, `chaos: runs=N faults=K lost=0 duplicated=0
+// limit_violations=0 stuck=0`, then the faults by kind, the recovery times (from a SIGKILL
+// until the victim's steps ran again elsewhere; from a Postgres restart until the first step
+// completed after it) and every violation, and fails when there is one.
+package chaos

@@ -1,0 +1,265 @@
+package chaos
+
+import (
+	"context"
+	"time"
+)
+
+// shortPlan is the fault plan of the short mode: every kind at least once, at fixed shares
+// of the load's duration.
+var shortPlan = []struct {
+	at   float64
+	kind string
+}{
+	{0.08, FaultDuplicate},
+	{0.16, FaultKill},
+	{0.30, FaultTerminate},
+	{0.42, FaultRestartFast},
+	{0.54, FaultTerm},
+	{0.66, FaultRestartImmediate},
+	{0.78, FaultKill},
+	{0.90, FaultLate},
+}
+
+// fullCycle is the order faults take in the full mode, a few seconds apart, round and round.
+var fullCycle = []string{FaultKill, FaultDuplicate, FaultTerminate, FaultTerm, FaultLate, FaultKill,
+	FaultRestartFast, FaultDuplicate, FaultKill, FaultTerminate, FaultLate, FaultTerm, FaultRestartImmediate}
+
+// inject runs the fault plan until ctx ends.
+func (c *chaos) inject(ctx context.Context) {
+	start := time.Now()
+	wait := func(until time.Time) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Until(until)):
+			return true
+		}
+	}
+	if c.cfg.Short {
+		for _, f := range shortPlan {
+			if !wait(start.Add(time.Duration(f.at * float64(c.cfg.Duration)))) {
+				return
+			}
+			c.fault(ctx, f.kind)
+		}
+		<-ctx.Done()
+		return
+	}
+	for i := 0; ; i++ {
+		if !wait(time.Now().Add(3*time.Second + time.Duration(c.intn(5000))*time.Millisecond)) {
+			return
+		}
+		c.fault(ctx, fullCycle[i%len(fullCycle)])
+	}
+}
+
+func (c *chaos) fault(ctx context.Context, kind string) {
+	switch kind {
+	case FaultKill:
+		c.killWorker(ctx)
+	case FaultTerm:
+		c.termWorker(ctx)
+	case FaultTerminate:
+		c.terminateBackends(ctx)
+	case FaultRestartFast, FaultRestartImmediate:
+		c.restartPostgres(ctx, kind)
+	case FaultDuplicate, FaultLate:
+		// Both at once: the stale calls are cheap and the short plan runs each twice this way.
+		c.duplicateCompletion(ctx)
+		c.lateCompletion(ctx)
+	}
+}
+
+// killWorker SIGKILLs the worker running the most steps, mid-step, and starts a new one in
+// its slot a second later. What it was running is remembered to measure recovery.
+func (c *chaos) killWorker(ctx context.Context) {
+	slot := c.intn(c.cfg.Workers)
+	var running []stepRef
+	var victim string
+	_ = retrySQL(ctx, func(ctx context.Context) error {
+		rows, err := c.admin.Query(ctx, `SELECT worker FROM qflow.step_runs WHERE status = 'running'
+		                                  GROUP BY worker ORDER BY count(*) DESC`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			if s := c.fleet.slotOf(id); s >= 0 {
+				slot, victim = s, id
+				break
+			}
+		}
+		return rows.Err()
+	})
+	p := c.fleet.kill(slot)
+	at := time.Now()
+	if victim == "" {
+		victim = p.id
+	}
+	// What the victim held when it died: its running attempts (read after the kill, so
+	// none can have finished since).
+	_ = retrySQL(ctx, func(ctx context.Context) error {
+		running = running[:0]
+		rows, err := c.admin.Query(ctx, "SELECT run_id, step, attempt FROM qflow.step_runs WHERE status = 'running' AND worker = $1", p.id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s stepRef
+			if err := rows.Scan(&s.run, &s.step, &s.attempt); err != nil {
+				return err
+			}
+			running = append(running, s)
+		}
+		return rows.Err()
+	})
+	c.mu.Lock()
+	c.kills = append(c.kills, kill{at: at, victim: p.id, steps: running})
+	c.mu.Unlock()
+	c.countFault(FaultKill, 1)
+	c.logf("SIGKILL %s with %d steps running", p.id, len(running))
+	time.Sleep(time.Second)
+	if err := c.fleet.start(ctx, slot); err != nil {
+		c.violation("restarting after SIGKILL: %v", err)
+	}
+}
+
+// termWorker stops a worker with SIGTERM mid-load: it must finish or release its steps and
+// exit cleanly; a new one takes its slot.
+func (c *chaos) termWorker(ctx context.Context) {
+	slot := c.intn(c.cfg.Workers)
+	p, err := c.fleet.term(slot)
+	c.countFault(FaultTerm, 1)
+	if err != nil {
+		c.violation("%v", err)
+	}
+	c.logf("SIGTERM %s: exited (%v)", p.id, p.err)
+	time.Sleep(500 * time.Millisecond)
+	if err := c.fleet.start(ctx, slot); err != nil {
+		c.violation("restarting after SIGTERM: %v", err)
+	}
+}
+
+// terminateBackends kills about half of the workers' database connections from the server
+// side, as a failover or an administrator would.
+func (c *chaos) terminateBackends(ctx context.Context) {
+	var n int
+	err := retrySQL(ctx, func(ctx context.Context) error {
+		return c.admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		                               WHERE datname = current_database() AND usename = $1 AND random() < 0.5`,
+			c.logins.workerName).Scan(&n)
+	})
+	if err != nil {
+		c.violation("terminating worker connections: %v", err)
+		return
+	}
+	c.countFault(FaultTerminate, 1)
+	c.logf("pg_terminate_backend: %d worker connections", n)
+}
+
+// restartPostgres restarts the private cluster under load; on a given server it does nothing.
+func (c *chaos) restartPostgres(ctx context.Context, kind string) {
+	if c.cluster == nil {
+		return
+	}
+	start := time.Now()
+	err := c.cluster.restart(ctx, kind == FaultRestartImmediate)
+	end := time.Now()
+	if err != nil {
+		c.violation("%s: %v", kind, err)
+		return
+	}
+	c.mu.Lock()
+	c.restarts = append(c.restarts, restart{kind: kind, start: start, end: end})
+	c.report.RestartDowntime[kind] = append(c.report.RestartDowntime[kind], end.Sub(start))
+	c.mu.Unlock()
+	c.countFault(kind, 1)
+	c.logf("%s took %s", kind, end.Sub(start).Round(time.Millisecond))
+}
+
+// staleOutput is what a stale completion tries to write; it would show in the output checks.
+const staleOutput = `{"step": "stale", "value": -1}`
+
+// duplicateCompletion repeats the completion of a step that already succeeded, in every form
+// a worker has (complete_step, fail_step, finish_steps), as the worker login. Each must be
+// refused as stale and leave the step as it was.
+func (c *chaos) duplicateCompletion(ctx context.Context) {
+	var s stepRef
+	var job *int64
+	var before string
+	err := retrySQL(ctx, func(ctx context.Context) error {
+		return c.admin.QueryRow(ctx, `SELECT sr.run_id, sr.step, sr.attempt, a.job_id, sr.output::text
+		                                FROM qflow.step_runs sr
+		                                JOIN qflow.step_attempts a ON a.run_id = sr.run_id AND a.step = sr.step AND a.attempt = sr.attempt
+		                               WHERE sr.status = 'succeeded' ORDER BY sr.run_id DESC LIMIT 1`).Scan(&s.run, &s.step, &s.attempt, &job, &before)
+	})
+	if err != nil {
+		c.logf("duplicate completion: no succeeded step yet (%v)", err)
+		return
+	}
+	c.staleCalls(ctx, FaultDuplicate, s, job)
+	var after, status string
+	err = retrySQL(ctx, func(ctx context.Context) error {
+		return c.admin.QueryRow(ctx, "SELECT output::text, status FROM qflow.step_runs WHERE run_id = $1 AND step = $2",
+			s.run, s.step).Scan(&after, &status)
+	})
+	if err == nil && (after != before || status != "succeeded") {
+		c.violation("duplicated: a repeated completion of step %s of run %d changed it to %s %s", s.step, s.run, status, after)
+		c.mu.Lock()
+		c.report.Duplicated++
+		c.mu.Unlock()
+	}
+}
+
+// lateCompletion sends the result of an attempt that is no longer the step's: a running step
+// gets a completion for its previous attempt (the one a sweep or a retry superseded).
+func (c *chaos) lateCompletion(ctx context.Context) {
+	var s stepRef
+	err := retrySQL(ctx, func(ctx context.Context) error {
+		return c.admin.QueryRow(ctx, `SELECT run_id, step, attempt - 1 FROM qflow.step_runs WHERE status = 'running'
+		                               ORDER BY attempt DESC, run_id DESC LIMIT 1`).Scan(&s.run, &s.step, &s.attempt)
+	})
+	if err != nil {
+		c.logf("late completion: no running step (%v)", err)
+		return
+	}
+	c.staleCalls(ctx, FaultLate, s, nil)
+}
+
+// staleCalls makes the three stale calls and checks that each says so.
+func (c *chaos) staleCalls(ctx context.Context, kind string, s stepRef, job *int64) {
+	refused := func(what string, ok bool, err error) {
+		if err != nil {
+			c.violation("%s of step %s of run %d attempt %d (%s): %v", kind, s.step, s.run, s.attempt, what, err)
+		} else if !ok {
+			c.violation("duplicated: %s of step %s of run %d attempt %d was accepted by %s", kind, s.step, s.run, s.attempt, what)
+			c.mu.Lock()
+			c.report.Duplicated++
+			c.mu.Unlock()
+		}
+	}
+	var completed bool
+	err := retrySQL(ctx, func(ctx context.Context) error {
+		return c.worker.QueryRow(ctx, "SELECT qflow.complete_step($1, $2, $3, $4)", s.run, s.step, s.attempt, staleOutput).Scan(&completed)
+	})
+	refused("complete_step", !completed, err)
+	var outcome string
+	err = retrySQL(ctx, func(ctx context.Context) error {
+		return c.worker.QueryRow(ctx, "SELECT qflow.fail_step($1, $2, $3, 'chaos: stale failure')", s.run, s.step, s.attempt).Scan(&outcome)
+	})
+	refused("fail_step", outcome == "stale", err)
+	err = retrySQL(ctx, func(ctx context.Context) error {
+		return c.worker.QueryRow(ctx, `SELECT f.outcome FROM qflow.finish_steps(jsonb_build_array(jsonb_build_object(
+		                                  'run_id', $1::bigint, 'step', $2::text, 'attempt', $3::integer, 'job_id', $4::bigint,
+		                                  'result', 'complete', 'output', $5::jsonb))) f`,
+			s.run, s.step, s.attempt, job, staleOutput).Scan(&outcome)
+	})
+	refused("finish_steps", outcome == "stale", err)
+	c.countFault(kind, 1)
+}

@@ -1,0 +1,13 @@
+-- Queries of `qflow migrate` and of workers about the schema and its roles (migrations/014,
+-- migrations/015).
+
+-- name: SecureProcedures :exec
+-- After every migration run: nothing callable by PUBLIC, definer procedures as their owner.
+SELECT qflow.secure_procedures();
+
+-- name: EnsureRoles :exec
+SELECT qflow.ensure_roles(@admin_role::text, @worker_role::text, @trigger_role::text, @reader_role::text);
+
+-- name: SchemaVersion :one
+-- The number of the last migration tern ran on this database.
+SELECT version FROM qflow.schema_version;

@@ -1,0 +1,46 @@
+package worker_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/worker"
+)
+
+func TestWorkerRefusesASchemaOfAnotherRelease(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	latest, err := migrations.Latest()
+	require.NoError(t, err)
+	start := func() error {
+		w, err := worker.New(worker.Config{Pool: b.pool, Registry: b.reg, ID: "schema-check", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		require.NoError(t, err)
+		return w.Start(b.ctx)
+	}
+
+	for _, tc := range []struct {
+		version int
+		want    string
+	}{
+		{latest - 3, fmt.Sprintf("database schema is at version %d but this binary needs %d: run `qflow migrate` with this binary", latest-3, latest)},
+		{latest + 1, fmt.Sprintf("database schema is at version %d, newer than this binary's %d: upgrade this binary", latest+1, latest)},
+	} {
+		_, err := b.pool.Exec(b.ctx, "UPDATE qflow.schema_version SET version = $1", tc.version)
+		require.NoError(t, err)
+		err = start()
+		require.ErrorContains(t, err, tc.want)
+		var schemaErr *worker.SchemaError
+		require.ErrorAs(t, err, &schemaErr)
+		require.Equal(t, worker.SchemaError{Have: tc.version, Want: latest}, *schemaErr)
+	}
+	require.Zero(t, b.count(t, "SELECT count(*) FROM qflow.workers"), "it refused before announcing itself")
+
+	_, err = b.pool.Exec(b.ctx, "DROP TABLE qflow.schema_version")
+	require.NoError(t, err)
+	require.ErrorContains(t, start(), "database has no QuantumFlow schema but this binary needs version")
+}
