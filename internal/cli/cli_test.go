@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quantumflow/qflow/gen"
 	"github.com/quantumflow/qflow/internal/dbtest"
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/probe"
@@ -168,4 +169,25 @@ func TestDATABASEURLIsRequiredAndNeverEchoed(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.NotContains(t, stderr.String(), "s3cret")
 	require.Contains(t, stderr.String(), "postgres://alice@127.0.0.1:1/db")
+}
+
+func TestWatchRedrawsInPlaceOnATerminal(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(t)
+	var id int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO qflow.runs (workflow, input) VALUES ('probe_chain', '{"sleep_ms": 300}') RETURNING id`).Scan(&id))
+
+	var out bytes.Buffer
+	env := Env{Stdout: &out, Stderr: io.Discard}
+	require.NoError(t, watchOn(b.ctx, env, gen.New(b.pool), id, true))
+
+	text := out.String()
+	// Each new frame first moves the cursor up over the previous one and clears below it.
+	require.Contains(t, text, "\x1b[J")
+	require.Regexp(t, `\x1b\[\d+A\x1b\[J`, text)
+	frames := strings.Split(text, "\x1b[J")
+	require.Greater(t, len(frames), 2, "the table was redrawn as steps progressed")
+	require.Contains(t, frames[len(frames)-1], "status=succeeded")
+	require.NotContains(t, frames[len(frames)-1], "running", "the last frame is the final state only")
 }

@@ -87,7 +87,12 @@ func printStatus(w io.Writer, s runStatusDoc) {
 // watch follows a run until it finishes: a table redrawn in place on a terminal, a line per
 // change otherwise. It fails (exit status 1) unless the run succeeded.
 func watch(ctx context.Context, env Env, q *gen.Queries, id int64) error {
-	tty := isTerminal(env.Stdout)
+	return watchOn(ctx, env, q, id, isTerminal(env.Stdout))
+}
+
+// watchOn is watch with the terminal decision made by the caller (tests draw "on a terminal"
+// into a buffer).
+func watchOn(ctx context.Context, env Env, q *gen.Queries, id int64, tty bool) error {
 	var last string
 	drawn := 0
 	t := time.NewTicker(200 * time.Millisecond)
