@@ -784,6 +784,9 @@ func write(dir string, res Result) error {
 	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
+	if err := plot(filepath.Join(dir, "latest.png"), res); err != nil {
+		return fmt.Errorf("plotting: %w", err)
+	}
 	fmt.Print("\n", md.String())
 	return nil
 }
