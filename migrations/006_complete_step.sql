@@ -224,6 +224,18 @@ BEGIN
      ORDER BY r.id
        FOR UPDATE;
 
+    -- A run past its deadline times out here and now, whenever the sweep would have got to it:
+    -- a result arriving after the deadline must not let the run succeed.
+    FOR v_r IN
+        SELECT r.id, r.deadline - r.created_at AS budget
+          FROM qflow.runs r
+         WHERE r.id IN (SELECT DISTINCT (e ->> 'run_id')::bigint FROM jsonb_array_elements(p_results) e)
+           AND r.status IN ('pending', 'running') AND r.deadline < now()
+         ORDER BY r.id
+    LOOP
+        PERFORM qflow.finish_run(v_r.id, 'timed_out', format('run exceeded its deadline (%s)', v_r.budget));
+    END LOOP;
+
     -- Completions: only the attempt that is running may complete its step.
     WITH e AS (
         SELECT * FROM jsonb_to_recordset(p_results) AS x(run_id bigint, step text, attempt integer, result text, output jsonb)

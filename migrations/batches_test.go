@@ -86,3 +86,21 @@ func TestFinishStepsCompletesItsRiverJobsAndJoinsInOneBatch(t *testing.T) {
 	b.runStep(t, run, "d")
 	require.Equal(t, "succeeded", b.runStatus(t, run))
 }
+
+func TestAResultAfterTheDeadlineTimesTheRunOut(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.chain(t, nil)
+	run := b.start(t, "chain", "{}")
+	attempt := b.claim(t, run, "a")
+	// The deadline passes while a runs; the sweep has not come by yet.
+	b.exec(t, "UPDATE qflow.runs SET deadline = now() - interval '1 second' WHERE id = $1", run)
+
+	var outcome string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT outcome FROM qflow.finish_steps($1)`,
+		fmt.Sprintf(`[{"run_id": %d, "step": "a", "attempt": %d, "job_id": 0, "result": "complete", "output": {}}]`, run, attempt)).Scan(&outcome))
+	require.Equal(t, "stale", outcome)
+	require.Equal(t, "timed_out", b.runStatus(t, run))
+	require.Equal(t, "cancelled", b.stepStatus(t, run, "a"))
+	require.Equal(t, "cancelled", b.stepStatus(t, run, "b"))
+}
