@@ -46,6 +46,9 @@ type Config struct {
 	Metrics Observer
 	// ReportInterval is how often the metrics reporter reads the database [5s].
 	ReportInterval time.Duration
+	// AfterSync runs once the registry's definitions are registered, before the worker
+	// starts taking steps: settings that apply on top of definitions (environment, rollouts).
+	AfterSync func(ctx context.Context) error
 }
 
 // Observer is told what the worker does; the metrics package implements it.
@@ -165,6 +168,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	if _, err := w.cfg.Registry.Sync(ctx, w.cfg.Pool); err != nil {
 		return err
+	}
+	if w.cfg.AfterSync != nil {
+		if err := w.cfg.AfterSync(ctx); err != nil {
+			return err
+		}
 	}
 	if err := w.heartbeat(ctx); err != nil {
 		return fmt.Errorf("announcing worker: %w", err)

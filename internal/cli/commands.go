@@ -107,17 +107,6 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	}
 	defer pool.Close()
 
-	// A schema from another release first: the definitions below would fail less clearly.
-	if err := worker.CheckSchema(ctx, pool); err != nil {
-		return err
-	}
-	// Definitions first, then the environment's settings on top (worker.Start's own Sync is then a no-op).
-	if _, err := env.Registry.Sync(ctx, pool); err != nil {
-		return err
-	}
-	if _, err := rollout.Apply(ctx, pool, env.Getenv); err != nil {
-		return err
-	}
 	var metrics *worker.Metrics
 	if *metricsAddr != "" {
 		if metrics, err = worker.NewMetrics(prometheus.DefaultRegisterer); err != nil {
@@ -129,7 +118,12 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		}
 		logger(env).Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
 	}
-	cfg := worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env)}
+	cfg := worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env),
+		// The environment's settings go on top of the definitions Start registers.
+		AfterSync: func(ctx context.Context) error {
+			_, err := rollout.Apply(ctx, pool, env.Getenv)
+			return err
+		}}
 	if metrics != nil {
 		cfg.Metrics = metrics
 	}
