@@ -62,19 +62,38 @@ func (q *Queries) ClaimSteps(ctx context.Context, arg ClaimStepsParams) ([]Claim
 }
 
 const finishSteps = `-- name: FinishSteps :many
-SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS attempt, f.outcome::text AS outcome
-  FROM qflow.finish_steps($1) AS f
+SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS attempt, f.outcome::text AS outcome,
+       coalesce(f.next_step, '')::text AS next_step, coalesce(f.next_attempt, 0)::integer AS next_attempt,
+       coalesce(f.next_job_id, 0)::bigint AS next_job_id, coalesce(f.next_workflow, '')::text AS next_workflow,
+       coalesce(f.next_timeout_ms, 0)::bigint AS next_timeout_ms, coalesce(f.next_input, '{}')::jsonb AS next_input,
+       coalesce(f.next_deps, '{}')::jsonb AS next_deps
+  FROM qflow.finish_steps($1::jsonb, $2::text, $3::text[]) AS f
 `
 
-type FinishStepsRow struct {
-	RunID   int64  `json:"run_id"`
-	Step    string `json:"step"`
-	Attempt int32  `json:"attempt"`
-	Outcome string `json:"outcome"`
+type FinishStepsParams struct {
+	Results json.RawMessage `json:"results"`
+	Worker  string          `json:"worker"`
+	Classes []string        `json:"classes"`
 }
 
-func (q *Queries) FinishSteps(ctx context.Context, results json.RawMessage) ([]FinishStepsRow, error) {
-	rows, err := q.db.Query(ctx, finishSteps, results)
+type FinishStepsRow struct {
+	RunID         int64           `json:"run_id"`
+	Step          string          `json:"step"`
+	Attempt       int32           `json:"attempt"`
+	Outcome       string          `json:"outcome"`
+	NextStep      string          `json:"next_step"`
+	NextAttempt   int32           `json:"next_attempt"`
+	NextJobID     int64           `json:"next_job_id"`
+	NextWorkflow  string          `json:"next_workflow"`
+	NextTimeoutMs int64           `json:"next_timeout_ms"`
+	NextInput     json.RawMessage `json:"next_input"`
+	NextDeps      json.RawMessage `json:"next_deps"`
+}
+
+// next_* is the step the entry's worker slot takes next (eager dispatch); next_step is empty
+// when it takes none.
+func (q *Queries) FinishSteps(ctx context.Context, arg FinishStepsParams) ([]FinishStepsRow, error) {
+	rows, err := q.db.Query(ctx, finishSteps, arg.Results, arg.Worker, arg.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +106,13 @@ func (q *Queries) FinishSteps(ctx context.Context, results json.RawMessage) ([]F
 			&i.Step,
 			&i.Attempt,
 			&i.Outcome,
+			&i.NextStep,
+			&i.NextAttempt,
+			&i.NextJobID,
+			&i.NextWorkflow,
+			&i.NextTimeoutMs,
+			&i.NextInput,
+			&i.NextDeps,
 		); err != nil {
 			return nil, err
 		}

@@ -6,5 +6,11 @@ SELECT c.run_id::bigint AS run_id, c.step::text AS step, c.attempt::integer AS a
   FROM qflow.claim_steps(@claims, @worker) AS c;
 
 -- name: FinishSteps :many
-SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS attempt, f.outcome::text AS outcome
-  FROM qflow.finish_steps(@results) AS f;
+-- next_* is the step the entry's worker slot takes next (eager dispatch); next_step is empty
+-- when it takes none.
+SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS attempt, f.outcome::text AS outcome,
+       coalesce(f.next_step, '')::text AS next_step, coalesce(f.next_attempt, 0)::integer AS next_attempt,
+       coalesce(f.next_job_id, 0)::bigint AS next_job_id, coalesce(f.next_workflow, '')::text AS next_workflow,
+       coalesce(f.next_timeout_ms, 0)::bigint AS next_timeout_ms, coalesce(f.next_input, '{}')::jsonb AS next_input,
+       coalesce(f.next_deps, '{}')::jsonb AS next_deps
+  FROM qflow.finish_steps(@results::jsonb, @worker::text, @classes::text[]) AS f;

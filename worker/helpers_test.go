@@ -47,13 +47,18 @@ func (b *testBundle) add(t *testing.T, name string, deps map[string][]string, ad
 	require.NoError(t, err)
 }
 
-// startWorker runs an in-process worker on its own pool until the test ends.
-func (b *testBundle) startWorker(t *testing.T, id string, maxWorkers int) *worker.Worker {
+// startWorker runs an in-process worker on its own pool until the test ends; adjust, if
+// given, changes its configuration first.
+func (b *testBundle) startWorker(t *testing.T, id string, maxWorkers int, adjust ...func(*worker.Config)) *worker.Worker {
 	t.Helper()
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		Pool: dbtest.PoolFor(t, b.url, int32(maxWorkers)+10), Registry: b.reg, Classes: []string{"cpu"},
 		MaxWorkers: maxWorkers, ID: id, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	w, err := worker.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, w.Start(b.ctx))
 	t.Cleanup(func() {

@@ -50,29 +50,54 @@ func (*stepWorker) Timeout(*river.Job[StepArgs]) time.Duration { return -1 }
 func (sw *stepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 	w := sw.w
 	a := job.Args
-	log := w.log.With("run_id", a.RunID, "step", a.Step, "attempt", a.Attempt)
-
 	claim, err := w.claims.do(ctx, a)
 	if err != nil {
 		return fmt.Errorf("claiming step %s of run %d: %w", a.Step, a.RunID, err)
 	}
 	if claim == nil {
 		// Cancelled run, superseded attempt or a second delivery: nothing to do.
-		log.Debug("stale step job dropped")
+		w.log.Debug("stale step job dropped", "run_id", a.RunID, "step", a.Step, "attempt", a.Attempt)
 		return nil
 	}
-
-	res := w.execute(ctx, *claim, a)
-	// Not cancelled with the job: a worker that is shutting down must still report.
-	res.sqlOutcome, err = w.results.do(context.WithoutCancel(ctx), finishReq{args: a, jobID: job.ID, res: &res})
-	w.cfg.Metrics.StepFinished(claim.Workflow, a.Step, res.outcome(), res.elapsed)
-	if res.err != nil && !res.released {
-		log.Info("step attempt failed", "err", res.err, "permanent", res.permanent, "timed_out", res.timedOut, "outcome", res.outcome())
-	}
-	if err != nil {
-		return fmt.Errorf("recording step %s of run %d attempt %d: %w", a.Step, a.RunID, a.Attempt, err)
+	// With eager dispatch the result of one step may hand this slot the next step of its run
+	// (already claimed for this worker, with its own River job): run it here, and so on.
+	jobID := job.ID
+	for claim != nil {
+		next, err := w.runStep(ctx, a, jobID, claim)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return nil
+		}
+		a, jobID, claim = next.args, next.jobID, &next.claimed
 	}
 	return nil
+}
+
+// runStep executes one claimed attempt and records its result; it returns the step the
+// result handed this slot, if any.
+func (w *Worker) runStep(ctx context.Context, a StepArgs, jobID int64, claim *claimed) (*continuation, error) {
+	res := w.execute(ctx, *claim, a)
+	// Not cancelled with the job: a worker that is shutting down must still report.
+	done, err := w.results.do(context.WithoutCancel(ctx), finishReq{args: a, jobID: jobID, res: &res, take: w.takesMore(ctx)})
+	res.sqlOutcome = done.outcome
+	w.cfg.Metrics.StepFinished(claim.Workflow, a.Step, res.outcome(), res.elapsed)
+	if res.err != nil && !res.released {
+		w.log.Info("step attempt failed", "run_id", a.RunID, "step", a.Step, "attempt", a.Attempt,
+			"err", res.err, "permanent", res.permanent, "timed_out", res.timedOut, "outcome", res.outcome())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recording step %s of run %d attempt %d: %w", a.Step, a.RunID, a.Attempt, err)
+	}
+	return done.next, nil
+}
+
+// takesMore says whether this slot offers to run a successor with its result: not when eager
+// dispatch is off, and not once the worker is stopping (a soft stop waits for running steps
+// and must not be handed new ones).
+func (w *Worker) takesMore(ctx context.Context) bool {
+	return !w.cfg.DisableEagerDispatch && !w.stopping.Load() && ctx.Err() == nil
 }
 
 // result is what one execution of a handler came to.
@@ -224,6 +249,23 @@ type finishReq struct {
 	args  StepArgs
 	jobID int64
 	res   *result
+	// take offers the slot for a successor of the run (eager dispatch).
+	take bool
+}
+
+// finished is what the database made of one result: the outcome, and the step the slot
+// takes next, if it was handed one.
+type finished struct {
+	outcome string
+	next    *continuation
+}
+
+// continuation is a step claimed for this worker in the transaction that recorded its
+// predecessor's result.
+type continuation struct {
+	args    StepArgs
+	jobID   int64
+	claimed claimed
 }
 
 // finishEntry is a finishReq as qflow.finish_steps reads it.
@@ -237,12 +279,13 @@ type finishEntry struct {
 	Error     string          `json:"error,omitempty"`
 	Permanent bool            `json:"permanent,omitempty"`
 	TimedOut  bool            `json:"timed_out,omitempty"`
+	Take      bool            `json:"take,omitempty"`
 }
 
 // finishSteps records a batch of results and completes their River jobs in one transaction,
 // so each step's result and its job's completion commit together or not at all. It returns
 // what the database made of each result.
-func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]string, error) {
+func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]finished, error) {
 	entries := make([]finishEntry, len(reqs))
 	for i, r := range reqs {
 		e := finishEntry{RunID: r.args.RunID, Step: r.args.Step, Attempt: r.args.Attempt, JobID: r.jobID}
@@ -250,7 +293,7 @@ func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]string, e
 		case r.res.released:
 			e.Result, e.Error = "release", "worker "+w.cfg.ID+" shut down"
 		case r.res.err == nil:
-			e.Result, e.Output = "complete", r.res.output
+			e.Result, e.Output, e.Take = "complete", r.res.output, r.take
 		default:
 			e.Result, e.Error, e.Permanent, e.TimedOut = "fail", r.res.err.Error(), r.res.permanent, r.res.timedOut
 		}
@@ -264,19 +307,29 @@ func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]string, e
 	defer cancel()
 	var rows []gen.FinishStepsRow
 	err = retryDB(ctx, func(ctx context.Context) error {
-		rows, err = w.queries.FinishSteps(ctx, results)
+		rows, err = w.queries.FinishSteps(ctx, gen.FinishStepsParams{Results: results, Worker: w.cfg.ID, Classes: w.cfg.Classes})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	outcomes := make(map[StepArgs]string, len(rows))
+	// A duplicated entry gets a row per copy; only one of them carries a continuation.
+	byArgs := make(map[StepArgs]finished, len(rows))
 	for _, r := range rows {
-		outcomes[StepArgs{RunID: r.RunID, Step: r.Step, Attempt: r.Attempt}] = r.Outcome
+		f := byArgs[StepArgs{RunID: r.RunID, Step: r.Step, Attempt: r.Attempt}]
+		f.outcome = r.Outcome
+		if r.NextStep != "" {
+			f.next = &continuation{
+				args:    StepArgs{RunID: r.RunID, Step: r.NextStep, Attempt: r.NextAttempt},
+				jobID:   r.NextJobID,
+				claimed: claimed{Workflow: r.NextWorkflow, TimeoutMS: r.NextTimeoutMs, Input: r.NextInput, Deps: r.NextDeps},
+			}
+		}
+		byArgs[StepArgs{RunID: r.RunID, Step: r.Step, Attempt: r.Attempt}] = f
 	}
-	out := make([]string, len(reqs))
+	out := make([]finished, len(reqs))
 	for i, r := range reqs {
-		out[i] = outcomes[r.args]
+		out[i] = byArgs[r.args]
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +47,9 @@ type Config struct {
 	Metrics Observer
 	// ReportInterval is how often the metrics reporter reads the database [5s].
 	ReportInterval time.Duration
+	// DisableEagerDispatch makes every step go through its queue: a finished step's slot no
+	// longer takes the successor it made ready (see migrations/016_eager_dispatch.sql) [false].
+	DisableEagerDispatch bool
 	// AfterSync runs once the registry's definitions are registered, before the worker
 	// starts taking steps: settings that apply on top of definitions (environment, rollouts).
 	AfterSync func(ctx context.Context) error
@@ -71,7 +75,9 @@ type Worker struct {
 
 	// claims and results batch the database calls of concurrent steps.
 	claims  *batcher[StepArgs, *claimed]
-	results *batcher[finishReq, string]
+	results *batcher[finishReq, finished]
+	// stopping is set when shutdown begins: slots take no more steps with their results.
+	stopping atomic.Bool
 
 	heartbeatDone chan struct{}
 	cancelBeat    context.CancelFunc
@@ -207,6 +213,7 @@ func (w *Worker) Start(ctx context.Context) error {
 // Stop shuts down gracefully: no new steps are fetched, running steps get until ctx ends to
 // finish, then their handlers are cancelled and the steps released for another worker.
 func (w *Worker) Stop(ctx context.Context) error {
+	w.stopping.Store(true)
 	err := w.client.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		w.log.Warn("steps still running at shutdown deadline; cancelling and releasing them")

@@ -80,6 +80,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long running steps may finish after SIGTERM before they are cancelled and released")
 	id := fs.String("id", "", "worker name in qflow.workers (default host:pid)")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", `serve Prometheus metrics on this address at /metrics ("" disables)`)
+	eager := fs.Bool("eager-dispatch", true, "a slot whose step finished runs the successor it made ready, without a trip through the queue")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,6 +120,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		logger(env).Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
 	}
 	cfg := worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env),
+		DisableEagerDispatch: !*eager,
 		// The environment's settings go on top of the definitions Start registers.
 		AfterSync: func(ctx context.Context) error {
 			_, err := rollout.Apply(ctx, pool, env.Getenv)
