@@ -95,11 +95,13 @@ type Percentiles struct {
 
 // LoadPoint is the steady-load throughput of each system at one number of runs in flight.
 type LoadPoint struct {
-	InFlight             int     `json:"in_flight"`
-	EngineStepsPerSec    float64 `json:"engine_steps_per_sec"`
-	RiverChainHopsPerSec float64 `json:"river_chain_hops_per_sec"`
-	LegacyStepsPerSec    float64 `json:"legacy_steps_per_sec"`
-	Ratio                float64 `json:"ratio_engine_vs_river_chain"`
+	InFlight          int     `json:"in_flight"`
+	EngineStepsPerSec float64 `json:"engine_steps_per_sec"`
+	// EngineQueuedStepsPerSec is the engine with eager dispatch off: every step through its queue.
+	EngineQueuedStepsPerSec float64 `json:"engine_no_eager_steps_per_sec"`
+	RiverChainHopsPerSec    float64 `json:"river_chain_hops_per_sec"`
+	LegacyStepsPerSec       float64 `json:"legacy_steps_per_sec"`
+	Ratio                   float64 `json:"ratio_engine_vs_river_chain"`
 }
 
 func main() {
@@ -114,7 +116,7 @@ func main() {
 	flag.IntVar(&o.idleHops, "idle-hops", 200, "hops measured one run at a time for idle latency")
 	flag.StringVar(&o.serverURL, "server", os.Getenv("QFLOW_BENCH_SERVER_URL"), "Postgres server URL (maintenance database); default: the project's throwaway cluster")
 	flag.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
-	systems := flag.String("systems", "engine,river,legacy", "systems to measure under steady load (for profiling one alone)")
+	systems := flag.String("systems", "engine,queued,river,legacy", "systems to measure under steady load: engine, queued (the engine without eager dispatch), river, legacy")
 	flag.IntVar(&o.history, "history", 100000, "finished runs preloaded for the history scenario (0 skips it)")
 	processes := flag.String("processes", "1,2,4", "worker process counts for the scaling scenario (empty skips it)")
 	flag.IntVar(&o.bulk, "bulk", 20000, "runs inserted by one INSERT ... SELECT for the bulk scenario (0 skips it)")
@@ -165,7 +167,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	b := &bench{o: o, pool: pool, url: dbURL}
+	b := &bench{o: o, pool: pool, url: dbURL, clock: newHopClock()}
 	res := Result{
 		Commit: gitCommit(), Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339),
 		Workers: o.workers, Reps: o.reps, Samples: map[string][]float64{},
@@ -173,12 +175,17 @@ func run(ctx context.Context, o options) error {
 
 	// Steady load: the three systems interleaved within each repetition.
 	for _, k := range o.inFlight {
-		var eng, riv, leg []float64
+		var eng, que, riv, leg []float64
 		for rep := 0; rep < o.reps; rep++ {
-			var e, r, l float64
+			var e, q, r, l float64
 			var err error
 			if o.systems["engine"] {
 				if e, err = b.engine(ctx, k, "workflow"); err != nil {
+					return err
+				}
+			}
+			if o.systems["queued"] {
+				if q, err = b.engine(ctx, k, "queued"); err != nil {
 					return err
 				}
 			}
@@ -192,13 +199,15 @@ func run(ctx context.Context, o options) error {
 					return err
 				}
 			}
-			eng, riv, leg = append(eng, e), append(riv, r), append(leg, l)
-			fmt.Printf("in flight %4d  rep %d: engine %7.0f steps/s  river chain %7.0f hops/s  legacy %7.0f steps/s\n", k, rep+1, e, r, l)
+			eng, que, riv, leg = append(eng, e), append(que, q), append(riv, r), append(leg, l)
+			fmt.Printf("in flight %4d  rep %d: engine %7.0f steps/s  (no eager dispatch %7.0f)  river chain %7.0f hops/s  legacy %7.0f steps/s\n", k, rep+1, e, q, r, l)
 		}
-		p := LoadPoint{InFlight: k, EngineStepsPerSec: median(eng), RiverChainHopsPerSec: median(riv), LegacyStepsPerSec: median(leg)}
+		p := LoadPoint{InFlight: k, EngineStepsPerSec: median(eng), EngineQueuedStepsPerSec: median(que),
+			RiverChainHopsPerSec: median(riv), LegacyStepsPerSec: median(leg)}
 		p.Ratio = p.EngineStepsPerSec / p.RiverChainHopsPerSec
 		res.ByInFlight = append(res.ByInFlight, p)
 		res.Samples[fmt.Sprintf("engine_k%d", k)] = eng
+		res.Samples[fmt.Sprintf("engine_no_eager_k%d", k)] = que
 		res.Samples[fmt.Sprintf("river_chain_k%d", k)] = riv
 		res.Samples[fmt.Sprintf("legacy_k%d", k)] = leg
 	}
@@ -285,6 +294,7 @@ type bench struct {
 	// historyMax is the last id of the preloaded history, which reset keeps.
 	historyMax int64
 	loadHops   []float64
+	clock      *hopClock
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -295,18 +305,20 @@ func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error)
 	if err := b.reset(ctx); err != nil {
 		return 0, err
 	}
-	var firstID int64
-	if err := b.pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM qflow.runs").Scan(&firstID); err != nil {
-		return 0, err
-	}
-	reg := pipelines.NewRegistry()
-	probe.Register(reg)
+	// Hop latency under load is taken at the first (lightest) level, where it says how long a
+	// ready step waits; at heavier levels it mostly measures the queue the load builds.
+	timeHops := mode == "workflow" && k == b.o.inFlight[0] && b.historyMax == 0
+	b.clock.record(timeHops)
+	defer b.clock.record(false)
 	wpool, err := newPool(ctx, b.url, int32(b.o.workers+8))
 	if err != nil {
 		return 0, err
 	}
 	defer wpool.Close()
-	w, err := worker.New(worker.Config{Pool: wpool, Registry: reg, MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
+	w, err := worker.New(worker.Config{
+		Pool: wpool, Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger(),
+		DisableEagerDispatch: mode == "queued",
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -315,10 +327,14 @@ func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error)
 	}
 	defer w.Stop(context.Background()) //nolint:errcheck
 
+	runMode := mode
+	if mode == "queued" {
+		runMode = "workflow"
+	}
 	feedCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	feedErr := make(chan error, 1)
-	go func() { feedErr <- b.feed(feedCtx, k, mode) }()
+	go func() { feedErr <- b.feed(feedCtx, k, runMode) }()
 
 	rate, err := b.window(ctx, func(ctx context.Context) (int64, error) {
 		var n int64
@@ -333,41 +349,10 @@ func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error)
 	if ferr := <-feedErr; ferr != nil && !errors.Is(ferr, context.Canceled) {
 		return 0, ferr
 	}
-	// Hop latency under load is taken at the first (lightest) level, where it says how long a
-	// ready step waits; at heavier levels it mostly measures the queue the load builds.
-	if err == nil && mode == "workflow" && k == b.o.inFlight[0] && b.historyMax == 0 {
-		hops, herr := b.hops(ctx, firstID)
-		if herr != nil {
-			return 0, herr
-		}
-		b.loadHops = append(b.loadHops, hops...)
+	if err == nil && timeHops {
+		b.loadHops = append(b.loadHops, b.clock.hops()...)
 	}
 	return rate, err
-}
-
-// hops returns the hop latencies (a step's completion began → its successor was claimed) of
-// the runs after afterID that finished.
-func (b *bench) hops(ctx context.Context, afterID int64) ([]float64, error) {
-	rows, err := b.pool.Query(ctx, `
-		SELECT extract(epoch FROM nxt.started_at - prev.finished_at) * 1000
-		  FROM qflow.runs r
-		  JOIN qflow.step_runs nxt ON nxt.run_id = r.id
-		  JOIN qflow.step_deps d ON d.workflow = nxt.workflow AND d.version = nxt.version AND d.step = nxt.step
-		  JOIN qflow.step_runs prev ON prev.run_id = nxt.run_id AND prev.step = d.depends_on
-		 WHERE r.id > $1 AND r.status = 'succeeded'`, afterID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []float64
-	for rows.Next() {
-		var ms float64
-		if err := rows.Scan(&ms); err != nil {
-			return nil, err
-		}
-		out = append(out, ms)
-	}
-	return out, rows.Err()
 }
 
 // feed keeps k runs live by topping up every few milliseconds with one INSERT ... SELECT.
@@ -487,15 +472,13 @@ func (b *bench) riverChain(ctx context.Context, k int) (float64, error) {
 	})
 }
 
-// idleLatency runs probe_chain runs one at a time and measures each hop: from the moment a
-// step's completion began to the moment its successor was claimed.
+// idleLatency runs probe_chain runs one at a time and measures each hop by the handlers'
+// clock (hopClock): from a step's handler returning to its successor's handler starting.
 func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
 	if err := b.reset(ctx); err != nil {
 		return Percentiles{}, err
 	}
-	reg := pipelines.NewRegistry()
-	probe.Register(reg)
-	w, err := worker.New(worker.Config{Pool: b.pool, Registry: reg, MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
+	w, err := worker.New(worker.Config{Pool: b.pool, Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
 	if err != nil {
 		return Percentiles{}, err
 	}
@@ -504,8 +487,14 @@ func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
 	}
 	defer w.Stop(context.Background()) //nolint:errcheck
 	time.Sleep(500 * time.Millisecond)
-	var hops []float64
-	for len(hops) < b.o.idleHops {
+	// The first runs warm the worker's connections (plpgsql compiles and plans per
+	// connection); a long-lived worker is past that, so they are not recorded.
+	const warmRuns = 20
+	defer b.clock.record(false)
+	for runs := -warmRuns; runs*4 < b.o.idleHops; runs++ {
+		if runs == 0 {
+			b.clock.record(true)
+		}
 		var id int64
 		if err := b.pool.QueryRow(ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id); err != nil {
 			return Percentiles{}, err
@@ -520,26 +509,9 @@ func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		rows, err := b.pool.Query(ctx, `
-			SELECT extract(epoch FROM nxt.started_at - prev.finished_at) * 1000
-			  FROM qflow.step_runs nxt
-			  JOIN qflow.step_deps d ON d.workflow = nxt.workflow AND d.version = nxt.version AND d.step = nxt.step
-			  JOIN qflow.step_runs prev ON prev.run_id = nxt.run_id AND prev.step = d.depends_on
-			 WHERE nxt.run_id = $1`, id)
-		if err != nil {
-			return Percentiles{}, err
-		}
-		for rows.Next() {
-			var ms float64
-			if err := rows.Scan(&ms); err != nil {
-				return Percentiles{}, err
-			}
-			hops = append(hops, ms)
-		}
-		rows.Close()
 		time.Sleep(20 * time.Millisecond) // idle between runs
 	}
-	return percentiles(hops), nil
+	return percentiles(b.clock.hops()), nil
 }
 
 // preloadHistory writes n finished probe_chain runs, with their steps and attempts, straight
@@ -762,11 +734,11 @@ func write(dir string, res Result) error {
 	var md strings.Builder
 	fmt.Fprintf(&md, "# Engine benchmark\n\ncommit `%s`, %s, %s; one worker process with %d workers; median of %d repetitions\n\n",
 		res.Commit, res.Machine, res.Date, res.Workers, res.Reps)
-	md.WriteString("| runs in flight | engine steps/s | River chain hops/s | ratio | legacy steps/s |\n|---:|---:|---:|---:|---:|\n")
+	md.WriteString("| runs in flight | engine steps/s | engine, no eager dispatch | River chain hops/s | ratio | legacy steps/s |\n|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range res.ByInFlight {
-		fmt.Fprintf(&md, "| %d | %.0f | %.0f | %.2f | %.0f |\n", p.InFlight, p.EngineStepsPerSec, p.RiverChainHopsPerSec, p.Ratio, p.LegacyStepsPerSec)
+		fmt.Fprintf(&md, "| %d | %.0f | %.0f | %.0f | %.2f | %.0f |\n", p.InFlight, p.EngineStepsPerSec, p.EngineQueuedStepsPerSec, p.RiverChainHopsPerSec, p.Ratio, p.LegacyStepsPerSec)
 	}
-	fmt.Fprintf(&md, "\nHop latency (step completes → next step claimed), ms:\n\n| | p50 | p95 | p99 | n |\n|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&md, "\nHop latency (a step's handler returns → the next step's handler starts), ms:\n\n| | p50 | p95 | p99 | n |\n|---|---:|---:|---:|---:|\n")
 	fmt.Fprintf(&md, "| idle (one run at a time) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyIdleMS.P50, res.HopLatencyIdleMS.P95, res.HopLatencyIdleMS.P99, res.HopLatencyIdleMS.N)
 	fmt.Fprintf(&md, "| under load (first in-flight level) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyLoadMS.P50, res.HopLatencyLoadMS.P95, res.HopLatencyLoadMS.P99, res.HopLatencyLoadMS.N)
 	if len(res.WorkersScaling) > 0 {

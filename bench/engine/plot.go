@@ -41,6 +41,7 @@ func plot(path string, res Result) error {
 	for _, p := range res.ByInFlight {
 		tp.bars = append(tp.bars,
 			bar{fmt.Sprintf("engine, %d in flight", p.InFlight), p.EngineStepsPerSec, 0},
+			bar{fmt.Sprintf("no eager dispatch, %d in flight", p.InFlight), p.EngineQueuedStepsPerSec, 3},
 			bar{fmt.Sprintf("River chain, %d in flight", p.InFlight), p.RiverChainHopsPerSec, 1},
 			bar{fmt.Sprintf("legacy, %d in flight", p.InFlight), p.LegacyStepsPerSec, 2})
 	}
