@@ -43,7 +43,7 @@ CREATE TRIGGER step_runs_guard BEFORE UPDATE ON qflow.step_runs
 --
 -- A call: take the runs' locks in id order (timing out runs past their deadline); record the
 -- completions, their attempts, the successors' counters and the runs' remaining steps in one
--- statement; hand freed concurrency slots on; finish runs with no step left; claim the eager
+-- statement; hand freed concurrency slots on; succeed runs with no step left; claim the eager
 -- successors in one statement and queue the other ready steps; apply failures and releases
 -- one by one (fail_step, release_step); complete the batch's River jobs last (after the run
 -- locks, the order the sweep takes them in).
@@ -69,7 +69,6 @@ DECLARE
     v_n_ready    integer;
     v_group      record;
     v_queues     text[] := '{}';
-    v_id         bigint;
     -- eager claims, as parallel arrays: the entry whose slot takes it, and the claimed step
     v_e_ords     bigint[];
     v_e_runs     bigint[];
@@ -103,6 +102,7 @@ BEGIN
     -- Completions: only the attempt that is running may complete its step. Each successor
     -- loses one pending dependency per completed dependency; each run one remaining step per
     -- completed step.
+    -- (run_id = ANY: rows are always found by primary key, see 017_set_based_claims.sql.)
     WITH e AS (
         SELECT x.*
           FROM ROWS FROM (jsonb_to_recordset(p_results) AS (run_id bigint, step text, attempt integer, result text, output jsonb))
@@ -113,7 +113,8 @@ BEGIN
            SET status = 'succeeded', output = coalesce(e.output, 'null'), error = NULL,
                finished_at = now(), lease_expires_at = NULL
           FROM e
-         WHERE sr.run_id = e.run_id AND sr.step = e.step AND sr.attempt = e.attempt AND sr.status = 'running'
+         WHERE sr.run_id = ANY (v_run_ids)
+           AND sr.run_id = e.run_id AND sr.step = e.step AND sr.attempt = e.attempt AND sr.status = 'running'
         RETURNING sr.run_id, sr.step, sr.attempt, sr.workflow, sr.version, e.ord
     ), attempts AS (
         UPDATE qflow.step_attempts a
@@ -164,10 +165,17 @@ BEGIN
             PERFORM qflow.notify_queues(v_queues);
         END IF;
 
+        -- Runs whose last step completed succeed, all in one statement: finish_run's other
+        -- work (stopping live steps and jobs, handing on their slots) has nothing to do for
+        -- a run with no step left. The output is the leaf steps' outputs.
         IF v_finished IS NOT NULL THEN
-            FOREACH v_id IN ARRAY v_finished LOOP
-                PERFORM qflow.finish_run(v_id, 'succeeded', NULL);
-            END LOOP;
+            UPDATE qflow.runs r
+               SET status = 'succeeded', finished_at = now(), error = NULL,
+                   output = (SELECT coalesce(jsonb_object_agg(sr.step, sr.output), '{}')
+                               FROM qflow.step_runs sr
+                               JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+                              WHERE sr.run_id = r.id AND s.is_leaf AND sr.status = 'succeeded')
+             WHERE r.id = ANY (v_finished) AND r.status = 'running';
         END IF;
     END IF;
 
@@ -192,7 +200,7 @@ BEGIN
                    row_number() OVER (PARTITION BY sr.run_id ORDER BY s.position) AS n
               FROM qflow.step_runs sr
               JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
-             WHERE sr.run_id IN (SELECT o.run_id FROM offer o) AND sr.status = 'ready'
+             WHERE sr.run_id = ANY (v_ready_runs) AND sr.run_id IN (SELECT o.run_id FROM offer o) AND sr.status = 'ready'
                AND s.max_concurrency IS NULL AND s.worker_class = ANY (p_classes)
                AND (sr.next_attempt_at IS NULL OR sr.next_attempt_at <= now())
         ), picked AS (

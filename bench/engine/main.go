@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -120,7 +121,18 @@ func main() {
 	flag.IntVar(&o.history, "history", 100000, "finished runs preloaded for the history scenario (0 skips it)")
 	processes := flag.String("processes", "1,2,4", "worker process counts for the scaling scenario (empty skips it)")
 	flag.IntVar(&o.bulk, "bulk", 20000, "runs inserted by one INSERT ... SELECT for the bulk scenario (0 skips it)")
+	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run (workers included) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, p := range strings.Split(*processes, ",") {
 		var n int
 		if _, err := fmt.Sscan(strings.TrimSpace(p), &n); err == nil && n > 0 {
@@ -139,6 +151,7 @@ func main() {
 		o.inFlight = append(o.inFlight, k)
 	}
 	if err := run(context.Background(), o); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
 }
