@@ -65,6 +65,8 @@ type Result struct {
 	HopLatencyIdleMS     Percentiles          `json:"hop_latency_idle_ms"`
 	HopLatencyLoadMS     Percentiles          `json:"hop_latency_load_ms"`
 	EngineHistory        float64              `json:"engine_steps_per_sec_100k_history"`
+	// EngineHistoryBaseline is the empty-table rate measured alternately with EngineHistory.
+	EngineHistoryBaseline float64 `json:"engine_steps_per_sec_history_baseline"`
 	RatioHistory         float64              `json:"ratio_history"`
 	HistoryRuns          int                  `json:"history_runs"`
 	WorkersScaling       []ScalePoint         `json:"workers_scaling"`
@@ -114,7 +116,7 @@ func main() {
 	flag.DurationVar(&o.measure, "measure", 5*time.Second, "length of each measurement window")
 	flag.IntVar(&o.workers, "workers", 50, "steps run at once by the worker process (River MaxWorkers)")
 	flag.StringVar(&inFlight, "in-flight", "50,500", "runs (chains) kept in flight, comma-separated")
-	flag.IntVar(&o.idleHops, "idle-hops", 200, "hops measured one run at a time for idle latency")
+	flag.IntVar(&o.idleHops, "idle-hops", 1000, "hops measured one run at a time for idle latency")
 	flag.StringVar(&o.serverURL, "server", os.Getenv("QFLOW_BENCH_SERVER_URL"), "Postgres server URL (maintenance database); default: the project's throwaway cluster")
 	flag.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
 	systems := flag.String("systems", "engine,queued,river,legacy", "systems to measure under steady load: engine, queued (the engine without eager dispatch), river, legacy")
@@ -276,24 +278,35 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("bulk: %d runs from one INSERT finished in %.1f s (%.0f steps/s)\n", bulk.Runs, bulk.Seconds, bulk.StepsPerSec)
 	}
 
-	// History last: it keeps 100k finished runs in the tables from here on.
+	// History: the same load on a second database holding o.history finished runs, its
+	// repetitions interleaved with fresh ones on the empty database, so the ratio compares
+	// like with like.
 	if o.history > 0 && o.systems["engine"] {
-		if err := b.preloadHistory(ctx, o.history); err != nil {
+		hist, drop, err := b.withHistory(ctx, o.history)
+		if err != nil {
 			return err
 		}
+		defer drop()
 		k := o.inFlight[0]
-		var samples []float64
+		var empty, full []float64
 		for rep := 0; rep < o.reps; rep++ {
-			rate, err := b.engine(ctx, k, "workflow")
+			e, err := b.engine(ctx, k, "workflow")
 			if err != nil {
 				return err
 			}
-			samples = append(samples, rate)
+			h, err := hist.engine(ctx, k, "workflow")
+			if err != nil {
+				return err
+			}
+			empty, full = append(empty, e), append(full, h)
+			fmt.Printf("history rep %d: empty tables %7.0f steps/s  %d finished runs %7.0f steps/s\n", rep+1, e, o.history, h)
 		}
 		res.HistoryRuns = o.history
-		res.EngineHistory = median(samples)
-		res.RatioHistory = round(res.EngineHistory / res.ByInFlight[0].EngineStepsPerSec)
-		res.Samples[fmt.Sprintf("engine_k%d_history", k)] = samples
+		res.EngineHistory = median(full)
+		res.EngineHistoryBaseline = median(empty)
+		res.RatioHistory = round(res.EngineHistory / res.EngineHistoryBaseline)
+		res.Samples[fmt.Sprintf("engine_k%d_history", k)] = full
+		res.Samples[fmt.Sprintf("engine_k%d_history_baseline", k)] = empty
 		fmt.Printf("with %d finished runs in the tables: %.0f steps/s (ratio to empty %.2f)\n", o.history, res.EngineHistory, res.RatioHistory)
 	}
 
@@ -527,10 +540,39 @@ func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
 	return percentiles(b.clock.hops()), nil
 }
 
+// withHistory makes a second benchmark database holding n finished runs.
+func (b *bench) withHistory(ctx context.Context, n int) (*bench, func(), error) {
+	url, drop, err := freshDatabase(ctx, b.o.serverURL, "qflow_bench_history")
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := newPool(ctx, url, int32(b.o.workers+10))
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	cleanup := func() { pool.Close(); drop() }
+	h := &bench{o: b.o, pool: pool, url: url, clock: newHopClock()}
+	if err := migrations.Migrate(ctx, pool); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if err := h.preloadHistory(ctx, n); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return h, cleanup, nil
+}
+
 // preloadHistory writes n finished probe_chain runs, with their steps and attempts, straight
-// into the tables (triggers off: this is data, not work), as months of use would leave them.
+// into the tables (triggers off: this is data, not work), as months of use would leave them,
+// and vacuums them as such a database would have been.
 func (b *bench) preloadHistory(ctx context.Context, n int) error {
 	if err := b.reset(ctx); err != nil {
+		return err
+	}
+	// The definitions must exist before runs reference them.
+	if _, err := b.clock.registry().Sync(ctx, b.pool); err != nil {
 		return err
 	}
 	conn, err := b.pool.Acquire(ctx)
@@ -552,7 +594,7 @@ func (b *bench) preloadHistory(ctx context.Context, n int) error {
 		`INSERT INTO qflow.step_attempts (run_id, step, attempt, job_id, worker, status, started_at, finished_at)
 		 SELECT run_id, step, 1, 0, 'history', 'succeeded', started_at, finished_at FROM qflow.step_runs`,
 		`SET session_replication_role = origin`,
-		`ANALYZE`,
+		`VACUUM ANALYZE qflow.runs, qflow.step_runs, qflow.step_attempts`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("preloading history: %w", err)
