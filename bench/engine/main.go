@@ -53,26 +53,26 @@ type options struct {
 
 // Result is what one bench run reports; field names are part of the results' contract.
 type Result struct {
-	Commit               string               `json:"commit"`
-	Machine              string               `json:"machine"`
-	Date                 string               `json:"date"`
-	Workers              int                  `json:"workers_per_process"`
-	Reps                 int                  `json:"repetitions"`
-	EngineStepsPerSec    float64              `json:"engine_steps_per_sec"`
-	RiverChainHopsPerSec float64              `json:"river_chain_hops_per_sec"`
-	RatioEngineVsRiver   float64              `json:"ratio_engine_vs_river_chain"`
-	LegacyStepsPerSec    float64              `json:"legacy_steps_per_sec"`
-	HopLatencyIdleMS     Percentiles          `json:"hop_latency_idle_ms"`
-	HopLatencyLoadMS     Percentiles          `json:"hop_latency_load_ms"`
-	EngineHistory        float64              `json:"engine_steps_per_sec_100k_history"`
+	Commit               string      `json:"commit"`
+	Machine              string      `json:"machine"`
+	Date                 string      `json:"date"`
+	Workers              int         `json:"workers_per_process"`
+	Reps                 int         `json:"repetitions"`
+	EngineStepsPerSec    float64     `json:"engine_steps_per_sec"`
+	RiverChainHopsPerSec float64     `json:"river_chain_hops_per_sec"`
+	RatioEngineVsRiver   float64     `json:"ratio_engine_vs_river_chain"`
+	LegacyStepsPerSec    float64     `json:"legacy_steps_per_sec"`
+	HopLatencyIdleMS     Percentiles `json:"hop_latency_idle_ms"`
+	HopLatencyLoadMS     Percentiles `json:"hop_latency_load_ms"`
+	EngineHistory        float64     `json:"engine_steps_per_sec_100k_history"`
 	// EngineHistoryBaseline is the empty-table rate measured alternately with EngineHistory.
-	EngineHistoryBaseline float64 `json:"engine_steps_per_sec_history_baseline"`
-	RatioHistory         float64              `json:"ratio_history"`
-	HistoryRuns          int                  `json:"history_runs"`
-	WorkersScaling       []ScalePoint         `json:"workers_scaling"`
-	Bulk                 *BulkResult          `json:"bulk_trigger,omitempty"`
-	ByInFlight           []LoadPoint          `json:"by_in_flight"`
-	Samples              map[string][]float64 `json:"samples"`
+	EngineHistoryBaseline float64              `json:"engine_steps_per_sec_history_baseline"`
+	RatioHistory          float64              `json:"ratio_history"`
+	HistoryRuns           int                  `json:"history_runs"`
+	WorkersScaling        []ScalePoint         `json:"workers_scaling"`
+	Bulk                  *BulkResult          `json:"bulk_trigger,omitempty"`
+	ByInFlight            []LoadPoint          `json:"by_in_flight"`
+	Samples               map[string][]float64 `json:"samples"`
 }
 
 // ScalePoint is the engine's throughput with a number of worker processes.
