@@ -290,13 +290,22 @@ func run(ctx context.Context, o options) error {
 		k := o.inFlight[0]
 		var empty, full []float64
 		for rep := 0; rep < o.reps; rep++ {
-			e, err := b.engine(ctx, k, "workflow")
+			// Alternate which goes first, so neither always follows the other.
+			first, second := b, hist
+			if rep%2 == 1 {
+				first, second = hist, b
+			}
+			r1, err := first.engine(ctx, k, "workflow")
 			if err != nil {
 				return err
 			}
-			h, err := hist.engine(ctx, k, "workflow")
+			r2, err := second.engine(ctx, k, "workflow")
 			if err != nil {
 				return err
+			}
+			e, h := r1, r2
+			if rep%2 == 1 {
+				e, h = r2, r1
 			}
 			empty, full = append(empty, e), append(full, h)
 			fmt.Printf("history rep %d: empty tables %7.0f steps/s  %d finished runs %7.0f steps/s\n", rep+1, e, o.history, h)
@@ -424,7 +433,12 @@ func (b *bench) reset(ctx context.Context) error {
 		if _, err := b.pool.Exec(ctx, `DELETE FROM qflow.runs WHERE id > $1`, b.historyMax); err != nil {
 			return err
 		}
-		_, err := b.pool.Exec(ctx, `TRUNCATE river.river_job`)
+		if _, err := b.pool.Exec(ctx, `TRUNCATE river.river_job`); err != nil {
+			return err
+		}
+		// Start as clean as a truncated table does, not with the last measurement's dead rows
+		// waiting for autovacuum in the middle of the next one.
+		_, err := b.pool.Exec(ctx, `VACUUM ANALYZE qflow.runs, qflow.step_runs, qflow.step_attempts`)
 		return err
 	}
 	_, err := b.pool.Exec(ctx, `TRUNCATE qflow.step_attempts, qflow.step_runs, qflow.runs, river.river_job CASCADE`)
