@@ -14,10 +14,11 @@ import (
 // clock. It includes recording the result, dispatching the successor and whatever wake-up,
 // fetch and claim lie between them.
 type hopClock struct {
-	mu    sync.Mutex
-	on    bool
-	start map[stepKey]time.Time
-	end   map[stepKey]time.Time
+	mu      sync.Mutex
+	on      bool
+	start   map[stepKey]time.Time
+	end     map[stepKey]time.Time
+	waiters map[stepKey]chan struct{}
 }
 
 type stepKey struct {
@@ -26,7 +27,7 @@ type stepKey struct {
 }
 
 func newHopClock() *hopClock {
-	return &hopClock{start: map[stepKey]time.Time{}, end: map[stepKey]time.Time{}}
+	return &hopClock{start: map[stepKey]time.Time{}, end: map[stepKey]time.Time{}, waiters: map[stepKey]chan struct{}{}}
 }
 
 // record turns recording on (and forgets earlier times) or off.
@@ -48,6 +49,26 @@ func (c *hopClock) mark(m map[stepKey]time.Time, k stepKey, t time.Time) {
 	c.mu.Unlock()
 }
 
+// ended closes the channel of whoever waits for step k's handler to return.
+func (c *hopClock) ended(k stepKey) {
+	c.mu.Lock()
+	if ch, ok := c.waiters[k]; ok {
+		close(ch)
+		delete(c.waiters, k)
+	}
+	c.mu.Unlock()
+}
+
+// waitFor returns a channel closed when the handler of step of run returns: the idle
+// measurement waits on it instead of polling the database between hops.
+func (c *hopClock) waitFor(run int64, step string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{})
+	c.waiters[stepKey{run, step}] = ch
+	return ch
+}
+
 // registry is the probe workflows with every handler timed.
 func (c *hopClock) registry() *pipelines.Registry {
 	src := pipelines.NewRegistry()
@@ -61,6 +82,7 @@ func (c *hopClock) registry() *pipelines.Registry {
 				c.mark(c.start, k, time.Now())
 				out, err := h(ctx, in)
 				c.mark(c.end, k, time.Now())
+				c.ended(k)
 				return out, err
 			}
 		}

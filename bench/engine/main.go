@@ -535,21 +535,34 @@ func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
 		if runs == 0 {
 			b.clock.record(true)
 		}
-		var id int64
-		if err := b.pool.QueryRow(ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id); err != nil {
+		// The run is inserted in a transaction that also registers the wait for its last step,
+		// so that nothing polls the database while its hops are measured.
+		tx, err := b.pool.Begin(ctx)
+		if err != nil {
 			return Percentiles{}, err
 		}
-		for {
-			var status string
-			if err := b.pool.QueryRow(ctx, "SELECT status FROM qflow.runs WHERE id = $1", id).Scan(&status); err != nil {
-				return Percentiles{}, err
-			}
-			if status != "running" {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
+		var id int64
+		if err := tx.QueryRow(ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id); err != nil {
+			_ = tx.Rollback(ctx)
+			return Percentiles{}, err
 		}
-		time.Sleep(20 * time.Millisecond) // idle between runs
+		done := b.clock.waitFor(id, "e")
+		if err := tx.Commit(ctx); err != nil {
+			return Percentiles{}, err
+		}
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			return Percentiles{}, fmt.Errorf("idle latency: run %d did not reach its last step within a minute", id)
+		}
+		time.Sleep(20 * time.Millisecond) // idle between runs; the last result commits meanwhile
+	}
+	var unfinished int
+	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.runs WHERE status <> 'succeeded'").Scan(&unfinished); err != nil {
+		return Percentiles{}, err
+	}
+	if unfinished > 0 {
+		return Percentiles{}, fmt.Errorf("idle latency: %d runs did not succeed", unfinished)
 	}
 	return percentiles(b.clock.hops()), nil
 }
