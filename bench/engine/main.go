@@ -116,7 +116,7 @@ func main() {
 	flag.DurationVar(&o.measure, "measure", 5*time.Second, "length of each measurement window")
 	flag.IntVar(&o.workers, "workers", 50, "steps run at once by the worker process (River MaxWorkers)")
 	flag.StringVar(&inFlight, "in-flight", "50,500", "runs (chains) kept in flight, comma-separated")
-	flag.IntVar(&o.idleHops, "idle-hops", 1000, "hops measured one run at a time for idle latency")
+	flag.IntVar(&o.idleHops, "idle-hops", 600, "hops measured one run at a time for idle latency, per repetition")
 	flag.StringVar(&o.serverURL, "server", os.Getenv("QFLOW_BENCH_SERVER_URL"), "Postgres server URL (maintenance database); default: the project's throwaway cluster")
 	flag.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
 	systems := flag.String("systems", "engine,queued,river,legacy", "systems to measure under steady load: engine, queued (the engine without eager dispatch), river, legacy")
@@ -235,12 +235,22 @@ func run(ctx context.Context, o options) error {
 	res.EngineStepsPerSec, res.RiverChainHopsPerSec, res.LegacyStepsPerSec = best.EngineStepsPerSec, best.RiverChainHopsPerSec, best.LegacyStepsPerSec
 	res.RatioEngineVsRiver = best.Ratio
 
-	lat, err := b.idleLatency(ctx)
-	if err != nil {
-		return err
+	var idle []Percentiles
+	for rep := 0; rep < o.reps; rep++ {
+		lat, err := b.idleLatency(ctx)
+		if err != nil {
+			return err
+		}
+		idle = append(idle, lat)
+		fmt.Printf("idle hop latency rep %d: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n", rep+1, lat.P50, lat.P95, lat.P99, lat.N)
 	}
-	res.HopLatencyIdleMS = lat
-	fmt.Printf("idle hop latency: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n", lat.P50, lat.P95, lat.P99, lat.N)
+	res.HopLatencyIdleMS = medianPercentiles(idle)
+	for _, l := range idle {
+		res.Samples["hop_latency_idle_p50"] = append(res.Samples["hop_latency_idle_p50"], l.P50)
+		res.Samples["hop_latency_idle_p99"] = append(res.Samples["hop_latency_idle_p99"], l.P99)
+	}
+	lat := res.HopLatencyIdleMS
+	fmt.Printf("idle hop latency (median of %d): p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d each)\n", o.reps, lat.P50, lat.P95, lat.P99, lat.N)
 	if len(b.loadHops) > 0 {
 		res.HopLatencyLoadMS = percentiles(b.loadHops)
 		fmt.Printf("hop latency under load: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n",
@@ -270,12 +280,18 @@ func run(ctx context.Context, o options) error {
 	}
 
 	if o.bulk > 0 && o.systems["engine"] {
-		bulk, err := b.bulkTrigger(ctx, o.bulk)
-		if err != nil {
-			return err
+		var secs []float64
+		for rep := 0; rep < o.reps; rep++ {
+			bulk, err := b.bulkTrigger(ctx, o.bulk)
+			if err != nil {
+				return err
+			}
+			secs = append(secs, bulk.Seconds)
+			fmt.Printf("bulk rep %d: %d runs from one INSERT finished in %.1f s (%.0f steps/s)\n", rep+1, bulk.Runs, bulk.Seconds, bulk.StepsPerSec)
 		}
-		res.Bulk = bulk
-		fmt.Printf("bulk: %d runs from one INSERT finished in %.1f s (%.0f steps/s)\n", bulk.Runs, bulk.Seconds, bulk.StepsPerSec)
+		med := median(secs)
+		res.Bulk = &BulkResult{Runs: o.bulk, Seconds: round(med), StepsPerSec: round(float64(5*o.bulk) / med)}
+		res.Samples["bulk_seconds"] = secs
 	}
 
 	// History: the same load on a second database holding o.history finished runs, its
@@ -737,6 +753,15 @@ func percentiles(xs []float64) Percentiles {
 	return Percentiles{P50: round(at(0.50)), P95: round(at(0.95)), P99: round(at(0.99)), N: len(s)}
 }
 
+// medianPercentiles is the median of each percentile over repetitions.
+func medianPercentiles(ps []Percentiles) Percentiles {
+	var p50, p95, p99 []float64
+	for _, p := range ps {
+		p50, p95, p99 = append(p50, p.P50), append(p95, p.P95), append(p99, p.P99)
+	}
+	return Percentiles{P50: median(p50), P95: median(p95), P99: median(p99), N: ps[0].N}
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -821,7 +846,7 @@ func write(dir string, res Result) error {
 		fmt.Fprintf(&md, "| %d | %.0f | %.0f | %.0f | %.2f | %.0f |\n", p.InFlight, p.EngineStepsPerSec, p.EngineQueuedStepsPerSec, p.RiverChainHopsPerSec, p.Ratio, p.LegacyStepsPerSec)
 	}
 	fmt.Fprintf(&md, "\nHop latency (a step's handler returns → the next step's handler starts), ms:\n\n| | p50 | p95 | p99 | n |\n|---|---:|---:|---:|---:|\n")
-	fmt.Fprintf(&md, "| idle (one run at a time) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyIdleMS.P50, res.HopLatencyIdleMS.P95, res.HopLatencyIdleMS.P99, res.HopLatencyIdleMS.N)
+	fmt.Fprintf(&md, "| idle (one run at a time; median of the repetitions, n each) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyIdleMS.P50, res.HopLatencyIdleMS.P95, res.HopLatencyIdleMS.P99, res.HopLatencyIdleMS.N)
 	fmt.Fprintf(&md, "| under load (first in-flight level) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyLoadMS.P50, res.HopLatencyLoadMS.P95, res.HopLatencyLoadMS.P99, res.HopLatencyLoadMS.N)
 	if len(res.WorkersScaling) > 0 {
 		md.WriteString("\n| worker processes | engine steps/s |\n|---:|---:|\n")
