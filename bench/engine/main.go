@@ -236,7 +236,7 @@ func run(ctx context.Context, o options) error {
 	res.RatioEngineVsRiver = best.Ratio
 
 	var idle []Percentiles
-	for rep := 0; rep < o.reps; rep++ {
+	for rep := 0; rep < o.reps && o.idleHops > 0; rep++ {
 		lat, err := b.idleLatency(ctx)
 		if err != nil {
 			return err
@@ -244,7 +244,9 @@ func run(ctx context.Context, o options) error {
 		idle = append(idle, lat)
 		fmt.Printf("idle hop latency rep %d: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n", rep+1, lat.P50, lat.P95, lat.P99, lat.N)
 	}
-	res.HopLatencyIdleMS = medianPercentiles(idle)
+	if len(idle) > 0 {
+		res.HopLatencyIdleMS = medianPercentiles(idle)
+	}
 	for _, l := range idle {
 		res.Samples["hop_latency_idle_p50"] = append(res.Samples["hop_latency_idle_p50"], l.P50)
 		res.Samples["hop_latency_idle_p99"] = append(res.Samples["hop_latency_idle_p99"], l.P99)
