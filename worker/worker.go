@@ -169,19 +169,26 @@ func (w *Worker) ID() string { return w.cfg.ID }
 // Start checks the database's schema version, registers the definitions of the registry,
 // announces the worker and starts River.
 func (w *Worker) Start(ctx context.Context) error {
-	if err := CheckSchema(ctx, w.cfg.Pool); err != nil {
-		return err
-	}
-	if _, err := w.cfg.Registry.Sync(ctx, w.cfg.Pool); err != nil {
-		return err
-	}
-	if w.cfg.AfterSync != nil {
-		if err := w.cfg.AfterSync(ctx); err != nil {
+	// Everything up to taking steps is idempotent, and retried while the database restarts.
+	err := WaitOut(ctx, w.log, "starting", func(ctx context.Context) error {
+		if err := CheckSchema(ctx, w.cfg.Pool); err != nil {
 			return err
 		}
-	}
-	if err := w.heartbeat(ctx); err != nil {
-		return fmt.Errorf("announcing worker: %w", err)
+		if _, err := w.cfg.Registry.Sync(ctx, w.cfg.Pool); err != nil {
+			return err
+		}
+		if w.cfg.AfterSync != nil {
+			if err := w.cfg.AfterSync(ctx); err != nil {
+				return err
+			}
+		}
+		if err := w.heartbeat(ctx); err != nil {
+			return fmt.Errorf("announcing worker: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	w.claims.start(ctx)
 	w.results.start(ctx)
@@ -202,8 +209,18 @@ func (w *Worker) Start(ctx context.Context) error {
 
 	// River cancels running jobs when its start context ends; shutdown goes through Stop, so
 	// that running steps get their grace period.
-	if err := w.client.Start(context.WithoutCancel(ctx)); err != nil {
+	// A River client whose start failed stops what it started and may be started again.
+	err = WaitOut(ctx, w.log, "starting River client", func(ctx context.Context) error {
+		return w.client.Start(context.WithoutCancel(ctx))
+	})
+	if err != nil {
 		cancel()
+		<-w.heartbeatDone
+		if w.reporterDone != nil {
+			<-w.reporterDone
+		}
+		w.claims.stop()
+		w.results.stop()
 		return fmt.Errorf("starting River client: %w", err)
 	}
 	w.log.Info("worker started", "classes", w.cfg.Classes, "max_workers", w.cfg.MaxWorkers)

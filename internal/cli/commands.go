@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quantumflow/qflow/gen"
@@ -101,8 +102,14 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if *maxWorkers < 1 {
 		return fmt.Errorf("--max-workers must be at least 1, got %d", *maxWorkers)
 	}
-	// River needs a few connections of its own (listener, producers, leader, completer).
-	pool, err := connect(ctx, env, int32(*maxWorkers*len(cls)+8))
+	// River needs a few connections of its own (listener, producers, leader, completer). A
+	// database in the middle of a restart is waited out for a while.
+	var pool *pgxpool.Pool
+	err := worker.WaitOut(ctx, logger(env), "connecting", func(ctx context.Context) error {
+		var err error
+		pool, err = connect(ctx, env, int32(*maxWorkers*len(cls)+8))
+		return err
+	})
 	if err != nil {
 		return err
 	}
