@@ -235,3 +235,14 @@ func TestAStepClaimedEagerlyRecoversLikeAnyOtherWhenItsWorkerDies(t *testing.T) 
 	require.Equal(t, "stale", rows[0].Outcome)
 	require.Nil(t, rows[0].NextStep)
 }
+
+func TestTheHopProceduresKeepGenericPlansAndTheirFixedSearchPath(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, name := range []string{"finish_steps", "claim_steps"} {
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM pg_proc
+		                                   WHERE pronamespace = 'qflow'::regnamespace AND proname = $1 AND prosecdef
+		                                     AND proconfig @> ARRAY['plan_cache_mode=force_generic_plan',
+		                                                            'search_path=pg_catalog, qflow, pg_temp']`, name), name)
+	}
+}

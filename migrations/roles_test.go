@@ -222,7 +222,7 @@ func TestAdminRoleMigratesAndDefines(t *testing.T) {
 	require.Zero(t, b.count(t, `SELECT count(*) FROM pg_proc WHERE pronamespace = 'qflow'::regnamespace AND proowner <> $1::regrole`, b.roles.Admin))
 	require.Zero(t, b.count(t, `SELECT count(*) FROM pg_proc p JOIN qflow.procedure_access a ON a.name = p.proname
 	                             WHERE p.pronamespace = 'qflow'::regnamespace AND a.definer
-	                               AND NOT (p.prosecdef AND p.proconfig = ARRAY['search_path=pg_catalog, qflow, pg_temp'])`))
+	                               AND NOT (p.prosecdef AND 'search_path=pg_catalog, qflow, pg_temp' = ANY (p.proconfig))`))
 	require.Zero(t, b.count(t, `SELECT count(*) FROM pg_proc WHERE pronamespace = 'qflow'::regnamespace
 	                             AND has_function_privilege('public', oid, 'EXECUTE')`), "PUBLIC calls nothing")
 }
