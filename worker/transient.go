@@ -11,11 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Transient reports whether err is worth retrying: the connection failed or dropped, or
+// transient reports whether err is worth retrying: the connection failed or dropped, or
 // Postgres is restarting, shutting down, out of connections, or chose this transaction as a
 // deadlock or serialization victim.
-func Transient(err error) bool { return transient(err) }
-
 func transient(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
