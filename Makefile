@@ -40,7 +40,7 @@ pg:
 pg-stop:
 	@$(PG) stop
 
-test: check-generated vet test-ui test-go check-alerts
+test: check-generated vet test-ui test-go test-cudaemu check-alerts
 
 test-go:
 	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/internal/web$$')

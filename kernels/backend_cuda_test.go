@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package kernels
 
@@ -77,9 +77,11 @@ func matmulScale(transA, transB bool, a []float32, ar, ac int, b []float32, br, 
 	rowNorm, colNorm = make([]float64, m), make([]float64, n)
 	for i := 0; i < m; i++ {
 		for p := 0; p < k; p++ {
-			v := float64(a[i*ac+p])
-			if transA {
+			var v float64
+			if transA { // A is stored k×m
 				v = float64(a[p*ac+i])
+			} else {
+				v = float64(a[i*ac+p])
 			}
 			rowNorm[i] += v * v
 		}
@@ -87,9 +89,11 @@ func matmulScale(transA, transB bool, a []float32, ar, ac int, b []float32, br, 
 	}
 	for j := 0; j < n; j++ {
 		for p := 0; p < k; p++ {
-			v := float64(b[p*bc+j])
-			if transB {
+			var v float64
+			if transB { // B is stored n×k
 				v = float64(b[j*bc+p])
+			} else {
+				v = float64(b[p*bc+j])
 			}
 			colNorm[j] += v * v
 		}

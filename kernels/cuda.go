@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package kernels
 
@@ -10,12 +10,11 @@ import (
 	"math"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
-
-	"gorgonia.org/cu"
 )
 
 // The kernels, compiled from *.cu by `make kernels` (nvcc 11.8, PTX ISA 7.8
@@ -41,7 +40,9 @@ var ptxFiles embed.FS
 // and returned by every later call; Close the backend and make a new one.
 //
 // Building it needs cuda.h and libcuda (the cuda build tag, gorgonia.org/cu);
-// running it needs an NVIDIA driver and GPU. See notes/cuda.md.
+// running it needs an NVIDIA driver and GPU. See notes/cuda.md. Built with
+// the cudaemu tag instead, it runs on the CUDA emulator (cuda_emu.go): the
+// same backend and kernel sources, executed on the host CPU.
 type CUDA struct {
 	info CUDADevice
 	sms  int // multiprocessors, for launch sizes
@@ -52,13 +53,11 @@ type CUDA struct {
 	failed atomic.Pointer[error]
 
 	// Owned by the context thread.
-	ctx    cu.CUContext
-	mods   []cu.Module
-	fn     map[string]cu.Function
-	params map[string]int // parameter count of each kernel, from its PTX
-	rows   deviceBuffer   // GatherRows' row indices
-	last   []int32        // the indices rows holds, to skip re-sending them
-	split  deviceBuffer   // split-K partial products of MatMul
+	drv     driver
+	kernels map[string]ptxEntry // every loaded kernel, from its PTX
+	rows    deviceBuffer        // GatherRows' row indices
+	last    []int32             // the indices rows holds, to skip re-sending them
+	split   deviceBuffer        // split-K partial products of MatMul
 }
 
 // CUDADevice describes a GPU as the driver reports it.
@@ -86,13 +85,14 @@ const queueDepth = 1024
 // CUDADevices lists the GPUs the driver sees. It fails when the driver has
 // none (or is unusable), which qflow-gpu reports before starting.
 func CUDADevices() ([]CUDADevice, error) {
-	n, err := cu.NumDevices()
+	drv := newDriver()
+	n, err := drv.deviceCount()
 	if err != nil {
 		return nil, fmt.Errorf("counting CUDA devices: %w", err)
 	}
 	var out []CUDADevice
 	for i := 0; i < n; i++ {
-		d, err := describeDevice(i)
+		d, err := drv.describe(i)
 		if err != nil {
 			return nil, err
 		}
@@ -101,41 +101,17 @@ func CUDADevices() ([]CUDADevice, error) {
 	return out, nil
 }
 
-func describeDevice(index int) (CUDADevice, error) {
-	dev, err := cu.GetDevice(index)
-	if err != nil {
-		return CUDADevice{}, fmt.Errorf("CUDA device %d: %w", index, err)
-	}
-	d := CUDADevice{Index: index, Driver: cu.Version()}
-	if d.Name, err = dev.Name(); err != nil {
-		return d, fmt.Errorf("CUDA device %d: name: %w", index, err)
-	}
-	if d.MemoryBytes, err = dev.TotalMem(); err != nil {
-		return d, fmt.Errorf("CUDA device %d: memory: %w", index, err)
-	}
-	attrs := map[cu.DeviceAttribute]*int{}
-	var major, minor int
-	attrs[cu.ComputeCapabilityMajor] = &major
-	attrs[cu.ComputeCapabilityMinor] = &minor
-	attrs[cu.MultiprocessorCount] = &d.Multiprocessors
-	for a, dst := range attrs {
-		if *dst, err = dev.Attribute(a); err != nil {
-			return d, fmt.Errorf("CUDA device %d: attribute %d: %w", index, a, err)
-		}
-	}
-	d.ComputeCapability = fmt.Sprintf("%d.%d", major, minor)
-	return d, nil
-}
-
 // NewCUDA creates a context on GPU index (0 is the first visible one),
 // starts the thread that owns it and loads the kernels, which the driver
 // JIT-compiles for the GPU (cached by the driver after the first start).
 func NewCUDA(index int) (*CUDA, error) {
-	info, err := describeDevice(index)
+	drv := newDriver()
+	info, err := drv.describe(index)
 	if err != nil {
 		return nil, err
 	}
 	c := &CUDA{
+		drv:    drv,
 		info:   info,
 		sms:    max(info.Multiprocessors, 1),
 		queue:  make(chan func(), queueDepth),
@@ -172,16 +148,10 @@ func (c *CUDA) own(started chan<- error) {
 }
 
 func (c *CUDA) start() error {
-	dev, err := cu.GetDevice(c.info.Index)
-	if err != nil {
+	if err := c.drv.open(c.info.Index); err != nil {
 		return err
 	}
-	// cuCtxCreate makes the new context current on this thread.
-	if c.ctx, err = dev.MakeContext(cu.SchedAuto); err != nil {
-		return fmt.Errorf("creating context: %w", err)
-	}
-	c.fn = map[string]cu.Function{}
-	c.params = map[string]int{}
+	c.kernels = map[string]ptxEntry{}
 	names, err := fs.Glob(ptxFiles, "*.ptx")
 	if err != nil {
 		return err
@@ -192,20 +162,16 @@ func (c *CUDA) start() error {
 		if err != nil {
 			return err
 		}
-		mod, err := cu.LoadData(string(src))
-		if err != nil {
-			return fmt.Errorf("loading %s: %w", name, err)
+		entries := ptxEntries(string(src))
+		if err := c.drv.loadModule(name, string(src), entries); err != nil {
+			return err
 		}
-		c.mods = append(c.mods, mod)
-		for k, params := range ptxEntries(string(src)) {
-			if c.fn[k], err = mod.Function(k); err != nil {
-				return fmt.Errorf("%s: kernel %s: %w", name, k, err)
-			}
-			c.params[k] = params
+		for k, e := range entries {
+			c.kernels[k] = e
 		}
 	}
 	for _, k := range kernelNames {
-		if _, ok := c.fn[k]; !ok {
+		if _, ok := c.kernels[k]; !ok {
 			return fmt.Errorf("kernel %s is in no PTX file (run make kernels)", k)
 		}
 	}
@@ -214,35 +180,59 @@ func (c *CUDA) start() error {
 
 // stop releases what start made; destroying the context frees every
 // allocation in it.
-func (c *CUDA) stop() {
-	if c.ctx != (cu.CUContext{}) {
-		_ = c.ctx.Destroy()
-	}
+func (c *CUDA) stop() { c.drv.close() }
+
+// ptxEntry is what a module's PTX declares about one kernel.
+type ptxEntry struct {
+	// params are the sizes in bytes of its parameters, in order.
+	params []int
+	// maxThreads is its launch bound (.maxntid), 0 when it has none.
+	maxThreads int
 }
 
-// ptxEntries maps each kernel a PTX module defines to its parameter count:
+// ptxEntries reads the kernels a PTX module defines:
 //
 //	.visible .entry adam(
 //		.param .u64 adam_param_0,
+//		.param .f32 adam_param_5,
 //		...
 //	)
-func ptxEntries(ptx string) map[string]int {
-	out := map[string]int{}
-	kernel := ""
+//	.maxntid 256, 1, 1
+func ptxEntries(ptx string) map[string]ptxEntry {
+	out := map[string]ptxEntry{}
+	kernel, inParams := "", false
 	for _, line := range strings.Split(ptx, "\n") {
 		line = strings.TrimSpace(line)
 		if rest, ok := strings.CutPrefix(line, ".visible .entry "); ok {
 			kernel, _, _ = strings.Cut(rest, "(")
-			out[kernel] = 0
+			out[kernel], inParams = ptxEntry{}, true
 			continue
 		}
-		switch {
-		case kernel == "":
-		case strings.HasPrefix(line, ".param "):
-			out[kernel]++
-		case strings.HasPrefix(line, ")"):
-			kernel = ""
+		if kernel == "" {
+			continue
 		}
+		e := out[kernel]
+		switch {
+		case inParams && strings.HasPrefix(line, ".param "):
+			// ".param .u64 adam_param_0,": the type's width in bits
+			size := 0
+			if f := strings.Fields(line); len(f) >= 2 && len(f[1]) > 2 {
+				size, _ = strconv.Atoi(f[1][2:])
+			}
+			e.params = append(e.params, size/8)
+		case inParams && strings.HasPrefix(line, ")"):
+			inParams = false
+		case inParams:
+		case strings.HasPrefix(line, ".maxntid "):
+			var x, y, z int
+			if n, _ := fmt.Sscanf(line, ".maxntid %d, %d, %d", &x, &y, &z); n == 3 {
+				e.maxThreads = x * y * z
+			}
+		case !strings.HasPrefix(line, "."):
+			kernel = "" // the body: the performance directives come before it
+			continue
+		}
+		out[kernel] = e
 	}
 	return out
 }
@@ -277,7 +267,7 @@ func (c *CUDA) Device() CUDADevice { return c.info }
 func (c *CUDA) MemInfo() (free, total int64, err error) {
 	err = c.call("memory info", func() error {
 		var err error
-		free, total, err = cu.MemInfo()
+		free, total, err = c.drv.memInfo()
 		return err
 	})
 	return free, total, err
@@ -346,19 +336,24 @@ func (c *CUDA) call(op string, f func() error) error {
 	}
 }
 
-// launch starts kernel name on the context thread's stream. cu passes every
-// argument as 8 bytes; arg converts each to those bits.
+// launch queues kernel name on the context thread's stream. Every argument
+// travels in 8 bytes (the encodings below), of which the driver reads as
+// many as the PTX declares for that parameter.
 func (c *CUDA) launch(name string, grid, block [3]int, args ...uint64) error {
 	// The driver reads as many arguments as the kernel declares, whatever
 	// the slice holds: a miscount would read garbage.
-	if len(args) != c.params[name] {
-		return fmt.Errorf("launching %s: %d arguments for %d parameters", name, len(args), c.params[name])
+	k, ok := c.kernels[name]
+	if !ok {
+		return fmt.Errorf("launching %s: no such kernel", name)
 	}
-	params := make([]unsafe.Pointer, len(args))
-	for i := range args {
-		params[i] = unsafe.Pointer(&args[i])
+	if len(args) != len(k.params) {
+		return fmt.Errorf("launching %s: %d arguments for %d parameters", name, len(args), len(k.params))
 	}
-	if err := c.fn[name].Launch(grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, cu.NoStream, params); err != nil {
+	// A launch over the kernel's bound fails on the GPU; say which one.
+	if threads := block[0] * block[1] * block[2]; k.maxThreads > 0 && threads > k.maxThreads {
+		return fmt.Errorf("launching %s: %d threads per block, its launch bound is %d", name, threads, k.maxThreads)
+	}
+	if err := c.drv.launch(name, grid, block, args); err != nil {
 		return fmt.Errorf("launching %s: %w", name, err)
 	}
 	return nil
@@ -393,7 +388,7 @@ func (c *CUDA) rowWarps(rows int) (grid, block [3]int) {
 
 // deviceBuffer is scratch memory that grows to the largest request.
 type deviceBuffer struct {
-	ptr   cu.DevicePtr
+	ptr   devicePtr
 	bytes int64
 }
 
@@ -402,18 +397,18 @@ type deviceBuffer struct {
 // first, so kernels still queued on the old one finish before it goes.
 // Growth is rare (the largest batch or matrix sets the size), so that
 // synchronization is too.
-func (b *deviceBuffer) ensure(n int64) (cu.DevicePtr, bool, error) {
+func (b *deviceBuffer) ensure(drv driver, n int64) (devicePtr, bool, error) {
 	if n <= b.bytes {
 		return b.ptr, false, nil
 	}
 	if b.ptr != 0 {
-		if err := cu.MemFree(b.ptr); err != nil {
+		if err := drv.free(b.ptr); err != nil {
 			return 0, false, err
 		}
 		b.ptr, b.bytes = 0, 0
 	}
 	n = max(n, 1<<16)
-	p, err := cu.MemAlloc(n)
+	p, err := drv.alloc(n)
 	if err != nil {
 		return 0, false, fmt.Errorf("allocating %d bytes of scratch: %w", n, err)
 	}
@@ -424,7 +419,7 @@ func (b *deviceBuffer) ensure(n int64) (cu.DevicePtr, bool, error) {
 // cudaTensor is a rows×cols float32 matrix in device memory.
 type cudaTensor struct {
 	rows, cols int
-	ptr        cu.DevicePtr
+	ptr        devicePtr
 	owner      *CUDA
 	freed      atomic.Bool
 }
@@ -462,13 +457,13 @@ func (c *CUDA) Alloc(rows, cols int) (Tensor, error) {
 	}
 	t := &cudaTensor{rows: rows, cols: cols, owner: c}
 	err := c.call("cuda alloc", func() error {
-		p, err := cu.MemAlloc(t.bytes())
+		p, err := c.drv.alloc(t.bytes())
 		if err != nil {
 			return fmt.Errorf("%dx%d: %w", rows, cols, err)
 		}
 		// Queued on the stream, so it is done before any later kernel runs.
-		if err := cu.MemsetD32Async(p, 0, int64(t.n()), cu.NoStream); err != nil {
-			_ = cu.MemFree(p)
+		if err := c.drv.zeroAsync(p, int64(t.n())); err != nil {
+			_ = c.drv.free(p)
 			return err
 		}
 		t.ptr = p
@@ -489,7 +484,7 @@ func (c *CUDA) Free(t Tensor) error {
 	if !ct.freed.CompareAndSwap(false, true) {
 		return fmt.Errorf("cuda free: t: %w", errFreed)
 	}
-	return c.call("cuda free", func() error { return cu.MemFree(ct.ptr) })
+	return c.call("cuda free", func() error { return c.drv.free(ct.ptr) })
 }
 
 // Upload implements Backend. It waits for the copy, so src may be reused.
@@ -502,7 +497,7 @@ func (c *CUDA) Upload(dst Tensor, src []float32) error {
 		return fmt.Errorf("upload: %d values for a %dx%d tensor", len(src), d.rows, d.cols)
 	}
 	return c.call("upload", func() error {
-		return cu.MemcpyHtoD(d.ptr, unsafe.Pointer(&src[0]), d.bytes())
+		return c.drv.upload(d.ptr, unsafe.Pointer(&src[0]), d.bytes())
 	})
 }
 
@@ -517,6 +512,6 @@ func (c *CUDA) Download(dst []float32, src Tensor) error {
 		return fmt.Errorf("download: %d-value buffer for a %dx%d tensor", len(dst), s.rows, s.cols)
 	}
 	return c.call("download", func() error {
-		return cu.MemcpyDtoH(unsafe.Pointer(&dst[0]), s.ptr, s.bytes())
+		return c.drv.download(unsafe.Pointer(&dst[0]), s.ptr, s.bytes())
 	})
 }

@@ -7,6 +7,8 @@
 #   make build-gpu    bin/qflow-gpu
 #   make check-cuda   CI: toolchain, fresh PTX, vet and build every cuda-tagged package
 #   make gpu-bundle   bin/gpu-bundle/: qflow-gpu, kernels.test, trainbench for the GPU host
+#   make test-cudaemu the CUDA backend, its kernels and qflow-gpu on the CUDA emulator (no GPU,
+#                     no CUDA toolkit: a C++ compiler); part of `make test`
 
 NVCC ?= nvcc
 # The PTX is committed and checked byte for byte, so compiler release and flags are pinned:
@@ -18,7 +20,7 @@ GPU_BUNDLE   := bin/gpu-bundle
 # Smaller binaries for the trip to the GPU host.
 GPU_GOFLAGS  := -tags cuda -trimpath -ldflags=-s\ -w
 
-.PHONY: cuda-toolchain kernels check-kernels build-gpu check-cuda gpu-bundle
+.PHONY: cuda-toolchain kernels check-kernels build-gpu check-cuda gpu-bundle test-cudaemu
 
 ## cuda.h, libcuda and nvcc 11.8: installed from Debian non-free when missing (root), else a clear error
 cuda-toolchain:
@@ -68,3 +70,10 @@ gpu-bundle: check-cuda
 	go build $(GPU_GOFLAGS) -o $(GPU_BUNDLE)/trainbench ./bench/trainbench
 	@du -sh $(GPU_BUNDLE)
 	@echo "on the GPU host, from the repository root: bench/gpu/run.sh $(GPU_BUNDLE) <out-dir>"
+
+## The cuda tests (kernels against the CPU backend, whole trainings), the emulator's own tests and
+## qflow-gpu end to end, on the CUDA emulator: kernels/*.cu compiled for the host (cuda_emu.cc)
+test-cudaemu:
+	@.ci/cxx.sh
+	go vet -tags cudaemu ./kernels ./cmd/qflow-gpu
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) -tags cudaemu ./kernels ./cmd/qflow-gpu

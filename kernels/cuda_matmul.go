@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package kernels
 
@@ -109,7 +109,7 @@ func (c *CUDA) MatMul(transA, transB bool, alpha float32, a, b Tensor, beta floa
 			return c.launch(kernel, [3]int{p.gridX, p.gridY, 1}, [3]int{256, 1, 1},
 				i64(m), i64(n), i64(k), f32(alpha), ptr(at), ptr(bt), f32(beta), ptr(ct), i64(p.kSplit), 0)
 		}
-		partial, _, err := c.split.ensure(int64(p.partialFloats) * 4)
+		partial, _, err := c.split.ensure(c.drv, int64(p.partialFloats)*4)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package kernels
 
@@ -8,8 +8,6 @@ import (
 	"math"
 	"slices"
 	"unsafe"
-
-	"gorgonia.org/cu"
 )
 
 // Every operation checks its operands on the calling goroutine, so shape
@@ -44,7 +42,7 @@ func (c *CUDA) GatherRows(dst, src Tensor, rows []int) error {
 		idx[i] = int32(r)
 	}
 	return c.enqueue(op, func() error {
-		p, fresh, err := c.rows.ensure(int64(len(idx)) * 4)
+		p, fresh, err := c.rows.ensure(c.drv, int64(len(idx))*4)
 		if err != nil {
 			return err
 		}
@@ -52,7 +50,7 @@ func (c *CUDA) GatherRows(dst, src Tensor, rows []int) error {
 			// From pageable memory the driver stages the bytes before it
 			// returns, so idx is not read after this call (cgo's rule), and
 			// the copy is ordered after the kernels that read the old indices.
-			if err := cu.MemcpyHtoDAsync(p, unsafe.Pointer(&idx[0]), int64(len(idx))*4, cu.NoStream); err != nil {
+			if err := c.drv.uploadAsync(p, unsafe.Pointer(&idx[0]), int64(len(idx))*4); err != nil {
 				return err
 			}
 			c.last = idx
@@ -169,7 +167,7 @@ func (c *CUDA) Dropout(x, y Tensor, rate float32, seed, step uint64) error {
 			return nil
 		}
 		return c.enqueue(op, func() error {
-			return cu.MemcpyDtoDAsync(yt.ptr, xt.ptr, xt.bytes(), cu.NoStream)
+			return c.drv.copyAsync(yt.ptr, xt.ptr, xt.bytes())
 		})
 	}
 	key := DropoutStreamKey(seed, step)

@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 // Command qflow-gpu is QuantumFlow's GPU worker: the qflow CLI with training
 // on the CUDA backend, whose `worker` serves the gpu worker class and no
@@ -6,7 +6,9 @@
 // serve the gpu class with `qflow worker --classes gpu`, on the CPU.
 //
 // Build with `make build-gpu` (the cuda tag; needs cuda.h and libcuda, see
-// notes/cuda.md). QFLOW_GPU_DEVICE picks the GPU (default 0, in
+// notes/cuda.md). Built with the cudaemu tag instead it trains on the CUDA
+// emulator (kernels/cuda_emu.go), which is how its tests run it without a
+// GPU; that build is for tests, not for serving. QFLOW_GPU_DEVICE picks the GPU (default 0, in
 // CUDA_VISIBLE_DEVICES order). At start it logs the device and exports it
 // as qflow_gpu_info and qflow_gpu_memory_bytes on the metrics endpoint.
 package main
@@ -19,8 +21,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	// Must stay imported: its init reports a missing GPU before cu's runs.
-	_ "github.com/quantumflow/qflow/cmd/qflow-gpu/internal/preflight"
 	"github.com/quantumflow/qflow/internal/cli"
 	"github.com/quantumflow/qflow/kernels"
 )
