@@ -11,9 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// These tests need an NVIDIA GPU: build them with
+// On a GPU (the cuda tag), build them with
 // `go test -tags cuda -c -o kernels.test ./kernels` and run
 // `./kernels.test -test.run CUDA -test.v` on the GPU host (bench/gpu/run.sh).
+// Without one they run on the CUDA emulator: `go test -tags cudaemu ./kernels`
+// (make test-cudaemu), which checks the same backend and kernel sources.
 // Each operation runs on the CPU backend (the reference) and the CUDA
 // backend with the same inputs. Identity, ReLU, dropout, the gather and Adam
 // round exactly as the CPU does and must match it bit for bit; the rest
