@@ -76,7 +76,7 @@ func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps [
 			deps[d] = outputs[d]
 		}
 		res := w.execute(ctx, claimed{Workflow: claim.Workflow, TimeoutMS: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(deps)},
-			StepArgs{RunID: a.RunID, Step: s.Name, Attempt: a.Attempt})
+			StepArgs{RunID: a.RunID, Step: s.Name, Attempt: a.Attempt}, DispatchLegacy)
 		w.cfg.Metrics.StepFinished(claim.Workflow, s.Name, res.outcome(), res.elapsed)
 		if res.err != nil || res.released {
 			if res.err != nil {

@@ -26,6 +26,7 @@ import (
 type Metrics struct {
 	stepDuration *prometheus.HistogramVec
 	steps        *prometheus.CounterVec
+	started      *prometheus.CounterVec
 	inFlight     *prometheus.GaugeVec
 	runDuration  *prometheus.HistogramVec
 	runs         *prometheus.CounterVec
@@ -49,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qflow_steps_total", Help: "Step attempts finished by this process, by outcome (succeeded, failed, retried, timed_out, cancelled).",
 		}, []string{"workflow", "step", "outcome"}),
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qflow_steps_started_total", Help: "Step attempts started by this process, by how they reached it (queue: a job fetched from the step's queue; eager: handed on by the result of the step before it; legacy: a step of a legacy-mode run).",
+		}, []string{"workflow", "step", "dispatch"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "qflow_steps_in_flight", Help: "Step handlers running in this process.",
 		}, []string{"workflow", "step"}),
@@ -72,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		ReportLag: 5 * time.Second,
 	}
-	for _, c := range []prometheus.Collector{m.stepDuration, m.steps, m.inFlight, m.runDuration, m.runs, m.queueDepth, m.queueAge, m.workers, m.reporter} {
+	for _, c := range []prometheus.Collector{m.stepDuration, m.steps, m.started, m.inFlight, m.runDuration, m.runs, m.queueDepth, m.queueAge, m.workers, m.reporter} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
@@ -81,7 +85,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // StepStarted implements Observer.
-func (m *Metrics) StepStarted(workflow, step string) {
+func (m *Metrics) StepStarted(workflow, step, dispatch string) {
+	m.started.WithLabelValues(workflow, step, dispatch).Inc()
 	m.inFlight.WithLabelValues(workflow, step).Inc()
 }
 

@@ -41,6 +41,14 @@ func TestMetricsCountStepsRunsQueuesAndWorkers(t *testing.T) {
 	require.Equal(t, 5.0, value(t, reg, "qflow_steps_total", `workflow="probe_chain"`, `outcome="succeeded"`))
 	require.Equal(t, 1.0, value(t, reg, "qflow_steps_total", `workflow="probe_chain"`, `step="b"`, `outcome="retried"`))
 	require.Equal(t, 1.0, value(t, reg, "qflow_steps_total", `workflow="probe_diamond"`, `step="a"`, `outcome="failed"`))
+	// How each attempt arrived: a chain's first step and the retried b from the queue; c, d
+	// and e handed on eagerly by the step before (one worker, nothing else queued).
+	require.Equal(t, 1.0, value(t, reg, "qflow_steps_started_total", `workflow="probe_chain"`, `step="a"`, `dispatch="queue"`))
+	require.Equal(t, 1.0, value(t, reg, "qflow_steps_started_total", `workflow="probe_chain"`, `step="b"`, `dispatch="eager"`))
+	require.Equal(t, 1.0, value(t, reg, "qflow_steps_started_total", `workflow="probe_chain"`, `step="b"`, `dispatch="queue"`))
+	for _, step := range []string{`step="c"`, `step="d"`, `step="e"`} {
+		require.Equal(t, 1.0, value(t, reg, "qflow_steps_started_total", `workflow="probe_chain"`, step, `dispatch="eager"`))
+	}
 
 	// Runs, queues and workers, from the database by the reporter.
 	require.Eventually(t, func() bool {
@@ -59,6 +67,13 @@ func TestMetricsCountStepsRunsQueuesAndWorkers(t *testing.T) {
 	b.start(t, "gpu_only", `{}`)
 	require.Eventually(t, func() bool {
 		return strings.Contains(scrape(t, reg), `qflow_queue_depth{queue="gpu"} 1`)
+	}, 20*time.Second, 50*time.Millisecond)
+
+	// A legacy-mode run's steps all run inside its one job.
+	_, err = b.pool.Exec(b.ctx, "INSERT INTO qflow.runs (workflow, mode) VALUES ('probe_chain', 'legacy')")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return value(t, reg, "qflow_steps_started_total", `workflow="probe_chain"`, `dispatch="legacy"`) == 5
 	}, 20*time.Second, 50*time.Millisecond)
 }
 

@@ -61,24 +61,24 @@ func (sw *stepWorker) Work(ctx context.Context, job *river.Job[StepArgs]) error 
 	}
 	// With eager dispatch the result of one step may hand this slot the next step of its run
 	// (already claimed for this worker, with its own River job): run it here, and so on.
-	jobID := job.ID
+	jobID, dispatch := job.ID, DispatchQueue
 	for claim != nil {
-		next, err := w.runStep(ctx, a, jobID, claim)
+		next, err := w.runStep(ctx, a, jobID, claim, dispatch)
 		if err != nil {
 			return err
 		}
 		if next == nil {
 			return nil
 		}
-		a, jobID, claim = next.args, next.jobID, &next.claimed
+		a, jobID, claim, dispatch = next.args, next.jobID, &next.claimed, DispatchEager
 	}
 	return nil
 }
 
 // runStep executes one claimed attempt and records its result; it returns the step the
 // result handed this slot, if any.
-func (w *Worker) runStep(ctx context.Context, a StepArgs, jobID int64, claim *claimed) (*continuation, error) {
-	res := w.execute(ctx, *claim, a)
+func (w *Worker) runStep(ctx context.Context, a StepArgs, jobID int64, claim *claimed, dispatch string) (*continuation, error) {
+	res := w.execute(ctx, *claim, a, dispatch)
 	// Not cancelled with the job: a worker that is shutting down must still report.
 	done, err := w.results.do(context.WithoutCancel(ctx), finishReq{args: a, jobID: jobID, res: &res, take: w.takesMore(ctx)})
 	res.sqlOutcome = done.outcome
@@ -134,8 +134,8 @@ func (r result) outcome() string {
 
 // execute runs the step's handler under the step timeout, turning panics, timeouts and
 // undecodable outputs into failed attempts.
-func (w *Worker) execute(ctx context.Context, claim claimed, a StepArgs) result {
-	w.cfg.Metrics.StepStarted(claim.Workflow, a.Step)
+func (w *Worker) execute(ctx context.Context, claim claimed, a StepArgs, dispatch string) result {
+	w.cfg.Metrics.StepStarted(claim.Workflow, a.Step, dispatch)
 	handler, ok := w.cfg.Registry.Handler(claim.Workflow, a.Step)
 	if !ok {
 		return result{err: fmt.Errorf("no handler for step %s of workflow %s in worker %s", a.Step, claim.Workflow, w.cfg.ID), permanent: true}

@@ -57,13 +57,25 @@ type Config struct {
 
 // Observer is told what the worker does; the metrics package implements it.
 type Observer interface {
-	StepStarted(workflow, step string)
+	// StepStarted is called as a step's handler starts; dispatch says how the step reached
+	// this worker (DispatchQueue, DispatchEager or DispatchLegacy).
+	StepStarted(workflow, step, dispatch string)
 	StepFinished(workflow, step, outcome string, d time.Duration)
 }
 
+// How a step attempt reached the worker that runs it, as metrics name it.
+const (
+	// DispatchQueue: a River job of the step's queue, fetched by the worker.
+	DispatchQueue = "queue"
+	// DispatchEager: handed to the slot whose result made it ready (eager dispatch).
+	DispatchEager = "eager"
+	// DispatchLegacy: one step of a legacy-mode run, all run by one job.
+	DispatchLegacy = "legacy"
+)
+
 type nopObserver struct{}
 
-func (nopObserver) StepStarted(string, string)                         {}
+func (nopObserver) StepStarted(string, string, string)                 {}
 func (nopObserver) StepFinished(string, string, string, time.Duration) {}
 
 // Worker is one worker process's River client with QuantumFlow's workers registered.
