@@ -63,17 +63,17 @@ type CUDA struct {
 // CUDADevice describes a GPU as the driver reports it.
 type CUDADevice struct {
 	// Index is the device ordinal (CUDA_VISIBLE_DEVICES order).
-	Index int
+	Index int `json:"index"`
 	// Name is the marketing name, e.g. "NVIDIA H200".
-	Name string
+	Name string `json:"name"`
 	// ComputeCapability is "major.minor", e.g. "9.0".
-	ComputeCapability string
+	ComputeCapability string `json:"compute_capability"`
 	// MemoryBytes is the device's total memory.
-	MemoryBytes int64
+	MemoryBytes int64 `json:"memory_bytes"`
 	// Multiprocessors is the number of SMs.
-	Multiprocessors int
+	Multiprocessors int `json:"multiprocessors"`
 	// Driver is the CUDA version the driver supports, e.g. 13000 for 13.0.
-	Driver int
+	Driver int `json:"cuda_driver_version"`
 }
 
 var _ Backend = (*CUDA)(nil)

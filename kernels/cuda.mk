@@ -9,6 +9,7 @@
 #   make gpu-bundle   bin/gpu-bundle/: qflow-gpu, kernels.test, trainbench for the GPU host
 #   make test-cudaemu the CUDA backend, its kernels and qflow-gpu on the CUDA emulator (no GPU,
 #                     no CUDA toolkit: a C++ compiler); part of `make test`
+#   make gpu-rehearsal bench/gpu/run.sh end to end here, with a bundle built for the emulator
 
 NVCC ?= nvcc
 # The PTX is committed and checked byte for byte, so compiler release and flags are pinned:
@@ -20,7 +21,7 @@ GPU_BUNDLE   := bin/gpu-bundle
 # Smaller binaries for the trip to the GPU host.
 GPU_GOFLAGS  := -tags cuda -trimpath -ldflags=-s\ -w
 
-.PHONY: cuda-toolchain kernels check-kernels build-gpu check-cuda gpu-bundle test-cudaemu
+.PHONY: cuda-toolchain kernels check-kernels build-gpu check-cuda gpu-bundle test-cudaemu gpu-rehearsal
 
 ## cuda.h, libcuda and nvcc 11.8: installed from Debian non-free when missing (root), else a clear error
 cuda-toolchain:
@@ -77,3 +78,18 @@ test-cudaemu:
 	@.ci/cxx.sh
 	go vet -tags cudaemu ./kernels ./cmd/qflow-gpu
 	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) -tags cudaemu ./kernels ./cmd/qflow-gpu
+
+## bench/gpu/run.sh rehearsed without a GPU: the bundle built for the CUDA emulator, small sizes.
+## It proves the script, the binaries and the summary before device time is spent on them.
+GPU_REHEARSAL := bin/gpu-rehearsal
+gpu-rehearsal:
+	@.ci/cxx.sh
+	rm -rf $(GPU_REHEARSAL) && mkdir -p $(GPU_REHEARSAL)/bundle
+	go build -tags cudaemu -o $(GPU_REHEARSAL)/bundle/qflow-gpu ./cmd/qflow-gpu
+	go test -tags cudaemu -c -o $(GPU_REHEARSAL)/bundle/kernels.test ./kernels
+	go build -tags cudaemu -o $(GPU_REHEARSAL)/bundle/trainbench ./bench/trainbench
+	GPU_RUN_EMULATED=1 bench/gpu/run.sh $(GPU_REHEARSAL)/bundle $(GPU_REHEARSAL)/out
+	@for f in parity.txt trainbench-cpu.json trainbench-cuda.json summary.txt run.log; do \
+	  test -s $(GPU_REHEARSAL)/out/$$f || { echo "gpu-rehearsal: run.sh wrote no $$f" >&2; exit 1; }; \
+	done
+	@grep -q 'cuda/cpu' $(GPU_REHEARSAL)/out/summary.txt || { echo "gpu-rehearsal: the summary has no cuda/cpu ratio" >&2; exit 1; }

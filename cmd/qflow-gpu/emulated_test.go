@@ -123,6 +123,12 @@ func TestGPUWorkerTrainsOnItsDeviceAndServesOnlyTheGPUClass(t *testing.T) {
 	out, err := b.command(bin.cpu, "seed-data", "--rows", "1500", "--seed", "3").CombinedOutput()
 	require.NoError(t, err, string(out))
 
+	// `qflow-gpu device`: the backend starts and the device is printed.
+	out, err = b.command(bin.gpu, "device").Output()
+	require.NoError(t, err)
+	require.JSONEq(t, `{"index": 0, "name": "QuantumFlow CUDA emulator (host CPU)", "compute_capability": "8.0",
+		"memory_bytes": 4294967296, "multiprocessors": 132, "cuda_driver_version": 0, "memory_free_bytes": 4294967296}`, string(out))
+
 	// Only the gpu class, said before anything starts.
 	out, err = b.command(bin.gpu, "worker", "--classes", "cpu,gpu", "--metrics-addr", "").CombinedOutput()
 	require.Error(t, err)

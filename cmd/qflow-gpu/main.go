@@ -8,12 +8,17 @@
 // Build with `make build-gpu` (the cuda tag; needs cuda.h and libcuda, see
 // notes/cuda.md). Built with the cudaemu tag instead it trains on the CUDA
 // emulator (kernels/cuda_emu.go), which is how its tests run it without a
-// GPU; that build is for tests, not for serving. QFLOW_GPU_DEVICE picks the GPU (default 0, in
-// CUDA_VISIBLE_DEVICES order). At start it logs the device and exports it
-// as qflow_gpu_info and qflow_gpu_memory_bytes on the metrics endpoint.
+// GPU; that build is for tests, not for serving.
+//
+// QFLOW_GPU_DEVICE picks the GPU (default 0, in CUDA_VISIBLE_DEVICES
+// order). At start it logs the device and exports it as qflow_gpu_info and
+// qflow_gpu_memory_bytes on the metrics endpoint. `qflow-gpu device` starts
+// the backend (context, kernels), prints the device as JSON and exits 0:
+// the check that this machine can serve the gpu class.
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,6 +53,14 @@ func run() int {
 	log.Info("gpu ready", "device", d.Name, "index", d.Index, "compute_capability", d.ComputeCapability,
 		"multiprocessors", d.Multiprocessors, "memory_total_bytes", total, "memory_free_bytes", free,
 		"cuda_driver_version", d.Driver)
+	if len(os.Args) == 2 && os.Args[1] == "device" {
+		out, _ := json.Marshal(struct {
+			kernels.CUDADevice
+			MemoryFreeBytes int64 `json:"memory_free_bytes"`
+		}{d, free})
+		fmt.Println(string(out))
+		return 0
+	}
 	if err := registerGPUMetrics(prometheus.DefaultRegisterer, gpu); err != nil {
 		fmt.Fprintf(os.Stderr, "qflow-gpu: registering GPU metrics: %v\n", err)
 		return 1
