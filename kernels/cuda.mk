@@ -88,7 +88,11 @@ gpu-rehearsal:
 	go build -tags cudaemu -o $(GPU_REHEARSAL)/bundle/qflow-gpu ./cmd/qflow-gpu
 	go test -tags cudaemu -c -o $(GPU_REHEARSAL)/bundle/kernels.test ./kernels
 	go build -tags cudaemu -o $(GPU_REHEARSAL)/bundle/trainbench ./bench/trainbench
-	GPU_RUN_EMULATED=1 bench/gpu/run.sh $(GPU_REHEARSAL)/bundle $(GPU_REHEARSAL)/out
+	@# PyTorch on the CPU where an interpreter has it (Debian's python3-torch is /usr/bin/python3's)
+	python=python3; for p in python3 /usr/bin/python3; do \
+	  if $$p -c 'import torch' 2>/dev/null; then python=$$p; break; fi; \
+	done; \
+	GPU_RUN_EMULATED=1 PYTHON=$$python bench/gpu/run.sh $(GPU_REHEARSAL)/bundle $(GPU_REHEARSAL)/out
 	@for f in parity.txt trainbench-cpu.json trainbench-cuda.json summary.txt run.log; do \
 	  test -s $(GPU_REHEARSAL)/out/$$f || { echo "gpu-rehearsal: run.sh wrote no $$f" >&2; exit 1; }; \
 	done

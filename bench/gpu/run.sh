@@ -12,11 +12,12 @@
 # if a check failed.
 #
 # GPU_RUN_EMULATED=1 is the rehearsal on a machine without a GPU (make gpu-rehearsal): a bundle
-# built for the CUDA emulator, small training sizes, no nvidia-smi and no PyTorch. It proves the
-# script, the binaries and the summary work before device time is spent on them; its figures
-# mean nothing.
+# built for the CUDA emulator, small training sizes, no nvidia-smi, PyTorch on the CPU where it
+# is installed. It proves the script, the binaries and the summary work before device time is
+# spent on them; its figures mean nothing. PYTHON names the interpreter (default python3).
 set -uo pipefail
 emulated=${GPU_RUN_EMULATED:-0}
+python=${PYTHON:-python3}
 bundle=${1:-bin/gpu-bundle}
 out=${2:-bench/out/gpu}
 [[ -d $bundle ]] || { echo "no $bundle: run 'make gpu-bundle' on the build host and copy it here" >&2; exit 1; }
@@ -85,12 +86,14 @@ else
 fi
 step trainbench-cuda -- "$bundle/trainbench" -backends cuda -seed-samples "$seed_samples" -seed-epochs "$seed_epochs" \
 	-wide-samples "$wide_samples" -wide-epochs "$wide_epochs" -out "$out/trainbench-cuda.json"
-if [[ $emulated != 1 ]]; then
-	step pytorch-wide -- python3 bench/pytorch/train_mlp.py --network wide --samples "$wide_samples" --epochs "$wide_epochs" --out "$out/pytorch-wide.json"
-	step pytorch-seed -- python3 bench/pytorch/train_mlp.py --network seed --samples "$seed_samples" --epochs "$seed_epochs" --out "$out/pytorch-seed.json"
+if [[ $emulated == 1 ]] && ! "$python" -c 'import torch' 2>/dev/null; then
+	echo "== pytorch: skipped, $python has no torch (on Debian: apt-get install python3-torch)" | tee -a "$log"
+else
+	step pytorch-wide -- "$python" bench/pytorch/train_mlp.py --network wide --samples "$wide_samples" --epochs "$wide_epochs" --out "$out/pytorch-wide.json"
+	step pytorch-seed -- "$python" bench/pytorch/train_mlp.py --network seed --samples "$seed_samples" --epochs "$seed_epochs" --out "$out/pytorch-seed.json"
 fi
 
-python3 - "$out" >"$out/summary.txt" 2>&1 <<'PY'
+"$python" - "$out" >"$out/summary.txt" 2>&1 <<'PY'
 import json, os, sys
 out = sys.argv[1]
 def load(name):
