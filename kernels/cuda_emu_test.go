@@ -3,8 +3,11 @@
 package kernels
 
 import (
+	"context"
+	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -167,4 +170,70 @@ func TestTheBackendChecksLaunchBoundsFromThePTX(t *testing.T) {
 		return gpu.launch("mse_loss", [3]int{1, 1, 1}, [3]int{1024, 2, 1}, 0, 0, 0, 0, 1, 1, f32(1))
 	})
 	require.ErrorContains(t, err, "2048 threads per block, its launch bound is 1024")
+}
+
+// The launch shapes depend on the GPU's size: blocks per grid-stride loop
+// and how far MatMul splits K. The emulator can be any size, so the kernels
+// are checked on a one-SM GPU (long grid-stride loops, no split-K), a mid
+// one and a huge one (split-K on every product that allows it).
+func TestTheBackendMatchesCPUWhateverTheGPUSize(t *testing.T) {
+	t.Parallel()
+	for _, sms := range []int{1, 7, 1000} {
+		t.Run(fmt.Sprintf("sms=%d", sms), func(t *testing.T) {
+			t.Parallel()
+			gpu, err := NewCUDA(0)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = gpu.Close() })
+			gpu.sms = sms // before any operation: launches read it when queued
+			b := &cudaTestBundle{gpu: gpu, cpu: NewCPU(), r: newTestRand(uint64(40 + sms))}
+			// 300×100 outputs fill 10 medium tiles: K is split only on the huge GPU.
+			require.Equal(t, sms == 1000, planGemm(300, 100, 200, sms).splits > 1)
+
+			for _, s := range []struct{ m, k, n int }{{300, 200, 100}, {64, 1024, 64}, {3, 5000, 2}, {513, 17, 129}} {
+				for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+					ar, ac, br, bc := s.m, s.k, s.k, s.n
+					if tr[0] {
+						ar, ac = ac, ar
+					}
+					if tr[1] {
+						br, bc = bc, br
+					}
+					av, bv := b.r.floats(ar*ac, -1, 1), b.r.floats(br*bc, -1, 1)
+					ca, ga := b.pair(t, ar, ac, av)
+					cb, gb := b.pair(t, br, bc, bv)
+					cc, gc := b.pair(t, s.m, s.n, make([]float32, s.m*s.n))
+					require.NoError(t, b.cpu.MatMul(tr[0], tr[1], 1, ca, cb, 0, cc))
+					require.NoError(t, b.gpu.MatMul(tr[0], tr[1], 1, ga, gb, 0, gc))
+					want, got := b.both(t, cc, gc)
+					rows, cols := matmulScale(tr[0], tr[1], av, ar, ac, bv, br, bc)
+					for i := range want {
+						tol := 5e-7*math.Sqrt(float64(s.k+1))*rows[i/s.n]*cols[i%s.n] + 1e-6
+						require.InDeltaf(t, want[i], got[i], tol, "%v %v C[%d]", s, tr, i)
+					}
+				}
+			}
+
+			// Grid-stride loops over a million elements, bit for bit.
+			const rows, cols = 1000, 1000
+			cx, gx := b.pair(t, rows, cols, b.r.floats(rows*cols, -2, 2))
+			require.NoError(t, b.cpu.Dropout(cx, cx, 0.3, 5, 6))
+			require.NoError(t, b.gpu.Dropout(gx, gx, 0.3, 5, 6))
+			cbias, gbias := b.pair(t, 1, cols, b.r.floats(cols, -1, 1))
+			require.NoError(t, b.cpu.BiasActivate(ReLU, cx, cbias, cx))
+			require.NoError(t, b.gpu.BiasActivate(ReLU, gx, gbias, gx))
+			want, got := b.both(t, cx, gx)
+			require.Equal(t, want, got)
+
+			// A whole training.
+			x, y := complexityData(b.r, 1000)
+			cfg := SeedNetwork(10)
+			cfg.Epochs, cfg.Seed = 5, 3
+			_, cpuLosses, err := Train(context.Background(), cfg, x, y)
+			require.NoError(t, err)
+			cfg.Backend = gpu
+			_, gpuLosses, err := Train(context.Background(), cfg, x, y)
+			require.NoError(t, err)
+			requireSameCurve(t, cpuLosses, gpuLosses)
+		})
+	}
 }
