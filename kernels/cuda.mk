@@ -5,7 +5,8 @@
 #
 #   make kernels      regenerate kernels/*.ptx (commit them)
 #   make build-gpu    bin/qflow-gpu
-#   make check-cuda   CI: toolchain, fresh PTX, vet and build every cuda-tagged package
+#   make check-cuda   CI: toolchain, fresh PTX, PTX assembled for the H200 (sm_90: registers,
+#                     no spills), vet and build every cuda-tagged package
 #   make gpu-bundle   bin/gpu-bundle/: qflow-gpu, kernels.test, trainbench for the GPU host
 #   make test-cudaemu the CUDA backend, its kernels and qflow-gpu on the CUDA emulator (no GPU,
 #                     no CUDA toolkit: a C++ compiler); part of `make test`
@@ -56,6 +57,7 @@ build-gpu: cuda-toolchain
 	go build -tags cuda -o bin/qflow-gpu ./cmd/qflow-gpu
 
 check-cuda: check-kernels
+	@PTXAS=$$(dirname $$(command -v $(NVCC)))/ptxas .ci/check-sass.sh
 	go vet -tags cuda ./...
 	go build -tags cuda -o bin/qflow-gpu ./cmd/qflow-gpu
 	go test -tags cuda -c -o bin/kernels.test ./kernels
