@@ -120,6 +120,8 @@ func TestSweepRequeuesStepsWhoseJobWasLost(t *testing.T) {
 	b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now()
 	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, fresh)
 
+	// Each sweep finds these, without the complete search of every queued step.
+	b.exec(t, "UPDATE qflow.sweep_state SET full_scan_at = now()")
 	b.exec(t, "CALL qflow.sweep()")
 
 	for _, r := range []int64{discarded, fetchedByTheDead} {
@@ -127,4 +129,38 @@ func TestSweepRequeuesStepsWhoseJobWasLost(t *testing.T) {
 		require.Equal(t, "available", b.jobState(t, r, "a"))
 	}
 	require.Equal(t, 1, b.stepInt(t, fresh, "a", "attempt"), "a job fetched just now is left to its worker")
+}
+
+func TestSweepFindsRarerLostJobsInItsSearchEveryFiveMinutes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.chain(t, nil)
+	deleted := b.start(t, "chain", "{}")
+	b.exec(t, "DELETE FROM river.river_job WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')", deleted)
+	longDiscarded := b.start(t, "chain", "{}")
+	b.exec(t, `UPDATE river.river_job SET state = 'discarded', finalized_at = now() - interval '2 hours'
+	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, longDiscarded)
+	completed := b.start(t, "chain", "{}")
+	b.exec(t, `UPDATE river.river_job SET state = 'completed', finalized_at = now()
+	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, completed)
+	waiting := b.start(t, "chain", "{}")
+	lost := []int64{deleted, longDiscarded, completed}
+
+	// Searched a minute ago: the sweeps of each second leave them.
+	b.exec(t, "UPDATE qflow.sweep_state SET full_scan_at = now() - interval '1 minute'")
+	b.exec(t, "CALL qflow.sweep()")
+	for _, r := range lost {
+		require.Equal(t, 1, b.stepInt(t, r, "a", "attempt"))
+		require.Equal(t, "queued", b.stepStatus(t, r, "a"))
+	}
+
+	// Five minutes on, the complete search queues each again with a new job, and notes when it ran.
+	b.exec(t, "UPDATE qflow.sweep_state SET full_scan_at = now() - interval '5 minutes'")
+	b.exec(t, "CALL qflow.sweep()")
+	for _, r := range lost {
+		require.Equal(t, 2, b.stepInt(t, r, "a", "attempt"), "run %d", r)
+		require.Equal(t, "available", b.jobState(t, r, "a"), "run %d", r)
+	}
+	require.Equal(t, 1, b.stepInt(t, waiting, "a", "attempt"), "a step whose job waits is left alone")
+	require.Equal(t, true, b.scalar(t, "SELECT full_scan_at > now() - interval '1 minute' FROM qflow.sweep_state"))
 }

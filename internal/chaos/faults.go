@@ -168,8 +168,12 @@ func (c *chaos) restartPostgres(ctx context.Context, kind string) {
 	if c.cluster == nil {
 		return
 	}
+	// Not cancelled with the load: a restart cut short between its stop and its start would
+	// leave the server down for the rest of the run.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
 	start := time.Now()
-	err := c.cluster.restart(ctx, kind == FaultRestartImmediate)
+	err := c.cluster.restart(rctx, kind == FaultRestartImmediate)
 	end := time.Now()
 	if err != nil {
 		c.violation("%s: %v", kind, err)
