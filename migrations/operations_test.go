@@ -1,6 +1,7 @@
 package migrations_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -163,4 +164,50 @@ func TestSweepFindsRarerLostJobsInItsSearchEveryFiveMinutes(t *testing.T) {
 	}
 	require.Equal(t, 1, b.stepInt(t, waiting, "a", "attempt"), "a step whose job waits is left alone")
 	require.Equal(t, true, b.scalar(t, "SELECT full_scan_at > now() - interval '1 minute' FROM qflow.sweep_state"))
+}
+
+func TestAResultWhoseClaimWasLostQueuesItsStepAgainAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.chain(t, nil)
+	// River fetched each a's job, the worker claimed it and ran it, but an immediate restart
+	// undid the claim (claims commit without waiting for the WAL flush): the step is queued
+	// with the job when the result arrives.
+	completed, failed := b.start(t, "chain", "{}"), b.start(t, "chain", "{}")
+	cancelled := b.start(t, "chain", "{}")
+	jobs := map[int64]int64{}
+	for _, r := range []int64{completed, failed, cancelled} {
+		b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now()
+		            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, r)
+		jobs[r] = int64(b.stepInt(t, r, "a", "job_id"))
+	}
+	b.exec(t, "SELECT qflow.cancel_run($1)", cancelled)
+
+	rows, err := b.pool.Query(b.ctx, `SELECT run_id, outcome FROM qflow.finish_steps($1)`, fmt.Sprintf(`[
+		{"run_id": %d, "step": "a", "attempt": 1, "job_id": %d, "result": "complete", "output": {}},
+		{"run_id": %d, "step": "a", "attempt": 1, "job_id": %d, "result": "fail", "error": "boom"},
+		{"run_id": %d, "step": "a", "attempt": 1, "job_id": %d, "result": "complete", "output": {}}]`,
+		completed, jobs[completed], failed, jobs[failed], cancelled, jobs[cancelled]))
+	require.NoError(t, err)
+	outcomes := map[int64]string{}
+	for rows.Next() {
+		var run int64
+		var outcome string
+		require.NoError(t, rows.Scan(&run, &outcome))
+		outcomes[run] = outcome
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, map[int64]string{completed: "stale", failed: "stale", cancelled: "stale"}, outcomes)
+
+	// The attempts that never were run again as new attempts with new jobs; the old jobs end.
+	for _, r := range []int64{completed, failed} {
+		require.Equal(t, 2, b.stepInt(t, r, "a", "attempt"), "run %d", r)
+		require.Equal(t, "queued", b.stepStatus(t, r, "a"))
+		require.Equal(t, "available", b.jobState(t, r, "a"))
+		require.Equal(t, "cancelled", b.scalar(t, "SELECT state::text FROM river.river_job WHERE id = $1", jobs[r]))
+		require.Zero(t, b.count(t, "SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND status = 'failed'", r), "no failure is charged")
+	}
+	// A stale result of a cancelled run changes nothing.
+	require.Equal(t, "cancelled", b.stepStatus(t, cancelled, "a"))
+	require.Equal(t, 1, b.stepInt(t, cancelled, "a", "attempt"))
 }
