@@ -55,6 +55,11 @@ func (c *chaos) inject(ctx context.Context) {
 }
 
 func (c *chaos) fault(ctx context.Context, kind string) {
+	// A fault that has begun runs to its end, whatever the load's deadline: cut short, a
+	// Postgres restart left the server down between its stop and its start, and a killed
+	// worker's replacement was reported as never announcing itself.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
 	switch kind {
 	case FaultKill:
 		c.killWorker(ctx)
@@ -168,12 +173,8 @@ func (c *chaos) restartPostgres(ctx context.Context, kind string) {
 	if c.cluster == nil {
 		return
 	}
-	// Not cancelled with the load: a restart cut short between its stop and its start would
-	// leave the server down for the rest of the run.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
 	start := time.Now()
-	err := c.cluster.restart(rctx, kind == FaultRestartImmediate)
+	err := c.cluster.restart(ctx, kind == FaultRestartImmediate)
 	end := time.Now()
 	if err != nil {
 		c.violation("%s: %v", kind, err)
