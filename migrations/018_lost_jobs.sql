@@ -7,8 +7,9 @@
 --
 --   - a worker fetched the job and died before claiming its step: the job has been running for
 --     30 seconds and the step is still queued with it (as before);
---   - the job was finalized in the last hour while its step still waits for it: River
---     discarded it after an infrastructure error, or somebody cancelled it.
+--   - the job was finalized in the last minute while its step still waits for it: River
+--     discarded it after an infrastructure error, or somebody cancelled it (one finalized
+--     while no sweep ran is left to the complete search below).
 --
 -- Everything else (a job deleted by hand, completed without its step, finalized longer ago)
 -- is rare enough for the complete search, which now runs every 5 minutes. The one common
@@ -40,7 +41,9 @@ CREATE OR REPLACE PROCEDURE qflow.sweep(INOUT timed_out_runs integer DEFAULT 0, 
                                         INOUT requeued_steps integer DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_row record;
+    v_row  record;
+    v_job  record;
+    v_step record;
 BEGIN
     timed_out_runs := 0;
     expired_leases := 0;
@@ -67,18 +70,31 @@ BEGIN
         COMMIT;
     END LOOP;
 
-    -- Lost jobs, where they come from: found from the job's side, by state.
-    FOR v_row IN
-        SELECT sr.run_id, sr.step, sr.attempt, sr.job_id
-          FROM river.river_job j
-          JOIN qflow.step_runs sr ON sr.run_id = (j.args ->> 'run_id')::bigint AND sr.step = j.args ->> 'step'
-         WHERE j.kind = 'qflow_step'
-           AND ((j.state = 'running' AND j.attempted_at < now() - interval '30 seconds')
-                OR (j.state IN ('discarded', 'cancelled') AND j.finalized_at > now() - interval '1 hour'))
-           AND sr.status = 'queued' AND sr.job_id = j.id
-         ORDER BY sr.run_id LIMIT 1000
+    -- Lost jobs, where they come from: found from the job's side, by state, each candidate's
+    -- step then read by primary key. The plans of a procedure are cached for its session,
+    -- often from when the tables were empty, so the statements leave a plan no room to go
+    -- wrong: the candidates are read apart from the kind (whose index lists every step job),
+    -- and the step without a condition on its status (which would let the partial index of
+    -- every queued step serve). As one join, a cached plan walked every step job and, for
+    -- each, every queued step: minutes per sweep once a bulk INSERT had queued 20,000.
+    FOR v_job IN
+        WITH candidates AS MATERIALIZED (
+            SELECT j.id, j.kind, j.args FROM river.river_job j
+             WHERE j.state = 'running' AND j.attempted_at < now() - interval '30 seconds'
+            UNION ALL
+            SELECT j.id, j.kind, j.args FROM river.river_job j
+             WHERE j.state IN ('discarded', 'cancelled') AND j.finalized_at > now() - interval '1 minute'
+        )
+        SELECT c.id, (c.args ->> 'run_id')::bigint AS run_id, c.args ->> 'step' AS step
+          FROM candidates c
+         WHERE c.kind = 'qflow_step'
+         LIMIT 1000
     LOOP
-        IF qflow.sweep_lost_job(v_row.run_id, v_row.step, v_row.attempt, v_row.job_id) THEN
+        SELECT sr.attempt, sr.status, sr.job_id INTO v_step
+          FROM qflow.step_runs sr
+         WHERE sr.run_id = v_job.run_id AND sr.step = v_job.step;
+        CONTINUE WHEN NOT FOUND OR v_step.status <> 'queued' OR v_step.job_id IS DISTINCT FROM v_job.id;
+        IF qflow.sweep_lost_job(v_job.run_id, v_job.step, v_step.attempt, v_job.id) THEN
             requeued_steps := requeued_steps + 1;
         END IF;
         COMMIT;
@@ -368,10 +384,18 @@ BEGIN
     -- was lost (claims commit without waiting for the WAL flush, and an immediate restart can
     -- undo one), so the attempt it ran never happened. The step is queued again now, as the
     -- sweep would once it found the job completed below.
+    -- (The status is checked here rather than in the query: see the sweep above.)
     IF v_stale THEN
-        PERFORM qflow.sweep_lost_job(sr.run_id, sr.step, sr.attempt, sr.job_id)
-           FROM qflow.step_runs sr
-          WHERE sr.run_id = ANY (v_run_ids) AND sr.job_id = ANY (v_jobs) AND sr.status = 'queued';
+        FOR v_r IN
+            SELECT sr.run_id, sr.step, sr.attempt, sr.job_id, sr.status
+              FROM jsonb_to_recordset(p_results) AS x(run_id bigint, step text, job_id bigint)
+              JOIN qflow.step_runs sr ON sr.run_id = x.run_id AND sr.step = x.step AND sr.job_id = x.job_id
+             WHERE sr.run_id = ANY (v_run_ids)
+        LOOP
+            IF v_r.status = 'queued' THEN
+                PERFORM qflow.sweep_lost_job(v_r.run_id, v_r.step, v_r.attempt, v_r.job_id);
+            END IF;
+        END LOOP;
     END IF;
 
     -- The jobs are done whatever the outcome: a retry is a new job.
