@@ -230,11 +230,6 @@ type QflowStepStat struct {
 	Retries       int64   `json:"retries"`
 }
 
-type QflowSweepState struct {
-	ID         bool               `json:"id"`
-	FullScanAt pgtype.Timestamptz `json:"full_scan_at"`
-}
-
 type QflowWorker struct {
 	ID         string             `json:"id"`
 	Host       string             `json:"host"`

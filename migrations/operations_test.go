@@ -1,7 +1,6 @@
 package migrations_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -121,8 +120,6 @@ func TestSweepRequeuesStepsWhoseJobWasLost(t *testing.T) {
 	b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now()
 	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, fresh)
 
-	// Each sweep finds these, without the complete search of every queued step.
-	b.exec(t, "UPDATE qflow.sweep_state SET full_scan_at = now()")
 	b.exec(t, "CALL qflow.sweep()")
 
 	for _, r := range []int64{discarded, fetchedByTheDead} {
@@ -130,84 +127,4 @@ func TestSweepRequeuesStepsWhoseJobWasLost(t *testing.T) {
 		require.Equal(t, "available", b.jobState(t, r, "a"))
 	}
 	require.Equal(t, 1, b.stepInt(t, fresh, "a", "attempt"), "a job fetched just now is left to its worker")
-}
-
-func TestSweepFindsRarerLostJobsInItsSearchEveryFiveMinutes(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.chain(t, nil)
-	deleted := b.start(t, "chain", "{}")
-	b.exec(t, "DELETE FROM river.river_job WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')", deleted)
-	longDiscarded := b.start(t, "chain", "{}")
-	b.exec(t, `UPDATE river.river_job SET state = 'discarded', finalized_at = now() - interval '2 hours'
-	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, longDiscarded)
-	completed := b.start(t, "chain", "{}")
-	b.exec(t, `UPDATE river.river_job SET state = 'completed', finalized_at = now()
-	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, completed)
-	waiting := b.start(t, "chain", "{}")
-	lost := []int64{deleted, longDiscarded, completed}
-
-	// Searched a minute ago: the sweeps of each second leave them.
-	b.exec(t, "UPDATE qflow.sweep_state SET full_scan_at = now() - interval '1 minute'")
-	b.exec(t, "CALL qflow.sweep()")
-	for _, r := range lost {
-		require.Equal(t, 1, b.stepInt(t, r, "a", "attempt"))
-		require.Equal(t, "queued", b.stepStatus(t, r, "a"))
-	}
-
-	// Five minutes on, the complete search queues each again with a new job, and notes when it ran.
-	b.exec(t, "UPDATE qflow.sweep_state SET full_scan_at = now() - interval '5 minutes'")
-	b.exec(t, "CALL qflow.sweep()")
-	for _, r := range lost {
-		require.Equal(t, 2, b.stepInt(t, r, "a", "attempt"), "run %d", r)
-		require.Equal(t, "available", b.jobState(t, r, "a"), "run %d", r)
-	}
-	require.Equal(t, 1, b.stepInt(t, waiting, "a", "attempt"), "a step whose job waits is left alone")
-	require.Equal(t, true, b.scalar(t, "SELECT full_scan_at > now() - interval '1 minute' FROM qflow.sweep_state"))
-}
-
-func TestAResultWhoseClaimWasLostQueuesItsStepAgainAtOnce(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.chain(t, nil)
-	// River fetched each a's job, the worker claimed it and ran it, but an immediate restart
-	// undid the claim (claims commit without waiting for the WAL flush): the step is queued
-	// with the job when the result arrives.
-	completed, failed := b.start(t, "chain", "{}"), b.start(t, "chain", "{}")
-	cancelled := b.start(t, "chain", "{}")
-	jobs := map[int64]int64{}
-	for _, r := range []int64{completed, failed, cancelled} {
-		b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now()
-		            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, r)
-		jobs[r] = int64(b.stepInt(t, r, "a", "job_id"))
-	}
-	b.exec(t, "SELECT qflow.cancel_run($1)", cancelled)
-
-	rows, err := b.pool.Query(b.ctx, `SELECT run_id, outcome FROM qflow.finish_steps($1)`, fmt.Sprintf(`[
-		{"run_id": %d, "step": "a", "attempt": 1, "job_id": %d, "result": "complete", "output": {}},
-		{"run_id": %d, "step": "a", "attempt": 1, "job_id": %d, "result": "fail", "error": "boom"},
-		{"run_id": %d, "step": "a", "attempt": 1, "job_id": %d, "result": "complete", "output": {}}]`,
-		completed, jobs[completed], failed, jobs[failed], cancelled, jobs[cancelled]))
-	require.NoError(t, err)
-	outcomes := map[int64]string{}
-	for rows.Next() {
-		var run int64
-		var outcome string
-		require.NoError(t, rows.Scan(&run, &outcome))
-		outcomes[run] = outcome
-	}
-	require.NoError(t, rows.Err())
-	require.Equal(t, map[int64]string{completed: "stale", failed: "stale", cancelled: "stale"}, outcomes)
-
-	// The attempts that never were run again as new attempts with new jobs; the old jobs end.
-	for _, r := range []int64{completed, failed} {
-		require.Equal(t, 2, b.stepInt(t, r, "a", "attempt"), "run %d", r)
-		require.Equal(t, "queued", b.stepStatus(t, r, "a"))
-		require.Equal(t, "available", b.jobState(t, r, "a"))
-		require.Equal(t, "cancelled", b.scalar(t, "SELECT state::text FROM river.river_job WHERE id = $1", jobs[r]))
-		require.Zero(t, b.count(t, "SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND status = 'failed'", r), "no failure is charged")
-	}
-	// A stale result of a cancelled run changes nothing.
-	require.Equal(t, "cancelled", b.stepStatus(t, cancelled, "a"))
-	require.Equal(t, 1, b.stepInt(t, cancelled, "a", "attempt"))
 }
