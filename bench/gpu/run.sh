@@ -12,9 +12,10 @@
 # if a check failed.
 #
 # GPU_RUN_EMULATED=1 is the rehearsal on a machine without a GPU (make gpu-rehearsal): a bundle
-# built for the CUDA emulator, small training sizes, no nvidia-smi, PyTorch on the CPU where it
-# is installed. It proves the script, the binaries and the summary work before device time is
-# spent on them; its figures mean nothing. PYTHON names the interpreter (default python3).
+# built for the CUDA emulator, small training sizes, two parity tests and one benchmark (make
+# test-cudaemu runs them all), no nvidia-smi, PyTorch on the CPU where it is installed. It
+# proves the script, the binaries and the summary work before device time is spent on them;
+# its figures mean nothing. PYTHON names the interpreter (default python3).
 set -uo pipefail
 emulated=${GPU_RUN_EMULATED:-0}
 python=${PYTHON:-python3}
@@ -59,10 +60,14 @@ for bin in qflow-gpu kernels.test trainbench; do
 	[[ -x $bundle/$bin ]] || { echo "missing $bundle/$bin: run 'make gpu-bundle' on the build host" >&2; exit 1; }
 done
 if [[ $emulated == 1 ]]; then
-	echo "== emulated: a rehearsal on the CUDA emulator; no nvidia-smi, no PyTorch, small sizes" | tee -a "$log"
-	bench_time=1x wide_samples=2048 wide_epochs=1 seed_samples=4096 seed_epochs=1
+	echo "== emulated: a rehearsal on the CUDA emulator; no nvidia-smi, small sizes" | tee -a "$log"
+	parity='^TestCUDA(DescribesItsDevice|AdamMatchesCPUBitForBit)$' bench=CUDAOperationOverhead bench_time=1x
+	wide_samples=2048 wide_epochs=1 seed_samples=4096 seed_epochs=1
+	cpu_sizes=(-seed-samples "$seed_samples" -seed-epochs "$seed_epochs" -wide-samples "$wide_samples" -wide-epochs "$wide_epochs")
 else
-	bench_time=2s wide_samples=65536 wide_epochs=5 seed_samples=20000 seed_epochs=3
+	parity=CUDA bench=CUDA bench_time=2s
+	wide_samples=65536 wide_epochs=5 seed_samples=20000 seed_epochs=3
+	cpu_sizes=() # trainbench's defaults: the wide network is slow on the CPU
 	step nvidia-smi -- nvidia-smi
 fi
 # The binaries link libcuda.so.1; some GPU images keep the driver outside the loader's path.
@@ -73,17 +78,12 @@ fi
 # qflow-gpu starts the backend as a worker would (context, PTX JIT), prints the device, exits 0.
 step startup -- "$bundle/qflow-gpu" device
 
-step parity "$out/parity.txt" -- "$bundle/kernels.test" -test.run CUDA -test.v -test.count=1 -test.timeout 20m
-step kernels-bench -- "$bundle/kernels.test" -test.run '^$' -test.bench CUDA -test.benchtime "$bench_time"
+step parity "$out/parity.txt" -- "$bundle/kernels.test" -test.run "$parity" -test.v -test.count=1 -test.timeout 20m
+step kernels-bench -- "$bundle/kernels.test" -test.run '^$' -test.bench "$bench" -test.benchtime "$bench_time"
 
 # The CPU backend with trainbench's defaults (the wide network is slow there); the GPU and
 # PyTorch on enough batches to reach a steady state.
-if [[ $emulated == 1 ]]; then
-	step trainbench-cpu -- "$bundle/trainbench" -backends cpu -seed-samples "$seed_samples" -seed-epochs "$seed_epochs" \
-		-wide-samples "$wide_samples" -wide-epochs "$wide_epochs" -out "$out/trainbench-cpu.json"
-else
-	step trainbench-cpu -- "$bundle/trainbench" -backends cpu -out "$out/trainbench-cpu.json"
-fi
+step trainbench-cpu -- "$bundle/trainbench" -backends cpu "${cpu_sizes[@]}" -out "$out/trainbench-cpu.json"
 step trainbench-cuda -- "$bundle/trainbench" -backends cuda -seed-samples "$seed_samples" -seed-epochs "$seed_epochs" \
 	-wide-samples "$wide_samples" -wide-epochs "$wide_epochs" -out "$out/trainbench-cuda.json"
 if [[ $emulated == 1 ]] && ! "$python" -c 'import torch' 2>/dev/null; then
