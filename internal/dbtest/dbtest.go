@@ -12,9 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/quantumflow/qflow/internal/dbserver"
 	"github.com/quantumflow/qflow/migrations"
 )
 
@@ -43,34 +41,12 @@ func ServerURL(t testing.TB) string {
 				return
 			}
 		}
-		baseURL, baseErr = startLocalCluster()
+		baseURL, baseErr = dbserver.Local()
 	})
 	if baseErr != nil {
 		t.Fatalf("no Postgres for tests: %v (set QFLOW_TEST_DATABASE_URL or run `make test`)", baseErr)
 	}
 	return baseURL
-}
-
-func startLocalCluster() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, ".ci", "postgres.sh")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf(".ci/postgres.sh not found above the test directory")
-		}
-		dir = parent
-	}
-	out, err := exec.Command(filepath.Join(dir, ".ci", "postgres.sh"), "start").Output()
-	if err != nil {
-		return "", fmt.Errorf("starting the local cluster: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // URL creates a fresh, migrated database for the test, dropped when it ends, and returns its URL.
@@ -84,28 +60,18 @@ func URL(t testing.TB) string {
 		t.Fatalf("preparing template database: %v", err)
 	}
 	name := fmt.Sprintf("qflow_test_%d_%d", os.Getpid(), counter.Add(1))
-	conn, err := pgx.Connect(ctx, server)
+	url, err := dbserver.Create(ctx, server, name, tmpl)
 	if err != nil {
-		t.Fatalf("connecting to test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tmpl)); err != nil {
 		t.Fatalf("creating test database: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Logf("dropping %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
-			t.Logf("dropping %s: %v", name, err)
+		if err := dbserver.Drop(ctx, server, name); err != nil {
+			t.Logf("dropping test database: %v", err)
 		}
 	})
-	return withDatabase(t, server, name)
+	return url
 }
 
 // Pool is URL plus a connection pool on it, closed when the test ends.
@@ -117,32 +83,12 @@ func Pool(t testing.TB) *pgxpool.Pool {
 // PoolFor opens a pool on url, closed when the test ends.
 func PoolFor(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, err := dbserver.Open(context.Background(), url, maxConns)
 	if err != nil {
-		t.Fatalf("parsing url: %v", err)
-	}
-	cfg.MaxConns = maxConns
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("opening pool: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
 	return pool
-}
-
-func withDatabase(t testing.TB, url, name string) string {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatalf("parsing url: %v", err)
-	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name) + password(cfg)
-}
-
-func password(cfg *pgx.ConnConfig) string {
-	if cfg.Password == "" {
-		return ""
-	}
-	return "&password=" + cfg.Password
 }
 
 var (
@@ -177,13 +123,11 @@ func template(ctx context.Context, server string) (string, error) {
 	}
 	if !exists {
 		building := name + "_building"
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+building+" WITH (FORCE)"); err != nil {
+		url, err := dbserver.Create(ctx, server, building, "")
+		if err != nil {
 			return "", err
 		}
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+building); err != nil {
-			return "", err
-		}
-		pool, err := pgxpool.New(ctx, strings.Replace(server, "/postgres?", "/"+building+"?", 1))
+		pool, err := pgxpool.New(ctx, url)
 		if err != nil {
 			return "", err
 		}

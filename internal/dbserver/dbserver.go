@@ -1,0 +1,112 @@
+// Package dbserver makes and drops databases on a Postgres server and opens pools on them. The
+// tests (through dbtest, which wraps it for testing.TB) and the benchmarks share it, so both
+// find the throwaway cluster, name a database's URL and recreate a database the same way.
+package dbserver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Local starts (or reuses) the checkout's throwaway cluster with .ci/postgres.sh and returns
+// its URL. The script is looked for from the working directory upwards, because `go test`
+// runs in the package's directory and `go run` at the repository root.
+func Local() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, ".ci", "postgres.sh")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf(".ci/postgres.sh not found above the working directory")
+		}
+		dir = parent
+	}
+	out, err := exec.Command(filepath.Join(dir, ".ci", "postgres.sh"), "start").Output()
+	if err != nil {
+		return "", fmt.Errorf("starting the local cluster: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// URL returns the URL of database name on the server whose URL is server, with the server's
+// user and password.
+func URL(server, name string) (string, error) {
+	cfg, err := pgx.ParseConfig(server)
+	if err != nil {
+		return "", fmt.Errorf("parsing server URL: %w", err)
+	}
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	if cfg.Password != "" {
+		url += "&password=" + cfg.Password
+	}
+	return url, nil
+}
+
+// Create creates database name on server, a copy of database template unless template is
+// empty, and returns its URL. A database left under that name (by a run that did not get to
+// drop it) is dropped first, so the new one always starts from the template.
+func Create(ctx context.Context, server, name, template string) (string, error) {
+	url, err := URL(server, name)
+	if err != nil {
+		return "", err
+	}
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + template
+	}
+	if err := run(ctx, server, dropSQL(name), create); err != nil {
+		return "", err
+	}
+	return url, nil
+}
+
+// Drop drops database name on server, if it exists, disconnecting whoever is still on it.
+func Drop(ctx context.Context, server, name string) error {
+	return run(ctx, server, dropSQL(name))
+}
+
+// dropSQL drops database name WITH (FORCE), so connections a crashed run left open on it
+// cannot keep it alive.
+func dropSQL(name string) string { return "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)" }
+
+// run runs statements in order on one connection to server. CREATE and DROP DATABASE cannot
+// run in a transaction, so each is its own statement.
+func run(ctx context.Context, server string, statements ...string) error {
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return fmt.Errorf("connecting to the server: %w", err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range statements {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	return nil
+}
+
+// Open opens a pool of at most maxConns connections on url.
+func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database URL: %w", err)
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening pool: %w", err)
+	}
+	return pool, nil
+}
