@@ -1,0 +1,99 @@
+// Hop latency: from a step's handler returning to its successor's handler starting, timed by
+// the handlers themselves (hops.go), which is the wait a user of a run feels. Idle latency runs
+// one run at a time with nothing polling the database, so it shows the path of a hop and not a
+// queue; latency under load is what the steady-load scenario timed at its lightest level.
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/quantumflow/qflow/worker"
+)
+
+// latency measures idle hop latency -reps times and records the median of each percentile,
+// and the percentiles of the hops the steady-load scenario timed.
+func (b *bench) latency(ctx context.Context, res *Result) error {
+	o := b.o
+	var idle []Percentiles
+	for rep := 0; rep < o.reps && o.idleHops > 0; rep++ {
+		lat, err := b.idleLatency(ctx)
+		if err != nil {
+			return err
+		}
+		idle = append(idle, lat)
+		fmt.Printf("idle hop latency rep %d: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n", rep+1, lat.P50, lat.P95, lat.P99, lat.N)
+	}
+	if len(idle) > 0 {
+		res.HopLatencyIdleMS = medianPercentiles(idle)
+	}
+	for _, l := range idle {
+		res.Samples["hop_latency_idle_p50"] = append(res.Samples["hop_latency_idle_p50"], l.P50)
+		res.Samples["hop_latency_idle_p99"] = append(res.Samples["hop_latency_idle_p99"], l.P99)
+	}
+	lat := res.HopLatencyIdleMS
+	fmt.Printf("idle hop latency (median of %d): p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d each)\n", o.reps, lat.P50, lat.P95, lat.P99, lat.N)
+	if len(b.loadHops) > 0 {
+		res.HopLatencyLoadMS = percentiles(b.loadHops)
+		fmt.Printf("hop latency under load: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n",
+			res.HopLatencyLoadMS.P50, res.HopLatencyLoadMS.P95, res.HopLatencyLoadMS.P99, res.HopLatencyLoadMS.N)
+	}
+	return nil
+}
+
+// idleLatency runs probe_chain runs one at a time and measures each hop by the handlers'
+// clock (hopClock): from a step's handler returning to its successor's handler starting.
+func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
+	if err := b.reset(ctx); err != nil {
+		return Percentiles{}, err
+	}
+	w, err := worker.New(worker.Config{Pool: b.pool, Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
+	if err != nil {
+		return Percentiles{}, err
+	}
+	if err := w.Start(ctx); err != nil {
+		return Percentiles{}, err
+	}
+	defer w.Stop(context.Background()) //nolint:errcheck
+	time.Sleep(500 * time.Millisecond)
+	// The first runs warm the worker's connections (plpgsql compiles and plans per
+	// connection); a long-lived worker is past that, so they are not recorded.
+	const warmRuns = 20
+	defer b.clock.record(false)
+	for runs := -warmRuns; runs*4 < b.o.idleHops; runs++ {
+		if runs == 0 {
+			b.clock.record(true)
+		}
+		// The run is inserted in a transaction that also registers the wait for its last step,
+		// so that nothing polls the database while its hops are measured.
+		tx, err := b.pool.Begin(ctx)
+		if err != nil {
+			return Percentiles{}, err
+		}
+		var id int64
+		if err := tx.QueryRow(ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id); err != nil {
+			_ = tx.Rollback(ctx)
+			return Percentiles{}, err
+		}
+		done := b.clock.waitFor(id, "e")
+		if err := tx.Commit(ctx); err != nil {
+			return Percentiles{}, err
+		}
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			return Percentiles{}, fmt.Errorf("idle latency: run %d did not reach its last step within a minute", id)
+		}
+		time.Sleep(20 * time.Millisecond) // idle between runs; the last result commits meanwhile
+	}
+	var unfinished int
+	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.runs WHERE status <> 'succeeded'").Scan(&unfinished); err != nil {
+		return Percentiles{}, err
+	}
+	if unfinished > 0 {
+		return Percentiles{}, fmt.Errorf("idle latency: %d runs did not succeed", unfinished)
+	}
+	return percentiles(b.clock.hops()), nil
+}
