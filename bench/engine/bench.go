@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/quantumflow/qflow/internal/dbserver"
+	"github.com/quantumflow/qflow/migrations"
 )
 
 // bench is one benchmark database and the settings and clock the scenarios measure it with.
@@ -25,7 +27,8 @@ type bench struct {
 	clock      *hopClock
 }
 
-// quietLogger discards the workers' logs, which would only slow the measurement down.
+// quietLogger discards the logs of the workers and clients under measurement, which would
+// drown the figures the bench prints.
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // feed keeps k runs live by topping up every few milliseconds with one INSERT ... SELECT.
@@ -83,41 +86,34 @@ func (b *bench) reset(ctx context.Context) error {
 	return err
 }
 
-// newPool opens a pool of at most max connections on url.
-func newPool(ctx context.Context, url string, max int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+// newBench creates database name afresh on the -server, migrates it and returns a bench on it.
+// cleanup closes the bench's pool and, unless keep, drops the database.
+func newBench(ctx context.Context, o options, name string, keep bool) (b *bench, cleanup func(), err error) {
+	url, err := dbserver.Create(ctx, o.serverURL, name, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cfg.MaxConns = max
-	return pgxpool.NewWithConfig(ctx, cfg)
+	drop := func() {
+		if !keep {
+			_ = dbserver.Drop(context.Background(), o.serverURL, name)
+		}
+	}
+	pool, err := dbserver.Open(ctx, url, int32(o.workers+10))
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	cleanup = func() { pool.Close(); drop() }
+	if err := migrations.Migrate(ctx, pool); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("migrating %s: %w", name, err)
+	}
+	return &bench{o: o, pool: pool, url: url, clock: newHopClock()}, cleanup, nil
 }
 
-// freshDatabase creates (or recreates) database name on the server and returns its URL.
-func freshDatabase(ctx context.Context, server, name string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, server)
-	if err != nil {
-		return "", nil, fmt.Errorf("connecting to %s: %w", server, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-		return "", nil, err
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, err
-	}
-	cfg, err := pgx.ParseConfig(server)
-	if err != nil {
-		return "", nil, err
-	}
-	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
-	drop := func() {
-		c, err := pgx.Connect(context.Background(), server)
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	}
-	return url, drop, nil
+// workerPool opens the pool for the worker (or River client) a measurement runs, apart from
+// b.pool, which the feeder and the counters use: one connection for each of its -workers and
+// a few to spare.
+func (b *bench) workerPool(ctx context.Context) (*pgxpool.Pool, error) {
+	return dbserver.Open(ctx, b.url, int32(b.o.workers+8))
 }

@@ -38,7 +38,7 @@ func (b *bench) bulkTrigger(ctx context.Context, n int) (*BulkResult, error) {
 	}
 	reg := pipelines.NewRegistry()
 	probe.Register(reg)
-	wpool, err := newPool(ctx, b.url, int32(b.o.workers+8))
+	wpool, err := b.workerPool(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,6 @@ package main
 import (
 	"context"
 	"fmt"
-
-	"github.com/quantumflow/qflow/migrations"
 )
 
 // history measures the engine at the first level of -in-flight on a second database holding
@@ -56,19 +54,9 @@ func (b *bench) history(ctx context.Context, res *Result) error {
 
 // withHistory makes a second benchmark database holding n finished runs.
 func (b *bench) withHistory(ctx context.Context, n int) (*bench, func(), error) {
-	url, drop, err := freshDatabase(ctx, b.o.serverURL, "qflow_bench_history")
+	// Dropped afterwards even with -keep-db, as it always was: each run builds it anew.
+	h, cleanup, err := newBench(ctx, b.o, "qflow_bench_history", false)
 	if err != nil {
-		return nil, nil, err
-	}
-	pool, err := newPool(ctx, url, int32(b.o.workers+10))
-	if err != nil {
-		drop()
-		return nil, nil, err
-	}
-	cleanup := func() { pool.Close(); drop() }
-	h := &bench{o: b.o, pool: pool, url: url, clock: newHopClock()}
-	if err := migrations.Migrate(ctx, pool); err != nil {
-		cleanup()
 		return nil, nil, err
 	}
 	if err := h.preloadHistory(ctx, n); err != nil {

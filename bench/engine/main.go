@@ -11,12 +11,10 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"runtime/pprof"
-	"strings"
 	"time"
 
-	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/internal/dbserver"
 )
 
 func main() {
@@ -41,29 +39,17 @@ func main() {
 // list them, and writes the results.
 func run(ctx context.Context, o options) error {
 	if o.serverURL == "" {
-		out, err := exec.Command(".ci/postgres.sh", "start").Output()
+		url, err := dbserver.Local()
 		if err != nil {
-			return fmt.Errorf("starting Postgres (run from the repository root): %w", err)
+			return fmt.Errorf("starting Postgres: %w", err)
 		}
-		o.serverURL = strings.TrimSpace(string(out))
+		o.serverURL = url
 	}
-	dbURL, drop, err := freshDatabase(ctx, o.serverURL, "qflow_bench")
+	b, cleanup, err := newBench(ctx, o, "qflow_bench", o.keepDB)
 	if err != nil {
 		return err
 	}
-	if !o.keepDB {
-		defer drop()
-	}
-	pool, err := newPool(ctx, dbURL, int32(o.workers+10))
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := migrations.Migrate(ctx, pool); err != nil {
-		return err
-	}
-
-	b := &bench{o: o, pool: pool, url: dbURL, clock: newHopClock()}
+	defer cleanup()
 	res := Result{
 		Commit: gitCommit(), Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339),
 		Workers: o.workers, Reps: o.reps, Samples: map[string][]float64{},

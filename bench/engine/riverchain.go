@@ -53,7 +53,7 @@ func (b *bench) riverChain(ctx context.Context, k int) (float64, error) {
 	if err := b.reset(ctx); err != nil {
 		return 0, err
 	}
-	wpool, err := newPool(ctx, b.url, int32(b.o.workers+8))
+	wpool, err := b.workerPool(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -77,7 +77,7 @@ func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error)
 	timeHops := mode == "workflow" && k == b.o.inFlight[0] && b.historyMax == 0
 	b.clock.record(timeHops)
 	defer b.clock.record(false)
-	wpool, err := newPool(ctx, b.url, int32(b.o.workers+8))
+	wpool, err := b.workerPool(ctx)
 	if err != nil {
 		return 0, err
 	}
