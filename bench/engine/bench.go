@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +51,32 @@ func (b *bench) feed(ctx context.Context, k int, mode string) error {
 		}
 	}
 }
+
+// underLoad keeps k runs of mode in flight with feed while window measures counter.
+func (b *bench) underLoad(ctx context.Context, k int, mode string, counter func(context.Context) (int64, error)) (float64, error) {
+	feedCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- b.feed(feedCtx, k, mode) }()
+	rate, err := b.window(ctx, counter)
+	stop()
+	if ferr := <-feedErr; ferr != nil && !errors.Is(ferr, context.Canceled) {
+		return 0, ferr
+	}
+	return rate, err
+}
+
+// count returns a counter for window that reads query, one count, on b.pool.
+func (b *bench) count(query string) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		var n int64
+		err := b.pool.QueryRow(ctx, query).Scan(&n)
+		return n, err
+	}
+}
+
+// stepsDone counts the steps that succeeded: the engine's throughput, whatever runs them.
+const stepsDone = "SELECT count(*) FROM qflow.step_runs WHERE status = 'succeeded'"
 
 // window waits out the warm-up, then returns the growth rate of counter over the measurement.
 func (b *bench) window(ctx context.Context, counter func(context.Context) (int64, error)) (float64, error) {

@@ -79,9 +79,5 @@ func (b *bench) riverChain(ctx context.Context, k int) (float64, error) {
 		return 0, err
 	}
 	defer client.Stop(context.Background()) //nolint:errcheck
-	return b.window(ctx, func(ctx context.Context) (int64, error) {
-		var n int64
-		err := b.pool.QueryRow(ctx, "SELECT count(*) FROM river.river_job WHERE kind = 'bench_chain_hop' AND state = 'completed'").Scan(&n)
-		return n, err
-	})
+	return b.window(ctx, b.count("SELECT count(*) FROM river.river_job WHERE kind = 'bench_chain_hop' AND state = 'completed'"))
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,20 +70,7 @@ func (b *bench) processes(ctx context.Context, bin string, n, k int) (float64, e
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	feedCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	feedErr := make(chan error, 1)
-	go func() { feedErr <- b.feed(feedCtx, k, "workflow") }()
-	rate, err := b.window(ctx, func(ctx context.Context) (int64, error) {
-		var c int64
-		err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.step_runs WHERE status = 'succeeded'").Scan(&c)
-		return c, err
-	})
-	stop()
-	if ferr := <-feedErr; ferr != nil && !errors.Is(ferr, context.Canceled) {
-		return 0, ferr
-	}
-	return rate, err
+	return b.underLoad(ctx, k, "workflow", b.count(stepsDone))
 }
 
 // buildQflow builds the qflow binary for the process-scaling scenario.
