@@ -77,8 +77,8 @@ FUZZTIME ?= 60s
 fuzz:
 	go test ./pipelines -run '^$$' -fuzz '^FuzzWorkflowDefinition$$' -fuzztime $(FUZZTIME)
 	go test ./pipelines/probe -run '^$$' -fuzz '^FuzzHandleInput$$' -fuzztime $(FUZZTIME)
-	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test ./migrations -run '^$$' -fuzz '^FuzzRegisterWorkflow$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
-	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test ./migrations -run '^$$' -fuzz '^FuzzRunInput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test ./sql/schema -run '^$$' -fuzz '^FuzzRegisterWorkflow$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
+	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test ./sql/schema -run '^$$' -fuzz '^FuzzRunInput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
 clean:
 	rm -rf bin

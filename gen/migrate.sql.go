@@ -9,6 +9,149 @@ import (
 	"context"
 )
 
+const actAsSchemaOwner = `-- name: ActAsSchemaOwner :exec
+SELECT set_config('role', r.rolname, true)
+  FROM pg_catalog.pg_namespace n
+  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+ WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER')
+`
+
+// Code is created by the owner of schema qflow (the admin role once roles exist), for the rest
+// of the transaction, so that it is owned as ensure_roles would have it.
+func (q *Queries) ActAsSchemaOwner(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, actAsSchemaOwner)
+	return err
+}
+
+const appliedCode = `-- name: AppliedCode :many
+SELECT file, sha256 FROM qflow.schema_code ORDER BY file
+`
+
+type AppliedCodeRow struct {
+	File   string `json:"file"`
+	Sha256 string `json:"sha256"`
+}
+
+func (q *Queries) AppliedCode(ctx context.Context) ([]AppliedCodeRow, error) {
+	rows, err := q.db.Query(ctx, appliedCode)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AppliedCodeRow
+	for rows.Next() {
+		var i AppliedCodeRow
+		if err := rows.Scan(&i.File, &i.Sha256); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const codeDrops = `-- name: CodeDrops :many
+SELECT s.stmt::text AS stmt
+  FROM (SELECT 1 AS ord, format('DROP VIEW IF EXISTS %s CASCADE', c.oid::regclass) AS stmt
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('qflow', 'ml') AND c.relkind = 'v'
+        UNION ALL
+        SELECT 2, format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass)
+          FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('qflow', 'ml') AND NOT t.tgisinternal
+        UNION ALL
+        SELECT 3, format('DROP ROUTINE %s', p.oid::regprocedure)
+          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname IN ('qflow', 'ml')) s
+ ORDER BY s.ord, s.stmt
+`
+
+// Every code object of schemas qflow and ml, as the statements that drop it: views, then
+// triggers, then routines. Routines are dropped without CASCADE: anything else that uses one
+// (a user's view, say) stops the migration with Postgres's error naming it.
+func (q *Queries) CodeDrops(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, codeDrops)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var stmt string
+		if err := rows.Scan(&stmt); err != nil {
+			return nil, err
+		}
+		items = append(items, stmt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const codeGrants = `-- name: CodeGrants :many
+SELECT 'routine'::text AS kind, p.oid::regprocedure::text AS object,
+       format('GRANT EXECUTE ON ROUTINE %s TO %I', p.oid::regprocedure, r.rolname)::text AS stmt
+  FROM pg_catalog.pg_proc p
+ CROSS JOIN LATERAL aclexplode(p.proacl) a
+  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+ WHERE p.pronamespace = 'qflow'::regnamespace AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+UNION ALL
+SELECT 'view', c.oid::regclass::text, format('GRANT %s ON %s TO %I', a.privilege_type, c.oid::regclass, r.rolname)
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ CROSS JOIN LATERAL aclexplode(c.relacl) a
+  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+ WHERE n.nspname IN ('qflow', 'ml') AND c.relkind = 'v' AND a.grantee <> c.relowner
+`
+
+type CodeGrantsRow struct {
+	Kind   string `json:"kind"`
+	Object string `json:"object"`
+	Stmt   string `json:"stmt"`
+}
+
+// The grants on code objects (routines of schema qflow, views of qflow and ml) to roles other
+// than their owner, as statements that give them again once the code is re-created.
+func (q *Queries) CodeGrants(ctx context.Context) ([]CodeGrantsRow, error) {
+	rows, err := q.db.Query(ctx, codeGrants)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CodeGrantsRow
+	for rows.Next() {
+		var i CodeGrantsRow
+		if err := rows.Scan(&i.Kind, &i.Object, &i.Stmt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const codeObjectExists = `-- name: CodeObjectExists :one
+SELECT (CASE WHEN $1::text = 'routine' THEN to_regprocedure($2::text) IS NOT NULL
+             ELSE to_regclass($2::text) IS NOT NULL END)::boolean AS found
+`
+
+type CodeObjectExistsParams struct {
+	Kind   string `json:"kind"`
+	Object string `json:"object"`
+}
+
+func (q *Queries) CodeObjectExists(ctx context.Context, arg CodeObjectExistsParams) (bool, error) {
+	row := q.db.QueryRow(ctx, codeObjectExists, arg.Kind, arg.Object)
+	var found bool
+	err := row.Scan(&found)
+	return found, err
+}
+
 const ensureRiverSchema = `-- name: EnsureRiverSchema :exec
 CREATE SCHEMA IF NOT EXISTS river
 `
@@ -28,5 +171,64 @@ CREATE SCHEMA IF NOT EXISTS qflow
 // tern keeps its version table inside the schema, so the schema must exist first.
 func (q *Queries) EnsureSchema(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, ensureSchema)
+	return err
+}
+
+const lockMigrate = `-- name: LockMigrate :exec
+SELECT pg_advisory_lock(hashtextextended('qflow.migrate', 0))
+`
+
+// One `qflow migrate` at a time per database, for the whole of it (tern's own lock covers only
+// tern's part). Session-level: it spans several transactions.
+func (q *Queries) LockMigrate(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, lockMigrate)
+	return err
+}
+
+const recordAppliedCode = `-- name: RecordAppliedCode :exec
+WITH forgotten AS (DELETE FROM qflow.schema_code)
+INSERT INTO qflow.schema_code (file, sha256)
+SELECT unnest($1::text[]), unnest($2::text[])
+`
+
+type RecordAppliedCodeParams struct {
+	Files []string `json:"files"`
+	Sums  []string `json:"sums"`
+}
+
+// What the code pass applied, replacing the previous record.
+func (q *Queries) RecordAppliedCode(ctx context.Context, arg RecordAppliedCodeParams) error {
+	_, err := q.db.Exec(ctx, recordAppliedCode, arg.Files, arg.Sums)
+	return err
+}
+
+const schemaIsFresh = `-- name: SchemaIsFresh :one
+SELECT (to_regclass('qflow.schema_version') IS NULL)::boolean AS fresh
+`
+
+// A database that has never been migrated has no version table.
+func (q *Queries) SchemaIsFresh(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, schemaIsFresh)
+	var fresh bool
+	err := row.Scan(&fresh)
+	return fresh, err
+}
+
+const stampSchemaVersion = `-- name: StampSchemaVersion :exec
+INSERT INTO qflow.schema_version (version) VALUES ($1::integer)
+`
+
+// A fresh database made from sql/schema holds every migration's result already.
+func (q *Queries) StampSchemaVersion(ctx context.Context, version int32) error {
+	_, err := q.db.Exec(ctx, stampSchemaVersion, version)
+	return err
+}
+
+const unlockMigrate = `-- name: UnlockMigrate :exec
+SELECT pg_advisory_unlock(hashtextextended('qflow.migrate', 0))
+`
+
+func (q *Queries) UnlockMigrate(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, unlockMigrate)
 	return err
 }

@@ -124,6 +124,12 @@ type QflowRunOverview struct {
 	Output         json.RawMessage    `json:"output"`
 }
 
+type QflowSchemaCode struct {
+	File      string             `json:"file"`
+	Sha256    string             `json:"sha256"`
+	AppliedAt pgtype.Timestamptz `json:"applied_at"`
+}
+
 type QflowSchemaVersion struct {
 	Version int32 `json:"version"`
 }

@@ -55,14 +55,23 @@ func (b *testBundle) start(t *testing.T, workflow, input, key string) int64 {
 func (b *testBundle) step(t *testing.T, run int64, step string, value int) {
 	t.Helper()
 	b.claim(t, run, step)
-	b.exec(t, `SELECT qflow.complete_step($1, $2, (SELECT attempt FROM qflow.step_runs WHERE run_id = $1 AND step = $2),
-	                                      jsonb_build_object('step', $2::text, 'value', $3::int))`, run, step, value)
+	b.exec(t, `SELECT qflow.finish_steps(jsonb_build_array(jsonb_build_object(
+	               'run_id', $1::bigint, 'step', $2::text, 'attempt', (SELECT attempt FROM qflow.step_runs WHERE run_id = $1 AND step = $2),
+	               'result', 'complete', 'output', jsonb_build_object('step', $2::text, 'value', $3::int))))`, run, step, value)
 	b.jobDone(t, run, step)
 }
 
 func (b *testBundle) claim(t *testing.T, run int64, step string) {
 	t.Helper()
-	b.exec(t, "SELECT qflow.claim_step($1, $2, (SELECT attempt FROM qflow.step_runs WHERE run_id = $1 AND step = $2), 'w')", run, step)
+	b.exec(t, `SELECT qflow.claim_steps(jsonb_build_array(jsonb_build_object(
+	               'run_id', $1::bigint, 'step', $2::text, 'attempt', (SELECT attempt FROM qflow.step_runs WHERE run_id = $1 AND step = $2))), 'w')`, run, step)
+}
+
+// failFatal plays a worker whose handler of step a failed permanently.
+func (b *testBundle) failFatal(t *testing.T, run int64) {
+	t.Helper()
+	b.exec(t, `SELECT qflow.finish_steps(jsonb_build_array(jsonb_build_object('run_id', $1::bigint, 'step', 'a', 'attempt', 1,
+	               'result', 'fail', 'error', 'probe: step a is fatal by request', 'permanent', true)))`, run)
 }
 
 func (b *testBundle) jobDone(t *testing.T, run int64, step string) {
@@ -80,7 +89,7 @@ func TestChecksPassAnHonestHistory(t *testing.T) {
 	b.step(t, ok, "c", 15)
 	fatal := b.start(t, probe.Limited, `{"fatal": ["a"]}`, "k2")
 	b.claim(t, fatal, "a")
-	b.exec(t, "SELECT qflow.fail_step($1, 'a', 1, 'probe: step a is fatal by request', true)", fatal)
+	b.failFatal(t, fatal)
 	b.jobDone(t, fatal, "a")
 	cancelled := b.start(t, probe.Limited, `{"chaos": {"cancel": true}}`, "k3")
 	b.exec(t, "SELECT qflow.cancel_run($1)", cancelled)
@@ -105,7 +114,7 @@ func TestChecksCatchEveryKindOfViolation(t *testing.T) {
 	// lost: a run that failed for no reason its input or a fault gives.
 	failed := b.start(t, probe.Limited, `{}`, "k2")
 	b.claim(t, failed, "a")
-	b.exec(t, "SELECT qflow.fail_step($1, 'a', 1, 'probe: step a is fatal by request', true)", failed)
+	b.failFatal(t, failed)
 	b.jobDone(t, failed, "a")
 
 	// stuck: a run left running, and a live River job of a finished run.

@@ -19,7 +19,7 @@
 // moment later under a new id), SIGTERM (a graceful stop, which must exit 0, then a
 // restart), pg_terminate_backend of worker connections, Postgres restarts (pg_ctl -m fast
 // and -m immediate, the latter a crash and WAL replay), and duplicated and late completions:
-// complete_step, fail_step and finish_steps called with attempts that already finished or
+// completions and failures sent through finish_steps with attempts that already finished or
 // were superseded, which must change nothing. The hanging and panicking handlers come from
 // the probe input.
 //

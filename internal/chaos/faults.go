@@ -192,8 +192,8 @@ func (c *chaos) restartPostgres(ctx context.Context, kind string) {
 const staleOutput = `{"step": "stale", "value": -1}`
 
 // duplicateCompletion repeats the completion of a step that already succeeded, in every form
-// a worker has (complete_step, fail_step, finish_steps), as the worker login. Each must be
-// refused as stale and leave the step as it was.
+// a worker sends (a completion and a failure, through finish_steps), as the worker login. Each
+// must be refused as stale and leave the step as it was.
 func (c *chaos) duplicateCompletion(ctx context.Context) {
 	var s stepRef
 	var job *int64
@@ -237,7 +237,7 @@ func (c *chaos) lateCompletion(ctx context.Context) {
 	c.staleCalls(ctx, FaultLate, s, nil)
 }
 
-// staleCalls makes the three stale calls and checks that each says so.
+// staleCalls makes the two stale calls and checks that each says so.
 func (c *chaos) staleCalls(ctx context.Context, kind string, s stepRef, job *int64) {
 	refused := func(what string, ok bool, err error) {
 		if err != nil {
@@ -249,22 +249,20 @@ func (c *chaos) staleCalls(ctx context.Context, kind string, s stepRef, job *int
 			c.mu.Unlock()
 		}
 	}
-	var completed bool
-	err := retrySQL(ctx, func(ctx context.Context) error {
-		return c.worker.QueryRow(ctx, "SELECT qflow.complete_step($1, $2, $3, $4)", s.run, s.step, s.attempt, staleOutput).Scan(&completed)
-	})
-	refused("complete_step", !completed, err)
 	var outcome string
-	err = retrySQL(ctx, func(ctx context.Context) error {
-		return c.worker.QueryRow(ctx, "SELECT qflow.fail_step($1, $2, $3, 'chaos: stale failure')", s.run, s.step, s.attempt).Scan(&outcome)
+	err := retrySQL(ctx, func(ctx context.Context) error {
+		return c.worker.QueryRow(ctx, `SELECT f.outcome FROM qflow.finish_steps(jsonb_build_array(jsonb_build_object(
+		                                  'run_id', $1::bigint, 'step', $2::text, 'attempt', $3::integer,
+		                                  'result', 'fail', 'error', 'chaos: stale failure'))) f`,
+			s.run, s.step, s.attempt).Scan(&outcome)
 	})
-	refused("fail_step", outcome == "stale", err)
+	refused("a failure", outcome == "stale", err)
 	err = retrySQL(ctx, func(ctx context.Context) error {
 		return c.worker.QueryRow(ctx, `SELECT f.outcome FROM qflow.finish_steps(jsonb_build_array(jsonb_build_object(
 		                                  'run_id', $1::bigint, 'step', $2::text, 'attempt', $3::integer, 'job_id', $4::bigint,
 		                                  'result', 'complete', 'output', $5::jsonb))) f`,
 			s.run, s.step, s.attempt, job, staleOutput).Scan(&outcome)
 	})
-	refused("finish_steps", outcome == "stale", err)
+	refused("a completion", outcome == "stale", err)
 	c.countFault(kind, 1)
 }

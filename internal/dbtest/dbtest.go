@@ -22,6 +22,7 @@ import (
 
 	"github.com/quantumflow/qflow/internal/dbserver"
 	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/sql/schema"
 )
 
 var (
@@ -148,23 +149,26 @@ func template(ctx context.Context, server string) (string, error) {
 	return name, nil
 }
 
-// migrationsName hashes the embedded migrations, so a changed migration gets a new template.
+// migrationsName hashes what Migrate applies (the migrations and sql/schema), so a changed
+// file gets a new template.
 func migrationsName() (string, error) {
 	h := sha256.New()
-	err := fs.WalkDir(migrations.Files, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(migrations.Files, path)
+	for _, files := range []fs.FS{migrations.Files, schema.Files} {
+		err := fs.WalkDir(files, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(files, path)
+			if err != nil {
+				return err
+			}
+			h.Write([]byte(path))
+			h.Write(b)
+			return nil
+		})
 		if err != nil {
-			return err
+			return "", err
 		}
-		h.Write([]byte(path))
-		h.Write(b)
-		return nil
-	})
-	if err != nil {
-		return "", err
 	}
 	return "qflow_tmpl_" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }

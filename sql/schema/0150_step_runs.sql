@@ -1,0 +1,42 @@
+-- step_runs: one row per step of a workflow-mode run, moved by the procedures along
+--   waiting -> ready -> queued -> running -> succeeded | failed | skipped (| cancelled)
+-- (the full table of moves is stated, and enforced, in 0490_step_runs_guard.sql). The DAG moves
+-- by counters: remaining_deps is the number of dependencies not yet settled.
+
+CREATE TABLE qflow.step_runs (
+    run_id           bigint      NOT NULL REFERENCES qflow.runs ON DELETE CASCADE,
+    step             text        NOT NULL,
+    workflow         text        NOT NULL,
+    version          integer     NOT NULL,
+    status           text        NOT NULL
+                     CHECK (status IN ('waiting', 'ready', 'queued', 'running', 'succeeded', 'failed', 'skipped', 'cancelled')),
+    remaining_deps   integer     NOT NULL CHECK (remaining_deps >= 0),
+    priority         smallint    NOT NULL,
+    -- attempt counts every dispatch of the step; the retry budget counts from first_attempt,
+    -- which retry_run and graceful release move forward.
+    attempt          integer     NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    first_attempt    integer     NOT NULL DEFAULT 1 CHECK (first_attempt >= 1),
+    output           jsonb,
+    error            text,
+    job_id           bigint,
+    worker           text,
+    queued_at        timestamptz,
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    lease_expires_at timestamptz,
+    next_attempt_at  timestamptz,
+    PRIMARY KEY (run_id, step),
+    CHECK ((status = 'running') = (lease_expires_at IS NOT NULL)),
+    CHECK ((finished_at IS NOT NULL) = (status IN ('succeeded', 'failed', 'skipped', 'cancelled'))),
+    CHECK (status IN ('waiting', 'cancelled', 'skipped') OR remaining_deps = 0),
+    CHECK (status NOT IN ('queued', 'running') OR job_id IS NOT NULL),
+    CONSTRAINT step_runs_succeeded_has_output CHECK (status <> 'succeeded' OR output IS NOT NULL),
+    CONSTRAINT step_runs_dispatched_has_attempt
+        CHECK (status NOT IN ('queued', 'running', 'succeeded', 'failed', 'skipped') OR attempt >= 1),
+    CONSTRAINT step_runs_running_has_started CHECK (status <> 'running' OR started_at IS NOT NULL)
+);
+
+-- Live-state partial indexes: they stay small however much history accumulates.
+CREATE INDEX step_runs_in_flight ON qflow.step_runs (workflow, step) WHERE status IN ('queued', 'running');
+CREATE INDEX step_runs_ready ON qflow.step_runs (workflow, step, priority, run_id) WHERE status = 'ready';
+CREATE INDEX step_runs_lease ON qflow.step_runs (lease_expires_at) WHERE status = 'running';

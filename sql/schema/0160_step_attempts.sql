@@ -1,0 +1,17 @@
+-- step_attempts: the history of a step's attempts, one row each, opened by a claim and closed
+-- by its result (or by the sweep, a cancel or a release); a finished attempt is never changed.
+
+CREATE TABLE qflow.step_attempts (
+    run_id      bigint      NOT NULL,
+    step        text        NOT NULL,
+    attempt     integer     NOT NULL CHECK (attempt >= 1),
+    job_id      bigint,
+    worker      text,
+    status      text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed_out', 'cancelled')),
+    error       text,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    PRIMARY KEY (run_id, step, attempt),
+    FOREIGN KEY (run_id, step) REFERENCES qflow.step_runs ON DELETE CASCADE,
+    CHECK ((finished_at IS NULL) = (status = 'running'))
+);

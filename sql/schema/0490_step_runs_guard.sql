@@ -1,0 +1,43 @@
+-- step_runs_guard: the moves of a step row (see 0480_runs_guard.sql for how guards work).
+--
+-- Steps:  inserted as waiting or ready
+--         waiting -> ready | cancelled
+--         ready   -> queued | running (eager dispatch) | cancelled
+--         queued  -> running | ready (job lost) | cancelled
+--         running -> succeeded | failed | skipped | ready (retry, release) | cancelled
+--         failed | cancelled -> waiting   retry_run only; succeeded and skipped are final.
+
+CREATE FUNCTION qflow.step_runs_guard()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        RAISE EXCEPTION 'qflow: step % of run % cannot start as %', NEW.step, NEW.run_id, NEW.status
+            USING ERRCODE = 'check_violation',
+                  HINT = 'step rows are created waiting or ready by the run''s start';
+    END IF;
+    IF OLD.status IN ('failed', 'cancelled') AND NEW.status = 'waiting'
+       AND current_setting('qflow.retrying', true) = NEW.run_id::text THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'qflow: step % of run % cannot go from % to %', OLD.step, OLD.run_id, OLD.status, NEW.status
+        USING ERRCODE = 'check_violation',
+              HINT = CASE WHEN OLD.status IN ('failed', 'cancelled')
+                          THEN format('SELECT qflow.retry_run(%s) runs failed and cancelled steps again', OLD.run_id)
+                          WHEN OLD.status IN ('succeeded', 'skipped') THEN format('a %s step is final', OLD.status)
+                          ELSE 'steps move waiting -> ready -> queued -> running -> succeeded | failed | skipped' END;
+END $$;
+
+CREATE TRIGGER step_runs_start_guard BEFORE INSERT ON qflow.step_runs
+    FOR EACH ROW
+    WHEN (NEW.status NOT IN ('waiting', 'ready'))
+    EXECUTE FUNCTION qflow.step_runs_guard();
+
+CREATE TRIGGER step_runs_guard BEFORE UPDATE ON qflow.step_runs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NOT (
+             (OLD.status = 'waiting' AND NEW.status IN ('ready', 'cancelled'))
+          OR (OLD.status = 'ready' AND NEW.status IN ('queued', 'running', 'cancelled'))
+          OR (OLD.status = 'queued' AND NEW.status IN ('running', 'ready', 'cancelled'))
+          OR (OLD.status = 'running' AND NEW.status IN ('succeeded', 'failed', 'skipped', 'ready', 'cancelled'))))
+    EXECUTE FUNCTION qflow.step_runs_guard();

@@ -1,0 +1,65 @@
+-- finish_run moves a live run to a terminal status and stops its remaining work: steps not
+-- yet finished are cancelled, their River jobs that have not started are cancelled, and slots
+-- they held under a concurrency limit go to other runs. A succeeded workflow-mode run's output
+-- is its leaf steps' outputs (0345_run_output.sql); a legacy run's was set by its job.
+--
+-- Lock order, everywhere: the run row first, then its step rows. Every transition of a run's
+-- steps serialises on the run row, which keeps the counters exact and deadlocks away. The step
+-- rows are stopped before the attempts: claim_steps does not lock the run, and a claim holding
+-- its step row while the run finishes commits its attempt after an UPDATE of attempts taken
+-- first would have looked (which left that attempt running in a finished run forever). Updating
+-- the step rows first waits for such a claim; the attempts' UPDATE, a later statement, then
+-- sees its attempt.
+CREATE FUNCTION qflow.finish_run(p_run_id bigint, p_status text, p_error text)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_group record;
+    v_jobs  bigint[];
+BEGIN
+    UPDATE qflow.runs r
+       SET status = p_status, finished_at = now(), error = p_error,
+           remaining_steps = CASE WHEN p_status = 'succeeded' THEN 0 ELSE r.remaining_steps END,
+           output = CASE WHEN p_status <> 'succeeded' THEN NULL
+                         WHEN r.mode = 'legacy' THEN r.output
+                         ELSE qflow.run_output(r.id)
+                    END
+     WHERE r.id = p_run_id AND r.status IN ('pending', 'running');
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+
+    WITH stopped AS (
+        UPDATE qflow.step_runs
+           SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL
+         WHERE run_id = p_run_id AND status IN ('waiting', 'ready', 'queued', 'running')
+        RETURNING job_id
+    )
+    SELECT array_agg(job_id) INTO v_jobs FROM stopped WHERE job_id IS NOT NULL;
+    -- A running job is left to its worker, which finds its result stale.
+    PERFORM qflow.river_finalize_jobs(v_jobs, 'cancelled', '{available,scheduled,retryable,pending}');
+
+    UPDATE qflow.step_attempts
+       SET status = 'cancelled', finished_at = now(), error = coalesce(error, format('run %s', p_status))
+     WHERE run_id = p_run_id AND status = 'running';
+
+    -- Legacy runs have one job and no step rows.
+    IF EXISTS (SELECT 1 FROM qflow.runs r WHERE r.id = p_run_id AND r.mode = 'legacy') THEN
+        PERFORM qflow.river_finalize_jobs(
+            ARRAY(SELECT j.id FROM river.river_job j
+                   WHERE j.kind = 'qflow_legacy' AND j.args @> jsonb_build_object('run_id', p_run_id)),
+            'cancelled', '{available,scheduled,retryable}');
+    END IF;
+
+    -- A succeeded run freed nothing here: settle_steps already handed its last slot on.
+    FOR v_group IN
+        SELECT sr.workflow, sr.step
+          FROM qflow.step_runs sr
+          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+         WHERE sr.run_id = p_run_id AND s.max_concurrency IS NOT NULL AND p_status <> 'succeeded'
+         ORDER BY s.position
+    LOOP
+        PERFORM qflow.dispatch_limited(v_group.workflow, v_group.step);
+    END LOOP;
+    RETURN true;
+END $$;

@@ -1,0 +1,18 @@
+-- sweep_orphaned_jobs cancels running step jobs that nothing waits for any more: their step
+-- moved on (the run finished, or another attempt took over) while the worker holding the job
+-- died. A live worker reports a stale job at most a second after the step's timeout; past
+-- the lease nobody will, and River would keep the job running until its rescuer, an hour on.
+CREATE FUNCTION qflow.sweep_orphaned_jobs()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN qflow.river_finalize_jobs(
+        ARRAY(SELECT j.id
+                FROM river.river_job j
+                JOIN qflow.step_runs sr ON sr.run_id = (j.args ->> 'run_id')::bigint AND sr.step = j.args ->> 'step'
+                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+               WHERE j.state = 'running' AND j.kind = 'qflow_step'
+                 AND NOT (sr.status IN ('queued', 'running') AND sr.job_id = j.id)
+                 AND qflow.lease_expiry(j.attempted_at, s.timeout_ms) < now()),
+        'cancelled', '{running}');
+END $$;

@@ -1,0 +1,72 @@
+-- sweep is run every second by the leader worker (worker/worker.go). It times out runs past
+-- their deadline (0600_sweep_deadline.sql), retries steps whose lease expired: their worker
+-- died or lost the database (0610_sweep_lease.sql), queues again steps whose job was lost
+-- (0620_sweep_lost_job.sql), cancels orphaned running jobs (0630_sweep_orphaned_jobs.sql) and
+-- hands out concurrency slots that nobody handed on (0640_sweep_limited.sql). It finds work with
+-- plain reads, changes nothing itself but its worker registry, and commits after each item, so
+-- it never holds many run locks at once (and cannot deadlock with workers). It cannot be
+-- SECURITY DEFINER (Postgres forbids COMMIT there): each piece is.
+CREATE PROCEDURE qflow.sweep(INOUT timed_out_runs integer DEFAULT 0, INOUT expired_leases integer DEFAULT 0,
+                             INOUT requeued_steps integer DEFAULT 0)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_row record;
+BEGIN
+    timed_out_runs := 0;
+    expired_leases := 0;
+    requeued_steps := 0;
+    FOR v_row IN
+        SELECT id FROM qflow.runs
+         WHERE status IN ('pending', 'running') AND deadline < now()
+         ORDER BY id LIMIT 1000
+    LOOP
+        IF qflow.sweep_deadline(v_row.id) THEN
+            timed_out_runs := timed_out_runs + 1;
+        END IF;
+        COMMIT;
+    END LOOP;
+
+    FOR v_row IN
+        SELECT sr.run_id, sr.step, sr.attempt FROM qflow.step_runs sr
+         WHERE sr.status = 'running' AND sr.lease_expires_at < now()
+         ORDER BY sr.run_id LIMIT 1000
+    LOOP
+        IF qflow.sweep_lease(v_row.run_id, v_row.step, v_row.attempt) THEN
+            expired_leases := expired_leases + 1;
+        END IF;
+        COMMIT;
+    END LOOP;
+
+    -- Queued steps whose job can no longer run them: the job is gone or finalized (River
+    -- discarded it after an infrastructure error), or a worker fetched it and died before
+    -- claiming (a claim follows a fetch within milliseconds). They are queued again.
+    FOR v_row IN
+        SELECT sr.run_id, sr.step, sr.attempt, sr.job_id FROM qflow.step_runs sr
+          LEFT JOIN river.river_job j ON j.id = sr.job_id
+         WHERE sr.status = 'queued'
+           AND (j.id IS NULL
+                OR j.state NOT IN ('available', 'scheduled', 'retryable', 'running', 'pending')
+                OR (j.state = 'running' AND j.attempted_at < now() - interval '30 seconds'))
+         ORDER BY sr.run_id LIMIT 1000
+    LOOP
+        IF qflow.sweep_lost_job(v_row.run_id, v_row.step, v_row.attempt, v_row.job_id) THEN
+            requeued_steps := requeued_steps + 1;
+        END IF;
+        COMMIT;
+    END LOOP;
+
+    PERFORM qflow.sweep_orphaned_jobs();
+    COMMIT;
+
+    FOR v_row IN
+        SELECT DISTINCT sr.workflow, sr.step
+          FROM qflow.step_runs sr
+          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+         WHERE sr.status = 'ready' AND s.max_concurrency IS NOT NULL
+    LOOP
+        PERFORM qflow.sweep_limited(v_row.workflow, v_row.step);
+        COMMIT;
+    END LOOP;
+
+    DELETE FROM qflow.workers WHERE last_seen_at < now() - interval '1 hour';
+END $$;

@@ -1,0 +1,36 @@
+-- status: a run and every step, with attempts and timings, as one JSON document.
+CREATE FUNCTION qflow.status(p_run_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_doc jsonb;
+BEGIN
+    SELECT jsonb_build_object(
+               'id', r.id, 'workflow', r.workflow, 'version', r.version, 'mode', r.mode, 'status', r.status,
+               'priority', r.priority, 'input', r.input, 'output', r.output, 'error', r.error,
+               'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
+               'deadline', r.deadline,
+               'duration_ms', round(extract(epoch FROM (coalesce(r.finished_at, now()) - r.started_at)) * 1000),
+               'steps', coalesce((
+                   SELECT jsonb_agg(jsonb_build_object(
+                              'step', so.step, 'status', so.status, 'worker_class', so.worker_class,
+                              'attempt', so.attempt, 'max_attempts', so.max_attempts,
+                              'queued_at', so.queued_at, 'started_at', so.started_at, 'finished_at', so.finished_at,
+                              'next_attempt_at', so.next_attempt_at, 'duration_ms', so.duration_ms,
+                              'worker', so.worker, 'error', so.error,
+                              'attempts', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                                  'attempt', a.attempt, 'status', a.status, 'worker', a.worker,
+                                                  'started_at', a.started_at, 'finished_at', a.finished_at,
+                                                  'error', a.error) ORDER BY a.attempt), '[]')
+                                             FROM qflow.step_attempts a
+                                            WHERE a.run_id = so.run_id AND a.step = so.step))
+                          ORDER BY so.position, so.step)
+                     FROM qflow.step_overview so WHERE so.run_id = r.id), '[]'))
+      INTO v_doc
+      FROM qflow.runs r
+     WHERE r.id = p_run_id;
+    IF v_doc IS NULL THEN
+        RAISE EXCEPTION 'qflow: run % does not exist', p_run_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN v_doc;
+END $$;
