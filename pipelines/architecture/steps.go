@@ -39,30 +39,18 @@ func DefaultParams() Params {
 }
 
 func params(in pipelines.Input) (Params, error) {
-	p := DefaultParams()
-	if err := ml.DecodeInput(in, &p); err != nil {
-		return p, err
-	}
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
+	return ml.DecodeParams(in, DefaultParams(), func(p Params, check ml.Check) {
+		check(p.MaxPackages >= 1 && p.MaxPackages <= 1_000_000, "max_packages must be between 1 and 1000000, got %d", p.MaxPackages)
+		check(p.MinPackages >= 10 && p.MinPackages <= p.MaxPackages, "min_packages must be between 10 and max_packages (%d), got %d", p.MaxPackages, p.MinPackages)
+		check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
+		check(p.HiddenUnits >= 0 && p.HiddenUnits <= 4096, "hidden_units must be between 0 and 4096, got %d", p.HiddenUnits)
+		check(p.Epochs >= 1 && p.Epochs <= 100000, "epochs must be between 1 and 100000, got %d", p.Epochs)
+		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
+		check(p.LearningRate > 0 && p.LearningRate <= 1, "learning_rate must be in (0, 1], got %v", p.LearningRate)
+		for _, r := range p.Roots {
+			check(filepath.IsAbs(r), "roots must be absolute paths, got %q", r)
 		}
-	}
-	check(p.MaxPackages >= 1 && p.MaxPackages <= 1_000_000, "max_packages must be between 1 and 1000000, got %d", p.MaxPackages)
-	check(p.MinPackages >= 10 && p.MinPackages <= p.MaxPackages, "min_packages must be between 10 and max_packages (%d), got %d", p.MaxPackages, p.MinPackages)
-	check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
-	check(p.HiddenUnits >= 0 && p.HiddenUnits <= 4096, "hidden_units must be between 0 and 4096, got %d", p.HiddenUnits)
-	check(p.Epochs >= 1 && p.Epochs <= 100000, "epochs must be between 1 and 100000, got %d", p.Epochs)
-	check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
-	check(p.LearningRate > 0 && p.LearningRate <= 1, "learning_rate must be in (0, 1], got %v", p.LearningRate)
-	for _, r := range p.Roots {
-		check(filepath.IsAbs(r), "roots must be absolute paths, got %q", r)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return p, pipelines.Permanent(fmt.Errorf("run input: %w", err))
-	}
-	return p, nil
+	})
 }
 
 // defaultRoots is the standard library's source: $GOROOT/src, else `go env GOROOT`.
@@ -77,9 +65,6 @@ func defaultRoots(ctx context.Context) ([]string, error) {
 	}
 	return []string{filepath.Join(goroot, "src")}, nil
 }
-
-// artifactRetention is how long artifacts of finished runs are kept for inspection.
-const artifactRetention = 24 * time.Hour
 
 // Refs are the artifact ids a run has made so far; each step passes them on.
 type Refs struct {
@@ -162,7 +147,7 @@ func (p *pipeline) patternDiscovery(ctx context.Context, in pipelines.Input) (an
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.artifacts.Prune(ctx, artifactRetention); err != nil {
+	if _, err := p.artifacts.Prune(ctx, ml.ArtifactRetention); err != nil {
 		return nil, err
 	}
 	roots := prm.Roots

@@ -3,10 +3,8 @@ package complexity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/quantumflow/qflow/gen"
 	"github.com/quantumflow/qflow/kernels"
@@ -31,30 +29,15 @@ func DefaultParams() Params {
 }
 
 func params(in pipelines.Input) (Params, error) {
-	p := DefaultParams()
-	if err := ml.DecodeInput(in, &p); err != nil {
-		return p, err
-	}
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
-	check(p.DaysBack >= 1 && p.DaysBack <= 36500, "days_back must be between 1 and 36500, got %d", p.DaysBack)
-	check(p.MinRows >= 10, "min_rows must be at least 10, got %d", p.MinRows)
-	check(p.MaxRows >= p.MinRows && p.MaxRows <= 10_000_000, "max_rows must be between min_rows (%d) and 10000000, got %d", p.MinRows, p.MaxRows)
-	check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
-	check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
-	check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
-	if err := errors.Join(errs...); err != nil {
-		return p, pipelines.Permanent(fmt.Errorf("run input: %w", err))
-	}
-	return p, nil
+	return ml.DecodeParams(in, DefaultParams(), func(p Params, check ml.Check) {
+		check(p.DaysBack >= 1 && p.DaysBack <= 36500, "days_back must be between 1 and 36500, got %d", p.DaysBack)
+		check(p.MinRows >= 10, "min_rows must be at least 10, got %d", p.MinRows)
+		check(p.MaxRows >= p.MinRows && p.MaxRows <= 10_000_000, "max_rows must be between min_rows (%d) and 10000000, got %d", p.MinRows, p.MaxRows)
+		check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
+		check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
+		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
+	})
 }
-
-// artifactRetention is how long artifacts of finished runs are kept for inspection.
-const artifactRetention = 24 * time.Hour
 
 // Refs are the artifact ids a run has made so far; each step passes them on.
 type Refs struct {
@@ -125,7 +108,7 @@ func (p *pipeline) dataCollection(ctx context.Context, in pipelines.Input) (any,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.artifacts.Prune(ctx, artifactRetention); err != nil {
+	if _, err := p.artifacts.Prune(ctx, ml.ArtifactRetention); err != nil {
 		return nil, err
 	}
 	rows, err := gen.New(p.db).CollectTaskExecutions(ctx, gen.CollectTaskExecutionsParams{DaysBack: int32(prm.DaysBack), MaxRows: int32(prm.MaxRows)})
