@@ -400,9 +400,7 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
 		Architecture: ml.Architecture(classifierConfig(prm)), Normalization: spec, Metrics: prev.Metrics,
-	}, func(ctx context.Context, active *ml.StoredModel) (bool, string, error) {
-		return judge(prev.Metrics, active, held)
-	})
+	}, deployRule(held).Judge(prev.Metrics.Classification, prev.Metrics.Baseline))
 	if err != nil {
 		return nil, err
 	}
@@ -418,48 +416,44 @@ func better(a, b ml.Classification) bool {
 	return a.MacroF1 > b.MacroF1 || (a.MacroF1 == b.MacroF1 && a.Accuracy > b.Accuracy)
 }
 
-// judge applies the deployment rule: beat the majority baseline, then the active model on
-// this run's held-out packages.
-func judge(m Metrics, active *ml.StoredModel, held []*Package) (bool, string, error) {
-	if !better(m.Classification, m.Baseline) {
-		return false, fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) does not beat the majority baseline's %.4f (%.4f)",
-			m.MacroF1, m.Accuracy, m.Baseline.MacroF1, m.Baseline.Accuracy), nil
+// deployRule is the deployment rule (see the package documentation) in macro-F1, then
+// accuracy; held are this run's held-out packages.
+func deployRule(held []*Package) ml.Rule[ml.Classification] {
+	return ml.Rule[ml.Classification]{
+		Beats: better,
+		Score: func(active *ml.StoredModel) (ml.Classification, bool, error) {
+			var spec FeatureSpec
+			if err := json.Unmarshal(active.Normalization, &spec); err != nil || spec.check(active.Model.Inputs(), active.Model.Outputs()) != nil {
+				return ml.Classification{}, false, nil
+			}
+			pred, _, err := classify(active.Model, spec.Encode(held))
+			if err != nil {
+				return ml.Classification{}, true, err
+			}
+			truth := make([]int, len(held))
+			for i, pk := range held {
+				truth[i] = PatternIndex(Detect(pk))
+			}
+			return ml.ClassificationMetrics(pred, truth, len(Patterns)), true, nil
+		},
+		Deployed: func(metrics json.RawMessage) (ml.Classification, error) {
+			var stored Metrics
+			err := json.Unmarshal(metrics, &stored)
+			return stored.Classification, err
+		},
+		HeldOut: "packages", Own: "metrics",
+		Below: func(m, baseline ml.Classification) string {
+			return fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) does not beat the majority baseline's %.4f (%.4f)",
+				m.MacroF1, m.Accuracy, baseline.MacroF1, baseline.Accuracy)
+		},
+		First: func(m, baseline ml.Classification) string {
+			return fmt.Sprintf("no active model; held-out macro-F1 %.4f beats the majority baseline's %.4f", m.MacroF1, baseline.MacroF1)
+		},
+		Versus: func(m, active ml.Classification, verdict string, version int32, how string) string {
+			return fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) %s active v%d's %.4f (%.4f) (%s)",
+				m.MacroF1, m.Accuracy, verdict, version, active.MacroF1, active.Accuracy, how)
+		},
 	}
-	if active == nil {
-		return true, fmt.Sprintf("no active model; held-out macro-F1 %.4f beats the majority baseline's %.4f", m.MacroF1, m.Baseline.MacroF1), nil
-	}
-	theirs, how, err := scoreActive(active, held)
-	if err != nil {
-		return false, "", err
-	}
-	verdict := "does not beat"
-	if better(m.Classification, theirs) {
-		verdict = "beats"
-	}
-	return verdict == "beats", fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) %s active v%d's %.4f (%.4f) (%s)",
-		m.MacroF1, m.Accuracy, verdict, active.Version, theirs.MacroF1, theirs.Accuracy, how), nil
-}
-
-// scoreActive scores the active model on this run's held-out packages with its own feature
-// spec, or, when that spec is from another encoding, returns the metrics it was deployed with.
-func scoreActive(active *ml.StoredModel, held []*Package) (ml.Classification, string, error) {
-	var spec FeatureSpec
-	if err := json.Unmarshal(active.Normalization, &spec); err == nil && spec.check(active.Model.Inputs(), active.Model.Outputs()) == nil {
-		pred, _, err := classify(active.Model, spec.Encode(held))
-		if err != nil {
-			return ml.Classification{}, "", fmt.Errorf("scoring active model v%d: %w", active.Version, err)
-		}
-		truth := make([]int, len(held))
-		for i, pk := range held {
-			truth[i] = PatternIndex(Detect(pk))
-		}
-		return ml.ClassificationMetrics(pred, truth, len(Patterns)), "both scored on this run's held-out packages", nil
-	}
-	var stored Metrics
-	if err := json.Unmarshal(active.Metrics, &stored); err != nil {
-		return ml.Classification{}, "", fmt.Errorf("active model v%d has neither a usable feature spec nor metrics: %w", active.Version, err)
-	}
-	return stored.Classification, "active model's features differ; its own held-out metrics", nil
 }
 
 // label records the active model's pattern for every package of the run in

@@ -315,9 +315,7 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
 		Architecture: ml.Architecture(cfg), Normalization: spec, Metrics: prev.Metrics,
-	}, func(ctx context.Context, active *ml.StoredModel) (bool, string, error) {
-		return judge(prev.Metrics, active, heldRecs)
-	})
+	}, deployRule(heldRecs).Judge(prev.Metrics.MSE, prev.Metrics.Baseline.MSE))
 	if err != nil {
 		return nil, err
 	}
@@ -328,45 +326,43 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	return DeployOutput{Model: deployed, Metrics: prev.Metrics, Training: prev.Training, Backfilled: n, BackfilledBy: by}, nil
 }
 
-// judge applies the deployment rule (see the package documentation).
-func judge(m Metrics, active *ml.StoredModel, held []Record) (bool, string, error) {
-	if !(m.MSE < m.Baseline.MSE) {
-		return false, fmt.Sprintf("held-out MSE %.6f does not beat the baseline's %.6f", m.MSE, m.Baseline.MSE), nil
+// deployRule is the deployment rule (see the package documentation) in held-out MSE, lower
+// winning; held are this run's held-out records.
+func deployRule(held []Record) ml.Rule[float64] {
+	return ml.Rule[float64]{
+		Beats: func(a, b float64) bool { return a < b },
+		Score: func(active *ml.StoredModel) (float64, bool, error) {
+			var spec FeatureSpec
+			if err := json.Unmarshal(active.Normalization, &spec); err != nil || spec.check(active.Model.Inputs()) != nil {
+				return 0, false, nil
+			}
+			x := spec.Encode(held)
+			pred, err := predict(active.Model, x.Columns(0, x.Cols))
+			if err != nil {
+				return 0, true, err
+			}
+			truth := make([]float64, len(held))
+			for i, r := range held {
+				truth[i] = r.ObservedComplexity
+			}
+			return ml.RegressionMetrics(pred, truth, accuracyTolerance).MSE, true, nil
+		},
+		Deployed: func(metrics json.RawMessage) (float64, error) {
+			var stored Metrics
+			err := json.Unmarshal(metrics, &stored)
+			return stored.MSE, err
+		},
+		HeldOut: "records", Own: "MSE",
+		Below: func(mse, baseline float64) string {
+			return fmt.Sprintf("held-out MSE %.6f does not beat the baseline's %.6f", mse, baseline)
+		},
+		First: func(mse, baseline float64) string {
+			return fmt.Sprintf("no active model; held-out MSE %.6f beats the baseline's %.6f", mse, baseline)
+		},
+		Versus: func(mse, active float64, verdict string, version int32, how string) string {
+			return fmt.Sprintf("held-out MSE %.6f %s active v%d's %.6f (%s)", mse, verdict, version, active, how)
+		},
 	}
-	if active == nil {
-		return true, fmt.Sprintf("no active model; held-out MSE %.6f beats the baseline's %.6f", m.MSE, m.Baseline.MSE), nil
-	}
-	activeMSE, how, err := scoreActive(active, held)
-	if err != nil {
-		return false, "", err
-	}
-	if m.MSE < activeMSE {
-		return true, fmt.Sprintf("held-out MSE %.6f beats active v%d's %.6f (%s)", m.MSE, active.Version, activeMSE, how), nil
-	}
-	return false, fmt.Sprintf("held-out MSE %.6f does not beat active v%d's %.6f (%s)", m.MSE, active.Version, activeMSE, how), nil
-}
-
-// scoreActive is the active model's MSE on this run's held-out records, or, when its feature
-// spec is from another encoding, the MSE it reported when it was deployed.
-func scoreActive(active *ml.StoredModel, held []Record) (float64, string, error) {
-	var spec FeatureSpec
-	if err := json.Unmarshal(active.Normalization, &spec); err == nil && spec.check(active.Model.Inputs()) == nil {
-		x := spec.Encode(held)
-		pred, err := predict(active.Model, x.Columns(0, x.Cols))
-		if err != nil {
-			return 0, "", fmt.Errorf("scoring active model v%d: %w", active.Version, err)
-		}
-		truth := make([]float64, len(held))
-		for i, r := range held {
-			truth[i] = r.ObservedComplexity
-		}
-		return ml.RegressionMetrics(pred, truth, accuracyTolerance).MSE, "both scored on this run's held-out records", nil
-	}
-	var stored Metrics
-	if err := json.Unmarshal(active.Metrics, &stored); err != nil {
-		return 0, "", fmt.Errorf("active model v%d has neither a usable feature spec nor metrics: %w", active.Version, err)
-	}
-	return stored.MSE, "active model's features differ; its own held-out MSE", nil
 }
 
 // backfillBatch is how many records one prediction round scores and updates.
