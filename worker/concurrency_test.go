@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/worker"
 )
 
 func TestMaxConcurrencyNeverExceededUnderLoad(t *testing.T) {
@@ -17,17 +18,17 @@ func TestMaxConcurrencyNeverExceededUnderLoad(t *testing.T) {
 		w.Steps[1].MaxConcurrency = limit // b
 	})
 	// Two worker processes' worth of slots, far more than the limit.
-	b.startWorker(t, "w1", 10)
-	b.startWorker(t, "w2", 10)
+	b.StartWorker(t, worker.Config{ID: "w1", MaxWorkers: 10})
+	b.StartWorker(t, worker.Config{ID: "w2", MaxWorkers: 10})
 
-	_, err := b.pool.Exec(b.ctx, `INSERT INTO qflow.runs (workflow, input)
+	_, err := b.Pool.Exec(b.Ctx, `INSERT INTO qflow.runs (workflow, input)
 	                               SELECT 'limited', '{"sleep_ms": {"b": 15}}' FROM generate_series(1, 200)`)
 	require.NoError(t, err)
-	b.waitRuns(t, 5*time.Minute)
-	require.Equal(t, 200, b.count(t, "SELECT count(*) FROM qflow.runs WHERE status = 'succeeded'"))
+	b.WaitRuns(t, 5*time.Minute)
+	require.Equal(t, 200, b.Count(t, "SELECT count(*) FROM qflow.runs WHERE status = 'succeeded'"))
 
 	// The most attempts of b that overlapped at any instant, from the attempt history.
-	peak := b.count(t, `
+	peak := b.Count(t, `
 		SELECT max(running) FROM (
 		    SELECT sum(delta) OVER (ORDER BY at, delta) AS running
 		      FROM (SELECT started_at AS at, 1 AS delta FROM qflow.step_attempts WHERE step = 'b'

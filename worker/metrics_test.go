@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quantumflow/qflow/internal/dbtest"
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/worker"
 )
@@ -25,17 +23,11 @@ func TestMetricsCountStepsRunsQueuesAndWorkers(t *testing.T) {
 	m, err := worker.NewMetrics(reg)
 	require.NoError(t, err)
 	m.ReportLag = 50 * time.Millisecond
-	w, err := worker.New(worker.Config{
-		Pool: dbtest.PoolFor(t, b.url, 12), Registry: b.reg, Classes: []string{"cpu"}, MaxWorkers: 2, ID: "metered",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, ReportInterval: 100 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Start(b.ctx))
-	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	b.StartWorker(t, worker.Config{ID: "metered", MaxWorkers: 2, Metrics: m, ReportInterval: 100 * time.Millisecond})
 
-	b.start(t, "probe_chain", `{"fail": {"b": 1}}`)
-	b.start(t, "probe_diamond", `{"fatal": ["a"]}`)
-	b.waitRuns(t, time.Minute)
+	b.Start(t, "probe_chain", `{"fail": {"b": 1}}`)
+	b.Start(t, "probe_diamond", `{"fatal": ["a"]}`)
+	b.WaitRuns(t, time.Minute)
 
 	// Step outcomes, observed by the process that ran them.
 	require.Equal(t, 5.0, value(t, reg, "qflow_steps_total", `workflow="probe_chain"`, `outcome="succeeded"`))
@@ -64,13 +56,13 @@ func TestMetricsCountStepsRunsQueuesAndWorkers(t *testing.T) {
 
 	// Work waiting with no worker for its class shows as depth and age.
 	b.add(t, "gpu_only", map[string][]string{"train": nil}, func(wf *pipelines.Workflow) { wf.Steps[0].WorkerClass = "gpu" })
-	b.start(t, "gpu_only", `{}`)
+	b.Start(t, "gpu_only", `{}`)
 	require.Eventually(t, func() bool {
 		return strings.Contains(scrape(t, reg), `qflow_queue_depth{queue="gpu"} 1`)
 	}, 20*time.Second, 50*time.Millisecond)
 
 	// A legacy-mode run's steps all run inside its one job.
-	_, err = b.pool.Exec(b.ctx, "INSERT INTO qflow.runs (workflow, mode) VALUES ('probe_chain', 'legacy')")
+	_, err = b.Pool.Exec(b.Ctx, "INSERT INTO qflow.runs (workflow, mode) VALUES ('probe_chain', 'legacy')")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return value(t, reg, "qflow_steps_started_total", `workflow="probe_chain"`, `dispatch="legacy"`) == 5

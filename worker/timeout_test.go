@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quantumflow/qflow/pipelines"
+	"github.com/quantumflow/qflow/worker"
 )
 
 func TestStepTimeoutStopsTheHandlerAndRetries(t *testing.T) {
@@ -19,14 +20,14 @@ func TestStepTimeoutStopsTheHandlerAndRetries(t *testing.T) {
 		w.Steps[0].MaxAttempts = 2
 		w.Steps[0].RetryBaseMS = 10
 	})
-	b.startWorker(t, "w1", 2)
+	b.StartWorker(t, worker.Config{ID: "w1", MaxWorkers: 2})
 
-	run := b.start(t, "slow", `{"sleep_ms": 30000}`)
-	b.waitRuns(t, time.Minute)
+	run := b.Start(t, "slow", `{"sleep_ms": 30000}`)
+	b.WaitRuns(t, time.Minute)
 
-	r := b.run(t, run)
+	r := b.Run(t, run)
 	require.Equal(t, "failed", r.Status)
-	require.Contains(t, *r.Error, "step a failed after 2 attempt(s): step timed out after 300ms")
+	require.Contains(t, r.Error, "step a failed after 2 attempt(s): step timed out after 300ms")
 	attempts := b.attempts(t, run, "a")
 	require.Len(t, attempts, 2)
 	for _, a := range attempts {
@@ -43,13 +44,13 @@ func TestHandlerDeafToCancellationIsAbandoned(t *testing.T) {
 		w.Steps[0].TimeoutMS = 200
 		w.Steps[0].MaxAttempts = 1
 	})
-	b.startWorker(t, "w1", 2)
+	b.StartWorker(t, worker.Config{ID: "w1", MaxWorkers: 2})
 
-	run := b.start(t, "deaf", `{"hang": ["a"], "hang_ms": 20000}`)
-	b.waitRuns(t, time.Minute)
-	r := b.run(t, run)
+	run := b.Start(t, "deaf", `{"hang": ["a"], "hang_ms": 20000}`)
+	b.WaitRuns(t, time.Minute)
+	r := b.Run(t, run)
 	require.Equal(t, "failed", r.Status)
-	require.Contains(t, *r.Error, "ignored cancellation")
+	require.Contains(t, r.Error, "ignored cancellation")
 	a := b.attempts(t, run, "a")[0]
 	require.Equal(t, "timed_out", a.Status)
 	require.Less(t, a.Finished.Sub(a.Started), 10*time.Second)
@@ -59,13 +60,13 @@ func TestRunDeadlineTimesOutTheRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.add(t, "bounded", map[string][]string{"a": nil, "b": {"a"}}, func(w *pipelines.Workflow) { w.TimeoutMS = 500 })
-	b.startWorker(t, "w1", 2)
+	b.StartWorker(t, worker.Config{ID: "w1", MaxWorkers: 2})
 
-	run := b.start(t, "bounded", `{"sleep_ms": {"b": 4000}}`)
-	b.waitRuns(t, time.Minute)
-	r := b.run(t, run)
+	run := b.Start(t, "bounded", `{"sleep_ms": {"b": 4000}}`)
+	b.WaitRuns(t, time.Minute)
+	r := b.Run(t, run)
 	require.Equal(t, "timed_out", r.Status)
-	require.Contains(t, *r.Error, "run exceeded its deadline")
+	require.Contains(t, r.Error, "run exceeded its deadline")
 	require.Equal(t, "cancelled", b.attempts(t, run, "b")[0].Status)
 }
 
@@ -73,7 +74,7 @@ func TestPanicIsAFailedAttemptAndRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var calls atomic.Int32
-	require.NoError(t, b.reg.Add(pipelines.Workflow{Name: "panicky", Steps: []pipelines.Step{{
+	require.NoError(t, b.Registry.Add(pipelines.Workflow{Name: "panicky", Steps: []pipelines.Step{{
 		Name: "a", MaxAttempts: 2, RetryBaseMS: 10,
 		Handler: func(ctx context.Context, in pipelines.Input) (any, error) {
 			n := calls.Add(1)
@@ -83,11 +84,11 @@ func TestPanicIsAFailedAttemptAndRetried(t *testing.T) {
 			return map[string]int32{"calls": n}, nil
 		},
 	}}}))
-	b.startWorker(t, "w1", 1)
+	b.StartWorker(t, worker.Config{ID: "w1", MaxWorkers: 1})
 
-	run := b.start(t, "panicky", `{}`)
-	b.waitRuns(t, time.Minute)
-	require.Equal(t, "succeeded", b.run(t, run).Status)
+	run := b.Start(t, "panicky", `{}`)
+	b.WaitRuns(t, time.Minute)
+	require.Equal(t, "succeeded", b.Run(t, run).Status)
 	attempts := b.attempts(t, run, "a")
 	require.Len(t, attempts, 2)
 	require.Equal(t, "failed", attempts[0].Status)
@@ -102,11 +103,11 @@ func TestRetriesWaitForTheirBackoff(t *testing.T) {
 		w.Steps[0].RetryBaseMS = 200
 		w.Steps[0].RetryMaxMS = 10000
 	})
-	b.startWorker(t, "w1", 2)
+	b.StartWorker(t, worker.Config{ID: "w1", MaxWorkers: 2})
 
-	run := b.start(t, "flaky", `{"fail": {"a": 3}}`)
-	b.waitRuns(t, time.Minute)
-	require.Equal(t, "succeeded", b.run(t, run).Status)
+	run := b.Start(t, "flaky", `{"fail": {"a": 3}}`)
+	b.WaitRuns(t, time.Minute)
+	require.Equal(t, "succeeded", b.Run(t, run).Status)
 	attempts := b.attempts(t, run, "a")
 	require.Len(t, attempts, 4)
 	// Attempt n+1 starts no sooner than half its nominal delay (200 ms * 2^(n-1)) after n failed.

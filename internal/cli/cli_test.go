@@ -2,38 +2,24 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quantumflow/qflow/gen"
-	"github.com/quantumflow/qflow/internal/dbtest"
-	"github.com/quantumflow/qflow/pipelines"
-	"github.com/quantumflow/qflow/pipelines/probe"
+	"github.com/quantumflow/qflow/internal/enginetest"
 	"github.com/quantumflow/qflow/worker"
 )
 
 type testBundle struct {
-	ctx  context.Context
-	url  string
-	pool *pgxpool.Pool
-	reg  *pipelines.Registry
+	*enginetest.Env
 }
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	url := dbtest.URL(t)
-	reg := pipelines.NewRegistry()
-	probe.Register(reg)
-	b := &testBundle{ctx: ctx, url: url, pool: dbtest.PoolFor(t, url, 8), reg: reg}
+	b := &testBundle{Env: enginetest.New(t, enginetest.Probes)}
 	code, _, stderr := b.qflow("migrate")
 	require.Zero(t, code, stderr)
 	return b
@@ -42,27 +28,19 @@ func setup(t *testing.T) *testBundle {
 // qflow runs a command in-process and returns its exit code and output.
 func (b *testBundle) qflow(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
-	code := Main(args, Env{Stdout: &stdout, Stderr: &stderr, Registry: b.reg, Getenv: func(k string) string {
+	code := Main(args, Env{Stdout: &stdout, Stderr: &stderr, Registry: b.Registry, Getenv: func(k string) string {
 		if k == "DATABASE_URL" {
-			return b.url
+			return b.URL
 		}
 		return ""
 	}})
 	return code, stdout.String(), stderr.String()
 }
 
-func (b *testBundle) startWorker(t *testing.T) {
-	t.Helper()
-	w, err := worker.New(worker.Config{Pool: b.pool, Registry: b.reg, MaxWorkers: 4, ID: "cli-test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	require.NoError(t, w.Start(b.ctx))
-	t.Cleanup(func() { _ = w.Stop(context.Background()) })
-}
-
 func TestStartWaitShowsProgressAndResult(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.startWorker(t)
+	b.StartWorker(t, worker.Config{ID: "cli-test"})
 
 	code, out, stderr := b.qflow("start", "probe_diamond", "--input", `{"seed": 1, "sleep_ms": 50}`, "--wait")
 	require.Zero(t, code, stderr)
@@ -174,13 +152,12 @@ func TestDATABASEURLIsRequiredAndNeverEchoed(t *testing.T) {
 func TestWatchRedrawsInPlaceOnATerminal(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.startWorker(t)
-	var id int64
-	require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO qflow.runs (workflow, input) VALUES ('probe_chain', '{"sleep_ms": 300}') RETURNING id`).Scan(&id))
+	b.StartWorker(t, worker.Config{ID: "cli-test"})
+	id := b.Start(t, "probe_chain", `{"sleep_ms": 300}`)
 
 	var out bytes.Buffer
 	env := Env{Stdout: &out, Stderr: io.Discard}
-	require.NoError(t, watchOn(b.ctx, env, gen.New(b.pool), id, true))
+	require.NoError(t, watchOn(b.Ctx, env, gen.New(b.Pool), id, true))
 
 	text := out.String()
 	// Each new frame first moves the cursor up over the previous one and clears below it.

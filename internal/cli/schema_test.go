@@ -14,7 +14,7 @@ func TestWorkerCommandRefusesAnOlderSchema(t *testing.T) {
 	b := setup(t)
 	latest, err := migrations.Latest()
 	require.NoError(t, err)
-	_, err = b.pool.Exec(b.ctx, "UPDATE qflow.schema_version SET version = 12")
+	_, err = b.Pool.Exec(b.Ctx, "UPDATE qflow.schema_version SET version = 12")
 	require.NoError(t, err)
 
 	code, _, stderr := b.qflow("worker", "--metrics-addr", "")

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/worker"
 )
 
 // The browser test renders real pages in headless Chromium: the DOM it builds must show each
@@ -107,11 +109,11 @@ func TestBrowserShowsStepStatesAndTakesScreenshots(t *testing.T) {
 	t.Parallel()
 	bin := chromium(t)
 	b := setup(t)
-	b.startWorker(t)
-	ok := b.start(t, "probe_diamond", `{"fail": {"b": 1}, "sleep_ms": 40}`)
-	failed := b.start(t, "probe_diamond", `{"fatal": ["c"], "sleep_ms": {"b": 1000}}`)
-	chain := b.start(t, "probe_chain", `{"seed": 1, "sleep_ms": 20}`)
-	b.waitRuns(t, 30*time.Second)
+	b.StartWorker(t, worker.Config{ID: "web-test-worker"})
+	ok := b.Start(t, "probe_diamond", `{"fail": {"b": 1}, "sleep_ms": 40}`)
+	failed := b.Start(t, "probe_diamond", `{"fatal": ["c"], "sleep_ms": {"b": 1000}}`)
+	chain := b.Start(t, "probe_chain", `{"seed": 1, "sleep_ms": 20}`)
+	b.WaitRuns(t, 30*time.Second)
 
 	dom := browse(t, bin, fmt.Sprintf("%s/runs/%d", b.srv.URL, ok), "--dump-dom")
 	require.Equal(t, map[string]string{"a": "succeeded", "b": "succeeded", "c": "succeeded", "d": "succeeded"}, domNodeStatuses(dom))

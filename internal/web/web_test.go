@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/quantumflow/qflow/worker"
 )
 
 var (
@@ -53,10 +55,10 @@ func TestIndexListsRunsNewestFirstWithFilters(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	// No worker: the runs stay live, which is all the list needs.
-	chain1 := b.start(t, "probe_chain", "{}")
-	diamond := b.start(t, "probe_diamond", "{}")
-	chain2 := b.start(t, "probe_chain", `{"seed": 2}`)
-	b.exec(t, "SELECT qflow.cancel_run($1)", chain1)
+	chain1 := b.Start(t, "probe_chain", "{}")
+	diamond := b.Start(t, "probe_diamond", "{}")
+	chain2 := b.Start(t, "probe_chain", `{"seed": 2}`)
+	b.Exec(t, "SELECT qflow.cancel_run($1)", chain1)
 
 	code, body := b.get(t, "/")
 	require.Equal(t, http.StatusOK, code)
@@ -101,10 +103,10 @@ func TestIndexListsRunsNewestFirstWithFilters(t *testing.T) {
 func TestRunPageDrawsTheDAGWithStepsAndAttempts(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.startWorker(t)
-	ok := b.start(t, "probe_diamond", `{"fail": {"b": 1}}`)
-	failed := b.start(t, "probe_diamond", `{"fatal": ["c"], "sleep_ms": {"b": 1000}}`)
-	b.waitRuns(t, 30*time.Second)
+	b.StartWorker(t, worker.Config{ID: "web-test-worker"})
+	ok := b.Start(t, "probe_diamond", `{"fail": {"b": 1}}`)
+	failed := b.Start(t, "probe_diamond", `{"fatal": ["c"], "sleep_ms": {"b": 1000}}`)
+	b.WaitRuns(t, 30*time.Second)
 
 	code, body := b.get(t, fmt.Sprintf("/runs/%d", ok))
 	require.Equal(t, http.StatusOK, code)
@@ -143,8 +145,8 @@ func TestRunPageDrawsTheDAGWithStepsAndAttempts(t *testing.T) {
 func TestRunPageOfALegacyRunShowsTheDefinition(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.exec(t, "INSERT INTO qflow.rollouts (workflow, enabled) VALUES ('probe_chain', false)")
-	run := b.start(t, "probe_chain", "{}")
+	b.Exec(t, "INSERT INTO qflow.rollouts (workflow, enabled) VALUES ('probe_chain', false)")
+	run := b.Start(t, "probe_chain", "{}")
 
 	code, body := b.get(t, fmt.Sprintf("/runs/%d", run))
 	require.Equal(t, http.StatusOK, code)
@@ -195,12 +197,12 @@ func TestWorkflowPageShowsDefinitionAndStats(t *testing.T) {
 		ageMS  int
 		ms     int
 	}{{"succeeded", 60_000, 100}, {"succeeded", 120_000, 300}, {"failed", 180_000, 1000}, {"succeeded", 48 * 3_600_000, 5000}} {
-		id := b.start(t, "probe_diamond", "{}")
-		b.exec(t, `UPDATE qflow.runs SET status = $2, remaining_steps = 0,
+		id := b.Start(t, "probe_diamond", "{}")
+		b.Exec(t, `UPDATE qflow.runs SET status = $2, remaining_steps = 0,
 		               created_at = now() - $3::bigint * interval '1 millisecond', started_at = now() - $3::bigint * interval '1 millisecond',
 		               finished_at = now() - ($3::bigint - $4::bigint) * interval '1 millisecond'
 		         WHERE id = $1`, id, r.status, r.ageMS, r.ms)
-		b.exec(t, `INSERT INTO qflow.step_attempts (run_id, step, attempt, status, started_at, finished_at)
+		b.Exec(t, `INSERT INTO qflow.step_attempts (run_id, step, attempt, status, started_at, finished_at)
 		           VALUES ($1, 'a', 1, 'failed', now() - interval '1 minute', now() - interval '1 minute' + interval '40 ms'),
 		                  ($1, 'a', 2, 'succeeded', now() - interval '1 minute', now() - interval '1 minute' + interval '20 ms')`, id)
 	}

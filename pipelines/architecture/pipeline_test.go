@@ -12,14 +12,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quantumflow/qflow/internal/enginetest"
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/architecture"
 	"github.com/quantumflow/qflow/pipelines/ml"
-	"github.com/quantumflow/qflow/pipelines/ml/mltest"
+	"github.com/quantumflow/qflow/worker"
 )
 
 type testBundle struct {
-	*mltest.Env
+	*enginetest.Env
 	goroot string
 }
 
@@ -27,10 +28,10 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOROOT").Output()
 	require.NoError(t, err, "the tests scan the standard library's source")
-	env := mltest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
+	env := enginetest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
 		reg.MustAdd(architecture.Workflow(architecture.Options{DB: pool, Trainer: ml.NewTrainer(nil)}))
 	})
-	env.StartWorker(t, "ml-worker")
+	env.StartWorker(t, worker.Config{ID: "ml-worker", Classes: []string{"cpu", "gpu"}, FetchPollInterval: 50 * time.Millisecond})
 	return &testBundle{Env: env, goroot: strings.TrimSpace(string(out))}
 }
 
@@ -44,7 +45,7 @@ func (b *testBundle) input(extra string, dirs ...string) string {
 	return fmt.Sprintf(`{"roots": %s, "seed": 5%s}`, raw, extra)
 }
 
-func (b *testBundle) output(t *testing.T, r mltest.Run) architecture.DeployOutput {
+func (b *testBundle) output(t *testing.T, r enginetest.Run) architecture.DeployOutput {
 	t.Helper()
 	require.Equal(t, "succeeded", r.Status, "run %d: %s", r.ID, r.Error)
 	var out map[string]architecture.DeployOutput
@@ -57,7 +58,7 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 	b := setup(t)
 	in := b.input("", "")
 
-	wf := b.Wait(t, b.Start(t, architecture.Name, "workflow", in), 3*time.Minute)
+	wf := b.Wait(t, b.StartMode(t, architecture.Name, "workflow", in), 3*time.Minute)
 	first := b.output(t, wf)
 	var disc architecture.DiscoveryOutput
 	b.StepOutput(t, wf.ID, architecture.StepPatternDiscovery, &disc)
@@ -87,7 +88,7 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 	require.Equal(t, disc.Packages, b.Count(t, "SELECT count(*) FROM ml.package_patterns WHERE model_id = $1", first.Model.ID))
 	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM ml.package_patterns WHERE package = 'net/http' AND rule_pattern = 'network_service'"))
 
-	lg := b.Wait(t, b.Start(t, architecture.Name, "legacy", in), 3*time.Minute)
+	lg := b.Wait(t, b.StartMode(t, architecture.Name, "legacy", in), 3*time.Minute)
 	require.Equal(t, "legacy", lg.Mode)
 	second := b.output(t, lg)
 	require.Equal(t, m, second.Metrics, "same trees, same seed: the same held-out metrics in both modes")
@@ -100,11 +101,11 @@ func TestWorseClassifierStaysCandidate(t *testing.T) {
 	b := setup(t)
 	in := b.input("", "net", "encoding", "runtime", "internal", "go", "crypto")
 
-	good := b.output(t, b.Wait(t, b.Start(t, architecture.Name, "workflow", in), 3*time.Minute))
+	good := b.output(t, b.Wait(t, b.StartMode(t, architecture.Name, "workflow", in), 3*time.Minute))
 	require.Equal(t, ml.StatusActive, good.Model.Status)
 
 	// One epoch at a tiny learning rate: barely moved from its random start.
-	weak := b.output(t, b.Wait(t, b.Start(t, architecture.Name, "workflow", b.input(`, "epochs": 1, "learning_rate": 0.00001`, "net", "encoding", "runtime", "internal", "go", "crypto")), 3*time.Minute))
+	weak := b.output(t, b.Wait(t, b.StartMode(t, architecture.Name, "workflow", b.input(`, "epochs": 1, "learning_rate": 0.00001`, "net", "encoding", "runtime", "internal", "go", "crypto")), 3*time.Minute))
 	t.Logf("good: acc %.3f f1 %.3f; weak: acc %.3f f1 %.3f; %s", good.Metrics.Accuracy, good.Metrics.MacroF1, weak.Metrics.Accuracy, weak.Metrics.MacroF1, weak.Model.Decision)
 	require.Equal(t, ml.StatusCandidate, weak.Model.Status)
 	require.Contains(t, weak.Model.Decision, "does not beat")
@@ -115,11 +116,11 @@ func TestMissingTreeFailsPermanently(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
-	r := b.Wait(t, b.Start(t, architecture.Name, "workflow", `{"roots": ["/nonexistent/src"]}`), time.Minute)
+	r := b.Wait(t, b.StartMode(t, architecture.Name, "workflow", `{"roots": ["/nonexistent/src"]}`), time.Minute)
 	require.Equal(t, "failed", r.Status)
 	require.Contains(t, r.Error, `step pattern_discovery failed permanently: discovering packages: root "/nonexistent/src" is not a readable directory`)
 
-	r = b.Wait(t, b.Start(t, architecture.Name, "legacy", b.input("", "bufio")), time.Minute)
+	r = b.Wait(t, b.StartMode(t, architecture.Name, "legacy", b.input("", "bufio")), time.Minute)
 	require.Equal(t, "failed", r.Status)
 	require.Contains(t, r.Error, "too little data: 1 Go packages under")
 }

@@ -39,30 +39,18 @@ func DefaultParams() Params {
 }
 
 func params(in pipelines.Input) (Params, error) {
-	p := DefaultParams()
-	if err := ml.DecodeInput(in, &p); err != nil {
-		return p, err
-	}
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
+	return ml.DecodeParams(in, DefaultParams(), func(p Params, check ml.Check) {
+		check(p.MaxPackages >= 1 && p.MaxPackages <= 1_000_000, "max_packages must be between 1 and 1000000, got %d", p.MaxPackages)
+		check(p.MinPackages >= 10 && p.MinPackages <= p.MaxPackages, "min_packages must be between 10 and max_packages (%d), got %d", p.MaxPackages, p.MinPackages)
+		check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
+		check(p.HiddenUnits >= 0 && p.HiddenUnits <= 4096, "hidden_units must be between 0 and 4096, got %d", p.HiddenUnits)
+		check(p.Epochs >= 1 && p.Epochs <= 100000, "epochs must be between 1 and 100000, got %d", p.Epochs)
+		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
+		check(p.LearningRate > 0 && p.LearningRate <= 1, "learning_rate must be in (0, 1], got %v", p.LearningRate)
+		for _, r := range p.Roots {
+			check(filepath.IsAbs(r), "roots must be absolute paths, got %q", r)
 		}
-	}
-	check(p.MaxPackages >= 1 && p.MaxPackages <= 1_000_000, "max_packages must be between 1 and 1000000, got %d", p.MaxPackages)
-	check(p.MinPackages >= 10 && p.MinPackages <= p.MaxPackages, "min_packages must be between 10 and max_packages (%d), got %d", p.MaxPackages, p.MinPackages)
-	check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
-	check(p.HiddenUnits >= 0 && p.HiddenUnits <= 4096, "hidden_units must be between 0 and 4096, got %d", p.HiddenUnits)
-	check(p.Epochs >= 1 && p.Epochs <= 100000, "epochs must be between 1 and 100000, got %d", p.Epochs)
-	check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
-	check(p.LearningRate > 0 && p.LearningRate <= 1, "learning_rate must be in (0, 1], got %v", p.LearningRate)
-	for _, r := range p.Roots {
-		check(filepath.IsAbs(r), "roots must be absolute paths, got %q", r)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return p, pipelines.Permanent(fmt.Errorf("run input: %w", err))
-	}
-	return p, nil
+	})
 }
 
 // defaultRoots is the standard library's source: $GOROOT/src, else `go env GOROOT`.
@@ -77,9 +65,6 @@ func defaultRoots(ctx context.Context) ([]string, error) {
 	}
 	return []string{filepath.Join(goroot, "src")}, nil
 }
-
-// artifactRetention is how long artifacts of finished runs are kept for inspection.
-const artifactRetention = 24 * time.Hour
 
 // Refs are the artifact ids a run has made so far; each step passes them on.
 type Refs struct {
@@ -162,7 +147,7 @@ func (p *pipeline) patternDiscovery(ctx context.Context, in pipelines.Input) (an
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.artifacts.Prune(ctx, artifactRetention); err != nil {
+	if _, err := p.artifacts.Prune(ctx, ml.ArtifactRetention); err != nil {
 		return nil, err
 	}
 	roots := prm.Roots
@@ -415,9 +400,7 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
 		Architecture: ml.Architecture(classifierConfig(prm)), Normalization: spec, Metrics: prev.Metrics,
-	}, func(ctx context.Context, active *ml.StoredModel) (bool, string, error) {
-		return judge(prev.Metrics, active, held)
-	})
+	}, deployRule(held).Judge(prev.Metrics.Classification, prev.Metrics.Baseline))
 	if err != nil {
 		return nil, err
 	}
@@ -433,48 +416,44 @@ func better(a, b ml.Classification) bool {
 	return a.MacroF1 > b.MacroF1 || (a.MacroF1 == b.MacroF1 && a.Accuracy > b.Accuracy)
 }
 
-// judge applies the deployment rule: beat the majority baseline, then the active model on
-// this run's held-out packages.
-func judge(m Metrics, active *ml.StoredModel, held []*Package) (bool, string, error) {
-	if !better(m.Classification, m.Baseline) {
-		return false, fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) does not beat the majority baseline's %.4f (%.4f)",
-			m.MacroF1, m.Accuracy, m.Baseline.MacroF1, m.Baseline.Accuracy), nil
+// deployRule is the deployment rule (see the package documentation) in macro-F1, then
+// accuracy; held are this run's held-out packages.
+func deployRule(held []*Package) ml.Rule[ml.Classification] {
+	return ml.Rule[ml.Classification]{
+		Beats: better,
+		Score: func(active *ml.StoredModel) (ml.Classification, bool, error) {
+			var spec FeatureSpec
+			if err := json.Unmarshal(active.Normalization, &spec); err != nil || spec.check(active.Model.Inputs(), active.Model.Outputs()) != nil {
+				return ml.Classification{}, false, nil
+			}
+			pred, _, err := classify(active.Model, spec.Encode(held))
+			if err != nil {
+				return ml.Classification{}, true, err
+			}
+			truth := make([]int, len(held))
+			for i, pk := range held {
+				truth[i] = PatternIndex(Detect(pk))
+			}
+			return ml.ClassificationMetrics(pred, truth, len(Patterns)), true, nil
+		},
+		Deployed: func(metrics json.RawMessage) (ml.Classification, error) {
+			var stored Metrics
+			err := json.Unmarshal(metrics, &stored)
+			return stored.Classification, err
+		},
+		HeldOut: "packages", Own: "metrics",
+		Below: func(m, baseline ml.Classification) string {
+			return fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) does not beat the majority baseline's %.4f (%.4f)",
+				m.MacroF1, m.Accuracy, baseline.MacroF1, baseline.Accuracy)
+		},
+		First: func(m, baseline ml.Classification) string {
+			return fmt.Sprintf("no active model; held-out macro-F1 %.4f beats the majority baseline's %.4f", m.MacroF1, baseline.MacroF1)
+		},
+		Versus: func(m, active ml.Classification, verdict string, version int32, how string) string {
+			return fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) %s active v%d's %.4f (%.4f) (%s)",
+				m.MacroF1, m.Accuracy, verdict, version, active.MacroF1, active.Accuracy, how)
+		},
 	}
-	if active == nil {
-		return true, fmt.Sprintf("no active model; held-out macro-F1 %.4f beats the majority baseline's %.4f", m.MacroF1, m.Baseline.MacroF1), nil
-	}
-	theirs, how, err := scoreActive(active, held)
-	if err != nil {
-		return false, "", err
-	}
-	verdict := "does not beat"
-	if better(m.Classification, theirs) {
-		verdict = "beats"
-	}
-	return verdict == "beats", fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) %s active v%d's %.4f (%.4f) (%s)",
-		m.MacroF1, m.Accuracy, verdict, active.Version, theirs.MacroF1, theirs.Accuracy, how), nil
-}
-
-// scoreActive scores the active model on this run's held-out packages with its own feature
-// spec, or, when that spec is from another encoding, returns the metrics it was deployed with.
-func scoreActive(active *ml.StoredModel, held []*Package) (ml.Classification, string, error) {
-	var spec FeatureSpec
-	if err := json.Unmarshal(active.Normalization, &spec); err == nil && spec.check(active.Model.Inputs(), active.Model.Outputs()) == nil {
-		pred, _, err := classify(active.Model, spec.Encode(held))
-		if err != nil {
-			return ml.Classification{}, "", fmt.Errorf("scoring active model v%d: %w", active.Version, err)
-		}
-		truth := make([]int, len(held))
-		for i, pk := range held {
-			truth[i] = PatternIndex(Detect(pk))
-		}
-		return ml.ClassificationMetrics(pred, truth, len(Patterns)), "both scored on this run's held-out packages", nil
-	}
-	var stored Metrics
-	if err := json.Unmarshal(active.Metrics, &stored); err != nil {
-		return ml.Classification{}, "", fmt.Errorf("active model v%d has neither a usable feature spec nor metrics: %w", active.Version, err)
-	}
-	return stored.Classification, "active model's features differ; its own held-out metrics", nil
 }
 
 // label records the active model's pattern for every package of the run in

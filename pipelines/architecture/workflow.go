@@ -29,31 +29,15 @@ type Options struct {
 }
 
 // Workflow returns the architecture_learning definition with its handlers: the seed's steps,
-// concurrency limits and timeouts, training on the gpu worker class.
+// concurrency limits and timeouts, training on the gpu worker class, and the retries of the
+// seed's ARCHITECTURE_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000 (ml.Step).
 func Workflow(o Options) pipelines.Workflow {
 	p := &pipeline{db: o.DB, trainer: o.Trainer, artifacts: ml.NewArtifacts(o.DB)}
-	step := func(name string, deps []string, class string, concurrency int, timeoutMS int64, h pipelines.Handler) pipelines.Step {
-		s := pipelines.Step{
-			Name: name, DependsOn: deps, WorkerClass: class, MaxConcurrency: concurrency, TimeoutMS: timeoutMS,
-			// The seed's ARCHITECTURE_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000: 3 retries, 4 attempts.
-			MaxAttempts: 4, RetryBaseMS: 5000, RetryMaxMS: 60000,
-			Handler: h,
-		}
-		if class == "gpu" {
-			s.ResourceHints = map[string]any{"gpu": true, "single_worker": true}
-		}
-		return s
-	}
-	return pipelines.Workflow{
-		Name:        Name,
-		Description: "learns architecture patterns of Go packages from real source trees",
-		TimeoutMS:   300000,
-		Steps: []pipelines.Step{
-			step(StepPatternDiscovery, nil, "cpu", 2, 60000, p.patternDiscovery),
-			step(StepPatternAnalysis, []string{StepPatternDiscovery}, "cpu", 3, 30000, p.patternAnalysis),
-			step(StepModelTraining, []string{StepPatternAnalysis}, "gpu", 1, 180000, p.modelTraining),
-			step(StepModelValidation, []string{StepModelTraining}, "cpu", 2, 30000, p.modelValidation),
-			step(StepModelDeployment, []string{StepModelValidation}, "cpu", 1, 60000, p.modelDeployment),
-		},
-	}
+	return ml.Chain(Name, "learns architecture patterns of Go packages from real source trees",
+		ml.Step(StepPatternDiscovery, "cpu", 2, 60000, p.patternDiscovery),
+		ml.Step(StepPatternAnalysis, "cpu", 3, 30000, p.patternAnalysis),
+		ml.Step(StepModelTraining, "gpu", 1, 180000, p.modelTraining),
+		ml.Step(StepModelValidation, "cpu", 2, 30000, p.modelValidation),
+		ml.Step(StepModelDeployment, "cpu", 1, 60000, p.modelDeployment),
+	)
 }

@@ -9,34 +9,35 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quantumflow/qflow/internal/enginetest"
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/complexity"
 	"github.com/quantumflow/qflow/pipelines/ml"
-	"github.com/quantumflow/qflow/pipelines/ml/mltest"
+	"github.com/quantumflow/qflow/worker"
 )
 
 type testBundle struct {
-	*mltest.Env
+	*enginetest.Env
 }
 
 // setup makes a database with rows generated task executions and a worker for both classes.
 func setup(t *testing.T, rows int) *testBundle {
 	t.Helper()
-	env := mltest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
+	env := enginetest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
 		reg.MustAdd(complexity.Workflow(complexity.Options{DB: pool, Trainer: ml.NewTrainer(nil)}))
 	})
 	recs := complexity.Generate(complexity.GenerateOptions{Rows: rows, Days: 20, Now: time.Now(), Unlabelled: 0.1, Seed: 11})
 	n, err := complexity.Insert(env.Ctx, env.Pool, recs)
 	require.NoError(t, err)
 	require.EqualValues(t, rows, n)
-	env.StartWorker(t, "ml-worker")
+	env.StartWorker(t, worker.Config{ID: "ml-worker", Classes: []string{"cpu", "gpu"}, FetchPollInterval: 50 * time.Millisecond})
 	return &testBundle{Env: env}
 }
 
 // small keeps training quick: about 1,100 training rows for 30 epochs.
 const small = `{"epochs": 30, "seed": 7, "min_rows": 50}`
 
-func (b *testBundle) output(t *testing.T, r mltest.Run) complexity.DeployOutput {
+func (b *testBundle) output(t *testing.T, r enginetest.Run) complexity.DeployOutput {
 	t.Helper()
 	require.Equal(t, "succeeded", r.Status, "run %d: %s", r.ID, r.Error)
 	var out map[string]complexity.DeployOutput
@@ -48,7 +49,7 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1500)
 
-	wf := b.Wait(t, b.Start(t, complexity.Name, "workflow", small), 2*time.Minute)
+	wf := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", small), 2*time.Minute)
 	require.Equal(t, "workflow", wf.Mode)
 	first := b.output(t, wf)
 
@@ -76,7 +77,7 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	require.Equal(t, 1500, b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE predicted_by = $1", first.Model.ID))
 
 	// Legacy mode: one job, no step rows, the same model.
-	lg := b.Wait(t, b.Start(t, complexity.Name, "legacy", small), 2*time.Minute)
+	lg := b.Wait(t, b.StartMode(t, complexity.Name, "legacy", small), 2*time.Minute)
 	require.Equal(t, "legacy", lg.Mode)
 	second := b.output(t, lg)
 	require.Zero(t, b.Count(t, "SELECT count(*) FROM qflow.step_runs WHERE run_id = $1", lg.ID))
@@ -98,11 +99,11 @@ func TestWorseModelStaysCandidate(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1500)
 
-	good := b.output(t, b.Wait(t, b.Start(t, complexity.Name, "workflow", small), 2*time.Minute))
+	good := b.output(t, b.Wait(t, b.StartMode(t, complexity.Name, "workflow", small), 2*time.Minute))
 	require.Equal(t, ml.StatusActive, good.Model.Status)
 
 	// Two epochs on a quarter of the data: still better than the mean, worse than the active model.
-	weak := b.output(t, b.Wait(t, b.Start(t, complexity.Name, "workflow", `{"epochs": 2, "seed": 3, "max_rows": 400, "min_rows": 50}`), 2*time.Minute))
+	weak := b.output(t, b.Wait(t, b.StartMode(t, complexity.Name, "workflow", `{"epochs": 2, "seed": 3, "max_rows": 400, "min_rows": 50}`), 2*time.Minute))
 	t.Logf("good %+v\nweak %+v\nweak decision: %s", good.Metrics, weak.Metrics, weak.Model.Decision)
 	require.Greater(t, weak.Metrics.MSE, good.Metrics.MSE)
 	require.Equal(t, ml.StatusCandidate, weak.Model.Status)
@@ -124,7 +125,7 @@ func TestTooLittleDataFailsPermanently(t *testing.T) {
 	labelled := b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE observed_complexity IS NOT NULL")
 
 	for _, mode := range []string{"workflow", "legacy"} {
-		r := b.Wait(t, b.Start(t, complexity.Name, mode, `{}`), time.Minute)
+		r := b.Wait(t, b.StartMode(t, complexity.Name, mode, `{}`), time.Minute)
 		require.Equal(t, "failed", r.Status, mode)
 		require.Contains(t, r.Error, "permanently", mode)
 		require.Contains(t, r.Error, fmt.Sprintf("too little data: %d labelled task executions (observed_complexity set) in the last 30 days, at least 100 needed", labelled), mode)
@@ -138,12 +139,12 @@ func TestBadInputFailsPermanently(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 30)
 
-	r := b.Wait(t, b.Start(t, complexity.Name, "workflow", `{"days_back": -1, "epochs": 0}`), time.Minute)
+	r := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", `{"days_back": -1, "epochs": 0}`), time.Minute)
 	require.Equal(t, "failed", r.Status)
 	require.Contains(t, r.Error, "days_back must be between 1 and 36500, got -1")
 	require.Contains(t, r.Error, "epochs must be between 1 and 10000, got 0")
 
-	r = b.Wait(t, b.Start(t, complexity.Name, "workflow", `{"dayz_back": 3}`), time.Minute)
+	r = b.Wait(t, b.StartMode(t, complexity.Name, "workflow", `{"dayz_back": 3}`), time.Minute)
 	require.Equal(t, "failed", r.Status)
 	require.Contains(t, r.Error, `unknown field "dayz_back"`)
 }

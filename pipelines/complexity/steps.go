@@ -3,10 +3,8 @@ package complexity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/quantumflow/qflow/gen"
 	"github.com/quantumflow/qflow/kernels"
@@ -31,30 +29,15 @@ func DefaultParams() Params {
 }
 
 func params(in pipelines.Input) (Params, error) {
-	p := DefaultParams()
-	if err := ml.DecodeInput(in, &p); err != nil {
-		return p, err
-	}
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
-	check(p.DaysBack >= 1 && p.DaysBack <= 36500, "days_back must be between 1 and 36500, got %d", p.DaysBack)
-	check(p.MinRows >= 10, "min_rows must be at least 10, got %d", p.MinRows)
-	check(p.MaxRows >= p.MinRows && p.MaxRows <= 10_000_000, "max_rows must be between min_rows (%d) and 10000000, got %d", p.MinRows, p.MaxRows)
-	check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
-	check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
-	check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
-	if err := errors.Join(errs...); err != nil {
-		return p, pipelines.Permanent(fmt.Errorf("run input: %w", err))
-	}
-	return p, nil
+	return ml.DecodeParams(in, DefaultParams(), func(p Params, check ml.Check) {
+		check(p.DaysBack >= 1 && p.DaysBack <= 36500, "days_back must be between 1 and 36500, got %d", p.DaysBack)
+		check(p.MinRows >= 10, "min_rows must be at least 10, got %d", p.MinRows)
+		check(p.MaxRows >= p.MinRows && p.MaxRows <= 10_000_000, "max_rows must be between min_rows (%d) and 10000000, got %d", p.MinRows, p.MaxRows)
+		check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
+		check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
+		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
+	})
 }
-
-// artifactRetention is how long artifacts of finished runs are kept for inspection.
-const artifactRetention = 24 * time.Hour
 
 // Refs are the artifact ids a run has made so far; each step passes them on.
 type Refs struct {
@@ -125,7 +108,7 @@ func (p *pipeline) dataCollection(ctx context.Context, in pipelines.Input) (any,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.artifacts.Prune(ctx, artifactRetention); err != nil {
+	if _, err := p.artifacts.Prune(ctx, ml.ArtifactRetention); err != nil {
 		return nil, err
 	}
 	rows, err := gen.New(p.db).CollectTaskExecutions(ctx, gen.CollectTaskExecutionsParams{DaysBack: int32(prm.DaysBack), MaxRows: int32(prm.MaxRows)})
@@ -332,9 +315,7 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
 		Architecture: ml.Architecture(cfg), Normalization: spec, Metrics: prev.Metrics,
-	}, func(ctx context.Context, active *ml.StoredModel) (bool, string, error) {
-		return judge(prev.Metrics, active, heldRecs)
-	})
+	}, deployRule(heldRecs).Judge(prev.Metrics.MSE, prev.Metrics.Baseline.MSE))
 	if err != nil {
 		return nil, err
 	}
@@ -345,45 +326,43 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	return DeployOutput{Model: deployed, Metrics: prev.Metrics, Training: prev.Training, Backfilled: n, BackfilledBy: by}, nil
 }
 
-// judge applies the deployment rule (see the package documentation).
-func judge(m Metrics, active *ml.StoredModel, held []Record) (bool, string, error) {
-	if !(m.MSE < m.Baseline.MSE) {
-		return false, fmt.Sprintf("held-out MSE %.6f does not beat the baseline's %.6f", m.MSE, m.Baseline.MSE), nil
+// deployRule is the deployment rule (see the package documentation) in held-out MSE, lower
+// winning; held are this run's held-out records.
+func deployRule(held []Record) ml.Rule[float64] {
+	return ml.Rule[float64]{
+		Beats: func(a, b float64) bool { return a < b },
+		Score: func(active *ml.StoredModel) (float64, bool, error) {
+			var spec FeatureSpec
+			if err := json.Unmarshal(active.Normalization, &spec); err != nil || spec.check(active.Model.Inputs()) != nil {
+				return 0, false, nil
+			}
+			x := spec.Encode(held)
+			pred, err := predict(active.Model, x.Columns(0, x.Cols))
+			if err != nil {
+				return 0, true, err
+			}
+			truth := make([]float64, len(held))
+			for i, r := range held {
+				truth[i] = r.ObservedComplexity
+			}
+			return ml.RegressionMetrics(pred, truth, accuracyTolerance).MSE, true, nil
+		},
+		Deployed: func(metrics json.RawMessage) (float64, error) {
+			var stored Metrics
+			err := json.Unmarshal(metrics, &stored)
+			return stored.MSE, err
+		},
+		HeldOut: "records", Own: "MSE",
+		Below: func(mse, baseline float64) string {
+			return fmt.Sprintf("held-out MSE %.6f does not beat the baseline's %.6f", mse, baseline)
+		},
+		First: func(mse, baseline float64) string {
+			return fmt.Sprintf("no active model; held-out MSE %.6f beats the baseline's %.6f", mse, baseline)
+		},
+		Versus: func(mse, active float64, verdict string, version int32, how string) string {
+			return fmt.Sprintf("held-out MSE %.6f %s active v%d's %.6f (%s)", mse, verdict, version, active, how)
+		},
 	}
-	if active == nil {
-		return true, fmt.Sprintf("no active model; held-out MSE %.6f beats the baseline's %.6f", m.MSE, m.Baseline.MSE), nil
-	}
-	activeMSE, how, err := scoreActive(active, held)
-	if err != nil {
-		return false, "", err
-	}
-	if m.MSE < activeMSE {
-		return true, fmt.Sprintf("held-out MSE %.6f beats active v%d's %.6f (%s)", m.MSE, active.Version, activeMSE, how), nil
-	}
-	return false, fmt.Sprintf("held-out MSE %.6f does not beat active v%d's %.6f (%s)", m.MSE, active.Version, activeMSE, how), nil
-}
-
-// scoreActive is the active model's MSE on this run's held-out records, or, when its feature
-// spec is from another encoding, the MSE it reported when it was deployed.
-func scoreActive(active *ml.StoredModel, held []Record) (float64, string, error) {
-	var spec FeatureSpec
-	if err := json.Unmarshal(active.Normalization, &spec); err == nil && spec.check(active.Model.Inputs()) == nil {
-		x := spec.Encode(held)
-		pred, err := predict(active.Model, x.Columns(0, x.Cols))
-		if err != nil {
-			return 0, "", fmt.Errorf("scoring active model v%d: %w", active.Version, err)
-		}
-		truth := make([]float64, len(held))
-		for i, r := range held {
-			truth[i] = r.ObservedComplexity
-		}
-		return ml.RegressionMetrics(pred, truth, accuracyTolerance).MSE, "both scored on this run's held-out records", nil
-	}
-	var stored Metrics
-	if err := json.Unmarshal(active.Metrics, &stored); err != nil {
-		return 0, "", fmt.Errorf("active model v%d has neither a usable feature spec nor metrics: %w", active.Version, err)
-	}
-	return stored.MSE, "active model's features differ; its own held-out MSE", nil
 }
 
 // backfillBatch is how many records one prediction round scores and updates.

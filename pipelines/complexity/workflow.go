@@ -35,33 +35,17 @@ type Options struct {
 }
 
 // Workflow returns the complexity_training definition with its handlers: the seed's steps,
-// concurrency limits and timeouts, training on the gpu worker class.
+// concurrency limits and timeouts, training on the gpu worker class, and the retries of the
+// seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000 (ml.Step).
 func Workflow(o Options) pipelines.Workflow {
 	p := &pipeline{db: o.DB, trainer: o.Trainer, artifacts: ml.NewArtifacts(o.DB)}
-	step := func(name string, deps []string, class string, concurrency int, timeoutMS int64, h pipelines.Handler) pipelines.Step {
-		s := pipelines.Step{
-			Name: name, DependsOn: deps, WorkerClass: class, MaxConcurrency: concurrency, TimeoutMS: timeoutMS,
-			// The seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000: 3 retries, 4 attempts.
-			MaxAttempts: 4, RetryBaseMS: 5000, RetryMaxMS: 60000,
-			Handler: h,
-		}
-		if class == "gpu" {
-			s.ResourceHints = map[string]any{"gpu": true, "single_worker": true}
-		}
-		return s
-	}
-	return pipelines.Workflow{
-		Name:        Name,
-		Description: "learns a task-complexity score in [0,1] from ml.task_executions",
-		TimeoutMS:   300000,
-		Steps: []pipelines.Step{
-			step(StepDataCollection, nil, "cpu", 5, 60000, p.dataCollection),
-			step(StepFeatureEngineering, []string{StepDataCollection}, "cpu", 3, 30000, p.featureEngineering),
-			step(StepModelTraining, []string{StepFeatureEngineering}, "gpu", 1, 180000, p.modelTraining),
-			step(StepModelEvaluation, []string{StepModelTraining}, "cpu", 2, 30000, p.modelEvaluation),
-			step(StepModelDeployment, []string{StepModelEvaluation}, "cpu", 1, 60000, p.modelDeployment),
-		},
-	}
+	return ml.Chain(Name, "learns a task-complexity score in [0,1] from ml.task_executions",
+		ml.Step(StepDataCollection, "cpu", 5, 60000, p.dataCollection),
+		ml.Step(StepFeatureEngineering, "cpu", 3, 30000, p.featureEngineering),
+		ml.Step(StepModelTraining, "gpu", 1, 180000, p.modelTraining),
+		ml.Step(StepModelEvaluation, "cpu", 2, 30000, p.modelEvaluation),
+		ml.Step(StepModelDeployment, "cpu", 1, 60000, p.modelDeployment),
+	)
 }
 
 // insertBatch bounds the arrays of one INSERT.

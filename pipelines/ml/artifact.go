@@ -74,6 +74,10 @@ func decodeMatrix(rows, cols int, data []byte) (*Matrix, error) {
 	return m, nil
 }
 
+// ArtifactRetention is how long the artifacts of finished runs are kept for inspection; each
+// pipeline's first step prunes older ones.
+const ArtifactRetention = 24 * time.Hour
+
 // Artifacts stores and loads the artifacts of runs.
 type Artifacts struct {
 	q *gen.Queries

@@ -1,7 +1,9 @@
-// Package ml holds what the ML pipelines (complexity, architecture) share: the database handle
-// their steps use, artifacts that steps hand each other by reference, the model registry with
-// its deployment rule, serialized access to a training backend, held-out metrics and seeded
-// data splits.
+// Package ml holds what the ML pipelines (complexity, architecture) share: the shape of their
+// definitions (Chain, Step), the checking of their run input (DecodeParams), the database
+// handle their steps use, artifacts that steps hand each other by reference, the model
+// registry with its deployment rule, serialized access to a training backend, held-out
+// metrics and seeded data splits. What a pipeline learns, from which features, stays in the
+// pipeline.
 //
 // # Artifacts
 //
@@ -10,8 +12,8 @@
 // cannot read another's). (run, name) is unique, so a retried step (or a retried legacy chain)
 // overwrites its own artifact and keeps the id. Matrices are float64, row-major, little-endian:
 // exact for record ids and parameter counts, and 8 bytes a value is nothing next to JSON.
-// Artifacts of runs finished longer ago than a retention are pruned by the pipelines' first
-// steps.
+// Artifacts of runs finished longer ago than ArtifactRetention are pruned by the pipelines'
+// first steps.
 //
 // # Deployment
 //
@@ -21,6 +23,11 @@
 // terms. A model that does not win is kept as a candidate; activation retires the previous
 // active model in the same transaction, and a unique index keeps one active model per name.
 // A run that deploys again (a retried step) gets the model it stored the first time.
+//
+// Both pipelines judge by the same Rule: beat the baseline, then the active model, both scored
+// on this run's held-out data (the active model through its own feature spec, or, when that
+// spec is from an encoding this build cannot apply, by the score it was deployed with). A
+// pipeline supplies its score, how scores compare, and the words of its decisions.
 //
 // # Backends
 //

@@ -6,80 +6,69 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quantumflow/qflow/internal/dbtest"
+	"github.com/quantumflow/qflow/internal/enginetest"
 	"github.com/quantumflow/qflow/kernels"
-	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/ml"
-	"github.com/quantumflow/qflow/pipelines/probe"
 )
 
 type testBundle struct {
-	ctx  context.Context
-	pool *pgxpool.Pool
+	*enginetest.Env
 }
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	pool := dbtest.Pool(t)
-	reg := pipelines.NewRegistry()
-	probe.Register(reg)
-	_, err := reg.Sync(ctx, pool)
-	require.NoError(t, err)
-	return &testBundle{ctx: ctx, pool: pool}
+	return &testBundle{Env: enginetest.New(t, enginetest.Probes)}
 }
 
 // run inserts a run (artifacts and models belong to one); no worker runs it.
 func (b *testBundle) run(t *testing.T) int64 {
 	t.Helper()
 	var id int64
-	require.NoError(t, b.pool.QueryRow(b.ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id))
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id))
 	return id
 }
 
 func TestArtifactsRoundTripByRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a := ml.NewArtifacts(b.pool)
+	a := ml.NewArtifacts(b.Pool)
 	run, other := b.run(t), b.run(t)
 
 	m := &ml.Matrix{Rows: 2, Cols: 3, Data: []float64{1, 2.5, -3, 1e15 + 1, 0, 7}}
-	id, err := a.PutMatrix(b.ctx, run, "x", m, map[string]any{"vocab": []string{"a"}})
+	id, err := a.PutMatrix(b.Ctx, run, "x", m, map[string]any{"vocab": []string{"a"}})
 	require.NoError(t, err)
 	var meta struct{ Vocab []string }
-	got, err := a.Matrix(b.ctx, run, id, &meta)
+	got, err := a.Matrix(b.Ctx, run, id, &meta)
 	require.NoError(t, err)
 	require.Equal(t, m, got, "float64 keeps ids and counts exact")
 	require.Equal(t, []string{"a"}, meta.Vocab)
 	require.Equal(t, []float32{2.5, -3, 0, 7}, got.Columns(1, 3))
 
 	// A retried step overwrites its artifact and keeps the id.
-	again, err := a.PutMatrix(b.ctx, run, "x", &ml.Matrix{Rows: 1, Cols: 1, Data: []float64{9}}, nil)
+	again, err := a.PutMatrix(b.Ctx, run, "x", &ml.Matrix{Rows: 1, Cols: 1, Data: []float64{9}}, nil)
 	require.NoError(t, err)
 	require.Equal(t, id, again)
-	got, err = a.Matrix(b.ctx, run, id, nil)
+	got, err = a.Matrix(b.Ctx, run, id, nil)
 	require.NoError(t, err)
 	require.Equal(t, []float64{9}, got.Data)
 
 	// Another run cannot read it, and a JSON artifact is not a matrix.
-	_, err = a.Matrix(b.ctx, other, id, nil)
+	_, err = a.Matrix(b.Ctx, other, id, nil)
 	require.ErrorContains(t, err, "does not exist")
-	jid, err := a.PutJSON(b.ctx, run, "doc", map[string]int{"n": 1})
+	jid, err := a.PutJSON(b.Ctx, run, "doc", map[string]int{"n": 1})
 	require.NoError(t, err)
-	_, err = a.Matrix(b.ctx, run, jid, nil)
+	_, err = a.Matrix(b.Ctx, run, jid, nil)
 	require.ErrorContains(t, err, "is a json, not a matrix")
 
 	// Pruning spares live runs and takes those finished long enough ago.
-	n, err := a.Prune(b.ctx, time.Hour)
+	n, err := a.Prune(b.Ctx, time.Hour)
 	require.NoError(t, err)
 	require.Zero(t, n)
-	_, err = b.pool.Exec(b.ctx, "UPDATE qflow.runs SET status = 'cancelled', finished_at = now() - interval '2 hours' WHERE id = $1", run)
+	_, err = b.Pool.Exec(b.Ctx, "UPDATE qflow.runs SET status = 'cancelled', finished_at = now() - interval '2 hours' WHERE id = $1", run)
 	require.NoError(t, err)
-	n, err = a.Prune(b.ctx, time.Hour)
+	n, err = a.Prune(b.Ctx, time.Hour)
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
 }
@@ -100,7 +89,7 @@ func TestDeployActivatesOnlyWinners(t *testing.T) {
 	b := setup(t)
 	deploy := func(run int64, win bool) ml.Deployed {
 		t.Helper()
-		d, err := ml.Deploy(b.ctx, b.pool, ml.Candidate{
+		d, err := ml.Deploy(b.Ctx, b.Pool, ml.Candidate{
 			Name: "demo", RunID: run, Backend: "cpu", Weights: tinyModel(t, uint64(run)),
 			Architecture: map[string]any{"layers": 1}, Normalization: map[string]any{}, Metrics: map[string]any{"mse": 0.1},
 		}, func(_ context.Context, active *ml.StoredModel) (bool, string, error) {
@@ -127,7 +116,7 @@ func TestDeployActivatesOnlyWinners(t *testing.T) {
 	require.Equal(t, ml.StatusActive, winner.Status)
 
 	var statuses []string
-	rows, err := b.pool.Query(b.ctx, "SELECT status FROM ml.models WHERE name = 'demo' ORDER BY version")
+	rows, err := b.Pool.Query(b.Ctx, "SELECT status FROM ml.models WHERE name = 'demo' ORDER BY version")
 	require.NoError(t, err)
 	for rows.Next() {
 		var s string
@@ -143,16 +132,16 @@ func TestDeployActivatesOnlyWinners(t *testing.T) {
 	require.Equal(t, loser.ID, again.ID)
 	require.Equal(t, ml.StatusCandidate, again.Status)
 
-	active, err := ml.ActiveModel(b.ctx, b.pool, "demo")
+	active, err := ml.ActiveModel(b.Ctx, b.Pool, "demo")
 	require.NoError(t, err)
 	require.Equal(t, winner.ID, active.ID)
 
 	// A judge that fails leaves nothing behind.
-	_, err = ml.Deploy(b.ctx, b.pool, ml.Candidate{Name: "demo", RunID: b.run(t), Backend: "cpu", Weights: tinyModel(t, 9),
+	_, err = ml.Deploy(b.Ctx, b.Pool, ml.Candidate{Name: "demo", RunID: b.run(t), Backend: "cpu", Weights: tinyModel(t, 9),
 		Architecture: map[string]any{}, Normalization: map[string]any{}, Metrics: map[string]any{}},
 		func(context.Context, *ml.StoredModel) (bool, string, error) { return false, "", errors.New("boom") })
 	require.ErrorContains(t, err, "comparing with the active model: boom")
 	var n int
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM ml.models").Scan(&n))
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT count(*) FROM ml.models").Scan(&n))
 	require.Equal(t, 3, n)
 }

@@ -1,15 +1,13 @@
 package rollout_test
 
 import (
-	"context"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quantumflow/qflow/internal/dbtest"
+	"github.com/quantumflow/qflow/internal/enginetest"
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/architecture"
 	"github.com/quantumflow/qflow/pipelines/complexity"
@@ -17,23 +15,17 @@ import (
 )
 
 type testBundle struct {
-	ctx  context.Context
-	pool *pgxpool.Pool
+	*enginetest.Env
 }
 
 // setup registers both ML workflows in a fresh database (no workers: runs stay where the
 // insert trigger puts them).
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	pool := dbtest.Pool(t)
-	reg := pipelines.NewRegistry()
-	reg.MustAdd(complexity.Workflow(complexity.Options{DB: pool}))
-	reg.MustAdd(architecture.Workflow(architecture.Options{DB: pool}))
-	_, err := reg.Sync(ctx, pool)
-	require.NoError(t, err)
-	return &testBundle{ctx: ctx, pool: pool}
+	return &testBundle{Env: enginetest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
+		reg.MustAdd(complexity.Workflow(complexity.Options{DB: pool}))
+		reg.MustAdd(architecture.Workflow(architecture.Options{DB: pool}))
+	})}
 }
 
 func env(vars map[string]string) func(string) string {
@@ -42,20 +34,7 @@ func env(vars map[string]string) func(string) string {
 
 func (b *testBundle) apply(t *testing.T, vars map[string]string) {
 	t.Helper()
-	_, err := rollout.Apply(b.ctx, b.pool, env(vars))
-	require.NoError(t, err)
-}
-
-func (b *testBundle) int(t *testing.T, sql string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	require.NoError(t, b.pool.QueryRow(b.ctx, sql, args...).Scan(&n))
-	return n
-}
-
-func (b *testBundle) exec(t *testing.T, sql string, args ...any) {
-	t.Helper()
-	_, err := b.pool.Exec(b.ctx, sql, args...)
+	_, err := rollout.Apply(b.Ctx, b.Pool, env(vars))
 	require.NoError(t, err)
 }
 
@@ -63,7 +42,7 @@ func (b *testBundle) exec(t *testing.T, sql string, args ...any) {
 func (b *testBundle) snapshot(t *testing.T) string {
 	t.Helper()
 	var s string
-	require.NoError(t, b.pool.QueryRow(b.ctx, `
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, `
 		SELECT jsonb_build_object(
 		         'settings', (SELECT jsonb_agg(to_jsonb(w) ORDER BY workflow, position) FROM qflow.workflow_settings w),
 		         'rollouts', (SELECT jsonb_agg(jsonb_build_object('w', workflow, 'e', enabled, 'c', canary_percent) ORDER BY workflow) FROM qflow.rollouts))::text`).Scan(&s))
@@ -75,7 +54,7 @@ func (b *testBundle) snapshot(t *testing.T) string {
 func (b *testBundle) startRuns(t *testing.T, workflow string, n int) int64 {
 	t.Helper()
 	var workflowMode int64
-	require.NoError(t, b.pool.QueryRow(b.ctx, `
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, `
 		WITH r AS (INSERT INTO qflow.runs (workflow, input) SELECT $1, '{}' FROM generate_series(1, $2) RETURNING mode)
 		SELECT count(*) FILTER (WHERE mode = 'workflow') FROM r`, workflow, n).Scan(&workflowMode))
 	return workflowMode
@@ -117,7 +96,7 @@ func TestApplySetsEveryVariable(t *testing.T) {
 		timeout, attempts, base, cap, conc int64
 	}
 	steps := func(workflow string) []row {
-		rows, err := b.pool.Query(b.ctx, `SELECT step, timeout_ms, max_attempts, retry_base_ms, retry_max_ms, coalesce(max_concurrency, 0)
+		rows, err := b.Pool.Query(b.Ctx, `SELECT step, timeout_ms, max_attempts, retry_base_ms, retry_max_ms, coalesce(max_concurrency, 0)
 		                                    FROM qflow.workflow_settings WHERE workflow = $1 ORDER BY position`, workflow)
 		require.NoError(t, err)
 		defer rows.Close()
@@ -145,21 +124,21 @@ func TestApplySetsEveryVariable(t *testing.T) {
 		{"model_validation", 34000, 1, 250, 60000, 2},
 		{"model_deployment", 64000, 1, 250, 60000, 1},
 	}, steps(architecture.Name))
-	require.EqualValues(t, 600000, b.int(t, "SELECT timeout_ms FROM qflow.workflows WHERE name = $1", complexity.Name))
-	require.EqualValues(t, 900000, b.int(t, "SELECT timeout_ms FROM qflow.workflows WHERE name = $1", architecture.Name))
-	require.EqualValues(t, 50, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", complexity.Name))
-	require.EqualValues(t, 100, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", architecture.Name))
+	require.EqualValues(t, 600000, b.Count(t, "SELECT timeout_ms FROM qflow.workflows WHERE name = $1", complexity.Name))
+	require.EqualValues(t, 900000, b.Count(t, "SELECT timeout_ms FROM qflow.workflows WHERE name = $1", architecture.Name))
+	require.EqualValues(t, 50, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", complexity.Name))
+	require.EqualValues(t, 100, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", architecture.Name))
 
 	// A new run's deadline follows the new workflow timeout.
-	require.EqualValues(t, 600, b.int(t, `INSERT INTO qflow.runs (workflow) VALUES ($1)
+	require.EqualValues(t, 600, b.Count(t, `INSERT INTO qflow.runs (workflow) VALUES ($1)
 	                                       RETURNING round(extract(epoch FROM deadline - created_at))::bigint`, complexity.Name))
 
 	// The settings survive a restart: registering the same definitions again is a no-op.
 	before := b.snapshot(t)
 	reg := pipelines.NewRegistry()
-	reg.MustAdd(complexity.Workflow(complexity.Options{DB: b.pool}))
-	reg.MustAdd(architecture.Workflow(architecture.Options{DB: b.pool}))
-	_, err := reg.Sync(b.ctx, b.pool)
+	reg.MustAdd(complexity.Workflow(complexity.Options{DB: b.Pool}))
+	reg.MustAdd(architecture.Workflow(architecture.Options{DB: b.Pool}))
+	_, err := reg.Sync(b.Ctx, b.Pool)
 	require.NoError(t, err)
 	require.Equal(t, before, b.snapshot(t))
 }
@@ -177,17 +156,17 @@ func TestApplyWithoutVariablesChangesNothing(t *testing.T) {
 	b := setup(t)
 
 	// An operator configured the fleet with SQL; a host starting without variables keeps it.
-	b.exec(t, "UPDATE qflow.rollouts SET enabled = true, canary_percent = 40 WHERE workflow = $1", complexity.Name)
-	b.exec(t, "UPDATE qflow.steps SET timeout_ms = 99000 WHERE workflow = $1 AND name = 'model_training'", complexity.Name)
+	b.Exec(t, "UPDATE qflow.rollouts SET enabled = true, canary_percent = 40 WHERE workflow = $1", complexity.Name)
+	b.Exec(t, "UPDATE qflow.steps SET timeout_ms = 99000 WHERE workflow = $1 AND name = 'model_training'", complexity.Name)
 	before := b.snapshot(t)
 	b.apply(t, map[string]string{"UNRELATED": "1", "COMPLEXITY_WORKFLOW_TIMEOUT_MS": "  "})
 	require.Equal(t, before, b.snapshot(t))
 
 	// One variable changes one thing.
 	b.apply(t, map[string]string{"COMPLEXITY_MODEL_EVALUATION_TIMEOUT_MS": "45000"})
-	require.EqualValues(t, 45000, b.int(t, "SELECT timeout_ms FROM qflow.steps WHERE workflow = $1 AND name = 'model_evaluation'", complexity.Name))
-	require.EqualValues(t, 99000, b.int(t, "SELECT timeout_ms FROM qflow.steps WHERE workflow = $1 AND name = 'model_training'", complexity.Name))
-	require.EqualValues(t, 40, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", complexity.Name))
+	require.EqualValues(t, 45000, b.Count(t, "SELECT timeout_ms FROM qflow.steps WHERE workflow = $1 AND name = 'model_evaluation'", complexity.Name))
+	require.EqualValues(t, 99000, b.Count(t, "SELECT timeout_ms FROM qflow.steps WHERE workflow = $1 AND name = 'model_training'", complexity.Name))
+	require.EqualValues(t, 40, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", complexity.Name))
 }
 
 func TestApplyRejectsInvalidValues(t *testing.T) {
@@ -210,14 +189,14 @@ func TestApplyRejectsInvalidValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		// A valid variable next to the bad one is not applied either: nothing is written.
-		_, err := rollout.Apply(b.ctx, b.pool, env(map[string]string{c.name: c.value, "COMPLEXITY_WORKFLOW_RETRIES": "7"}))
+		_, err := rollout.Apply(b.Ctx, b.Pool, env(map[string]string{c.name: c.value, "COMPLEXITY_WORKFLOW_RETRIES": "7"}))
 		require.Error(t, err, c.name+"="+c.value)
 		require.Contains(t, err.Error(), c.want)
 	}
 	require.Equal(t, before, b.snapshot(t))
 
 	// Every bad variable is named at once.
-	_, err := rollout.Apply(b.ctx, b.pool, env(map[string]string{"COMPLEXITY_TRAINING_CANARY_PERCENT": "101", "ARCHITECTURE_WORKFLOW_TIMEOUT_MS": "x"}))
+	_, err := rollout.Apply(b.Ctx, b.Pool, env(map[string]string{"COMPLEXITY_TRAINING_CANARY_PERCENT": "101", "ARCHITECTURE_WORKFLOW_TIMEOUT_MS": "x"}))
 	require.ErrorContains(t, err, "COMPLEXITY_TRAINING_CANARY_PERCENT")
 	require.ErrorContains(t, err, "ARCHITECTURE_WORKFLOW_TIMEOUT_MS")
 }
@@ -227,20 +206,20 @@ func TestSeedDefaultsAndNeverConfiguredWorkflows(t *testing.T) {
 	b := setup(t)
 
 	// The migration gives both pipelines the seeds' defaults: new mode off.
-	require.EqualValues(t, 10, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND NOT enabled", complexity.Name))
-	require.EqualValues(t, 100, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND NOT enabled", architecture.Name))
+	require.EqualValues(t, 10, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND NOT enabled", complexity.Name))
+	require.EqualValues(t, 100, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND NOT enabled", architecture.Name))
 	require.Zero(t, b.startRuns(t, complexity.Name, 50), "disabled until enabled: every run legacy")
 
 	// Without a row, a variable creates one with the seed's default for the other column.
-	b.exec(t, "DELETE FROM qflow.rollouts")
+	b.Exec(t, "DELETE FROM qflow.rollouts")
 	b.apply(t, map[string]string{"PGFLOW_ARCHITECTURE_LEARNING_ENABLED": "true", "COMPLEXITY_TRAINING_CANARY_PERCENT": "30"})
-	require.EqualValues(t, 100, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", architecture.Name))
-	require.EqualValues(t, 30, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND NOT enabled", complexity.Name))
+	require.EqualValues(t, 100, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", architecture.Name))
+	require.EqualValues(t, 30, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND NOT enabled", complexity.Name))
 	require.EqualValues(t, 100, b.startRuns(t, architecture.Name, 100), "a direct migration: every run in workflow mode")
 
-	b.exec(t, "DELETE FROM qflow.rollouts WHERE workflow = $1", complexity.Name)
+	b.Exec(t, "DELETE FROM qflow.rollouts WHERE workflow = $1", complexity.Name)
 	b.apply(t, map[string]string{"PGFLOW_COMPLEXITY_TRAINING_ENABLED": "true"})
-	require.EqualValues(t, 10, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", complexity.Name))
+	require.EqualValues(t, 10, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1 AND enabled", complexity.Name))
 }
 
 func TestCanarySplitIsExactAndStable(t *testing.T) {
@@ -252,11 +231,11 @@ func TestCanarySplitIsExactAndStable(t *testing.T) {
 	require.InDelta(t, 100, got, 30, "10%% of 1,000 runs within ±3 points")
 
 	// SQL changes the split for new runs without a restart; runs keep the mode they started with.
-	b.exec(t, "UPDATE qflow.rollouts SET canary_percent = 50 WHERE workflow = $1", complexity.Name)
+	b.Exec(t, "UPDATE qflow.rollouts SET canary_percent = 50 WHERE workflow = $1", complexity.Name)
 	require.InDelta(t, 500, b.startRuns(t, complexity.Name, 1000), 30)
-	require.EqualValues(t, got, b.int(t, "SELECT count(*) FROM (SELECT mode FROM qflow.runs ORDER BY id LIMIT 1000) r WHERE mode = 'workflow'"))
+	require.EqualValues(t, got, b.Count(t, "SELECT count(*) FROM (SELECT mode FROM qflow.runs ORDER BY id LIMIT 1000) r WHERE mode = 'workflow'"))
 	// The choice is a function of the run id: the same id always gets the same mode.
-	require.Zero(t, b.int(t, "SELECT count(*) FROM qflow.runs WHERE id > 1000 AND mode <> qflow.run_mode(workflow, id)"))
+	require.Zero(t, b.Count(t, "SELECT count(*) FROM qflow.runs WHERE id > 1000 AND mode <> qflow.run_mode(workflow, id)"))
 
 	for _, pct := range []int{0, 25, 90, 100} {
 		b.apply(t, map[string]string{"COMPLEXITY_TRAINING_CANARY_PERCENT": strconv.Itoa(pct)})
@@ -273,13 +252,13 @@ func TestRollbackSendsEveryNewRunToLegacy(t *testing.T) {
 
 	b.apply(t, map[string]string{"PGFLOW_COMPLEXITY_TRAINING_ENABLED": "false"})
 	require.Zero(t, b.startRuns(t, complexity.Name, 200), "rolled back: every new run legacy")
-	require.EqualValues(t, 100, b.int(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1", complexity.Name), "the percentage is kept for later")
-	require.EqualValues(t, 200, b.int(t, "SELECT count(*) FROM qflow.runs WHERE mode = 'workflow'"), "earlier runs keep their mode")
-	require.EqualValues(t, 200, b.int(t, "SELECT count(*) FROM river.river_job WHERE kind = 'qflow_legacy'"))
+	require.EqualValues(t, 100, b.Count(t, "SELECT canary_percent FROM qflow.rollouts WHERE workflow = $1", complexity.Name), "the percentage is kept for later")
+	require.EqualValues(t, 200, b.Count(t, "SELECT count(*) FROM qflow.runs WHERE mode = 'workflow'"), "earlier runs keep their mode")
+	require.EqualValues(t, 200, b.Count(t, "SELECT count(*) FROM river.river_job WHERE kind = 'qflow_legacy'"))
 
 	// A host without the variable does not undo the rollback; SQL does, at once.
 	b.apply(t, map[string]string{})
 	require.Zero(t, b.startRuns(t, complexity.Name, 10))
-	b.exec(t, "UPDATE qflow.rollouts SET enabled = true WHERE workflow = $1", complexity.Name)
+	b.Exec(t, "UPDATE qflow.rollouts SET enabled = true WHERE workflow = $1", complexity.Name)
 	require.EqualValues(t, 10, b.startRuns(t, complexity.Name, 10))
 }
