@@ -23,6 +23,16 @@ func (q *Queries) ActAsSchemaOwner(ctx context.Context) error {
 	return err
 }
 
+const actAsSessionUser = `-- name: ActAsSessionUser :exec
+SELECT set_config('role', 'none', true)
+`
+
+// Back from ActAsSchemaOwner: the bookkeeping tables are whoever ran the migrations'.
+func (q *Queries) ActAsSessionUser(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, actAsSessionUser)
+	return err
+}
+
 const appliedCode = `-- name: AppliedCode :many
 SELECT file, sha256 FROM qflow.schema_code ORDER BY file
 `
@@ -135,23 +145,6 @@ func (q *Queries) CodeGrants(ctx context.Context) ([]CodeGrantsRow, error) {
 	return items, nil
 }
 
-const codeObjectExists = `-- name: CodeObjectExists :one
-SELECT (CASE WHEN $1::text = 'routine' THEN to_regprocedure($2::text) IS NOT NULL
-             ELSE to_regclass($2::text) IS NOT NULL END)::boolean AS found
-`
-
-type CodeObjectExistsParams struct {
-	Kind   string `json:"kind"`
-	Object string `json:"object"`
-}
-
-func (q *Queries) CodeObjectExists(ctx context.Context, arg CodeObjectExistsParams) (bool, error) {
-	row := q.db.QueryRow(ctx, codeObjectExists, arg.Kind, arg.Object)
-	var found bool
-	err := row.Scan(&found)
-	return found, err
-}
-
 const ensureRiverSchema = `-- name: EnsureRiverSchema :exec
 CREATE SCHEMA IF NOT EXISTS river
 `
@@ -172,6 +165,30 @@ CREATE SCHEMA IF NOT EXISTS qflow
 func (q *Queries) EnsureSchema(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, ensureSchema)
 	return err
+}
+
+const keepCodeGrant = `-- name: KeepCodeGrant :one
+SELECT (CASE WHEN $1::text = 'routine'
+             THEN EXISTS (SELECT 1
+                            FROM pg_catalog.pg_proc p
+                            JOIN qflow.procedure_access a ON a.name = p.proname
+                           WHERE p.oid = to_regprocedure($2::text) AND cardinality(a.roles) > 0)
+             ELSE to_regclass($2::text) IS NOT NULL END)::boolean AS keep
+`
+
+type KeepCodeGrantParams struct {
+	Kind   string `json:"kind"`
+	Object string `json:"object"`
+}
+
+// A grant CodeGrants saved is given again when its object is still there and, for a routine,
+// qflow.procedure_access still lets a role call it: a routine that became internal loses its
+// callers with its old definition.
+func (q *Queries) KeepCodeGrant(ctx context.Context, arg KeepCodeGrantParams) (bool, error) {
+	row := q.db.QueryRow(ctx, keepCodeGrant, arg.Kind, arg.Object)
+	var keep bool
+	err := row.Scan(&keep)
+	return keep, err
 }
 
 const lockMigrate = `-- name: LockMigrate :exec

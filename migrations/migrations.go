@@ -102,7 +102,7 @@ func migrateState(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // applyCode re-creates every code object from sql/schema when the code files differ from
-// those applied last, in one transaction, keeping the grants on them.
+// those applied last, in one transaction, keeping the grants on them that still apply.
 func applyCode(ctx context.Context, conn *pgx.Conn) error {
 	code, err := schema.Code()
 	if err != nil {
@@ -140,13 +140,16 @@ func applyCode(ctx context.Context, conn *pgx.Conn) error {
 			}
 			files[i], sums[i] = f.Name, f.SHA256
 		}
+		if err := q.ActAsSessionUser(ctx); err != nil {
+			return fmt.Errorf("acting as %s again: %w", conn.Config().User, err)
+		}
 		for _, g := range grants {
-			found, err := q.CodeObjectExists(ctx, gen.CodeObjectExistsParams{Kind: g.Kind, Object: g.Object})
+			keep, err := q.KeepCodeGrant(ctx, gen.KeepCodeGrantParams{Kind: g.Kind, Object: g.Object})
 			if err != nil {
 				return fmt.Errorf("looking up %s %s: %w", g.Kind, g.Object, err)
 			}
-			if !found {
-				continue // gone from sql/schema: its grant goes with it
+			if !keep {
+				continue
 			}
 			if _, err := tx.Exec(ctx, g.Stmt); err != nil {
 				return fmt.Errorf("%s: %w", g.Stmt, err)

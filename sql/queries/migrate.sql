@@ -35,6 +35,10 @@ SELECT set_config('role', r.rolname, true)
   JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
  WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER');
 
+-- name: ActAsSessionUser :exec
+-- Back from ActAsSchemaOwner: the bookkeeping tables are whoever ran the migrations'.
+SELECT set_config('role', 'none', true);
+
 -- name: CodeGrants :many
 -- The grants on code objects (routines of schema qflow, views of qflow and ml) to roles other
 -- than their owner, as statements that give them again once the code is re-created.
@@ -52,9 +56,16 @@ SELECT 'view', c.oid::regclass::text, format('GRANT %s ON %s TO %I', a.privilege
   JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
  WHERE n.nspname IN ('qflow', 'ml') AND c.relkind = 'v' AND a.grantee <> c.relowner;
 
--- name: CodeObjectExists :one
-SELECT (CASE WHEN @kind::text = 'routine' THEN to_regprocedure(@object::text) IS NOT NULL
-             ELSE to_regclass(@object::text) IS NOT NULL END)::boolean AS found;
+-- name: KeepCodeGrant :one
+-- A grant CodeGrants saved is given again when its object is still there and, for a routine,
+-- qflow.procedure_access still lets a role call it: a routine that became internal loses its
+-- callers with its old definition.
+SELECT (CASE WHEN @kind::text = 'routine'
+             THEN EXISTS (SELECT 1
+                            FROM pg_catalog.pg_proc p
+                            JOIN qflow.procedure_access a ON a.name = p.proname
+                           WHERE p.oid = to_regprocedure(@object::text) AND cardinality(a.roles) > 0)
+             ELSE to_regclass(@object::text) IS NOT NULL END)::boolean AS keep;
 
 -- name: CodeDrops :many
 -- Every code object of schemas qflow and ml, as the statements that drop it: views, then
