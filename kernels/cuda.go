@@ -40,7 +40,7 @@ var ptxFiles embed.FS
 // and returned by every later call; Close the backend and make a new one.
 //
 // Building it needs cuda.h and libcuda (the cuda build tag, gorgonia.org/cu);
-// running it needs an NVIDIA driver and GPU. See notes/cuda.md. Built with
+// running it needs an NVIDIA driver and GPU. See the README, "GPU worker". Built with
 // the cudaemu tag instead, it runs on the CUDA emulator (cuda_emu.go): the
 // same backend and kernel sources, executed on the host CPU.
 type CUDA struct {

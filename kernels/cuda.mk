@@ -1,7 +1,7 @@
 # CUDA: our kernels (kernels/*.cu, compiled to the committed kernels/*.ptx), the qflow-gpu
 # binary and compile checks of everything behind the cuda build tag. The Makefile includes
 # this file. Nothing here needs a GPU; the checks that do are bench/gpu/run.sh, run on the
-# GPU host with the binaries of `make gpu-bundle` (see notes/cuda.md).
+# GPU host with the binaries of `make gpu-bundle` (see the README, "GPU worker").
 #
 #   make kernels      regenerate kernels/*.ptx (commit them)
 #   make build-gpu    bin/qflow-gpu

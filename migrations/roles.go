@@ -12,8 +12,8 @@ import (
 // qflow_worker, qflow_trigger, qflow_reader.
 const DefaultRolePrefix = "qflow"
 
-// Roles names the four group roles of a QuantumFlow database (see 015_roles.sql for what
-// each may do). They are NOLOGIN roles: an operator grants them to login users.
+// Roles names the four group roles of a QuantumFlow database (see sql/schema/0910_ensure_roles.sql
+// for what each may do). They are NOLOGIN roles: an operator grants them to login users.
 type Roles struct {
 	// Admin owns the schemas: migrations, definitions, everything.
 	Admin string

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"sync"
 )
 
@@ -30,8 +29,6 @@ type batchReply[Resp any] struct {
 	resp Resp
 	err  error
 }
-
-var errBatcherStopped = errors.New("worker is stopping")
 
 func newBatcher[Req, Resp any](max, flushers int, flush func(context.Context, []Req) ([]Resp, error)) *batcher[Req, Resp] {
 	return &batcher[Req, Resp]{reqs: make(chan batchItem[Req, Resp], max*flushers), max: max, flush: flush, flushers: flushers}

@@ -48,14 +48,14 @@ type Config struct {
 	// ReportInterval is how often the metrics reporter reads the database [5s].
 	ReportInterval time.Duration
 	// DisableEagerDispatch makes every step go through its queue: a finished step's slot no
-	// longer takes the successor it made ready (see migrations/016_eager_dispatch.sql) [false].
+	// longer takes the successor it made ready (see sql/schema/0550_finish_steps.sql) [false].
 	DisableEagerDispatch bool
 	// AfterSync runs once the registry's definitions are registered, before the worker
 	// starts taking steps: settings that apply on top of definitions (environment, rollouts).
 	AfterSync func(ctx context.Context) error
 }
 
-// Observer is told what the worker does; the metrics package implements it.
+// Observer is told what the worker does; *Metrics (metrics.go) implements it.
 type Observer interface {
 	// StepStarted is called as a step's handler starts; dispatch says how the step reached
 	// this worker (DispatchQueue, DispatchEager or DispatchLegacy).

@@ -9,7 +9,7 @@ import (
 )
 
 // The CUDA backend, in binaries built with -tags cuda (they need a GPU to
-// start; see notes/cuda.md). One backend serves every network: it is made
+// start; see the README, "GPU worker"). One backend serves every network: it is made
 // before the first timing starts, so context creation and the kernels' JIT
 // compilation are not in the figures.
 func init() {

@@ -6,7 +6,7 @@
 // serve the gpu class with `qflow worker --classes gpu`, on the CPU.
 //
 // Build with `make build-gpu` (the cuda tag; needs cuda.h and libcuda, see
-// notes/cuda.md). Built with the cudaemu tag instead it trains on the CUDA
+// the README, "GPU worker"). Built with the cudaemu tag instead it trains on the CUDA
 // emulator (kernels/cuda_emu.go), which is how its tests run it without a
 // GPU; that build is for tests, not for serving.
 //

@@ -1,5 +1,5 @@
--- Queries of `qflow migrate` and of workers about the schema and its roles (migrations/014,
--- migrations/015).
+-- Queries of `qflow migrate` and of workers about the schema and its roles
+-- (sql/schema/0195_schema_version.sql, 0900_secure_procedures.sql, 0910_ensure_roles.sql).
 
 -- name: SecureProcedures :exec
 -- After every migration run: nothing callable by PUBLIC, definer procedures as their owner.

@@ -1,6 +1,7 @@
 -- step_stats: step statistics over a time window; the rules common to both (windows,
--- percentiles, rounding) are stated in 0860_workflow_stats.sql. One row per step of every workflow's current version, plus any step of an older
--- version that made attempts in the window.
+-- percentiles, rounding) are stated in 0860_workflow_stats.sql. One row per step of every
+-- workflow's current version, plus any step of an older version that made attempts in the
+-- window.
 --
 --   workflow, step   the step
 --   position         its place in the current version's topological order; NULL for a step
