@@ -47,8 +47,8 @@ const secureProcedures = `-- name: SecureProcedures :exec
 SELECT qflow.secure_procedures()
 `
 
-// Queries of `qflow migrate` and of workers about the schema and its roles (migrations/014,
-// migrations/015).
+// Queries of `qflow migrate` and of workers about the schema and its roles
+// (sql/schema/0195_schema_version.sql, 0900_secure_procedures.sql, 0910_ensure_roles.sql).
 // After every migration run: nothing callable by PUBLIC, definer procedures as their owner.
 func (q *Queries) SecureProcedures(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, secureProcedures)
