@@ -197,6 +197,8 @@ type QflowStepOverview struct {
 	DurationMs     int64              `json:"duration_ms"`
 	Error          *string            `json:"error"`
 	Output         json.RawMessage    `json:"output"`
+	Progress       json.RawMessage    `json:"progress"`
+	ProgressAt     pgtype.Timestamptz `json:"progress_at"`
 }
 
 type QflowStepRun struct {
@@ -218,6 +220,8 @@ type QflowStepRun struct {
 	FinishedAt     pgtype.Timestamptz `json:"finished_at"`
 	LeaseExpiresAt pgtype.Timestamptz `json:"lease_expires_at"`
 	NextAttemptAt  pgtype.Timestamptz `json:"next_attempt_at"`
+	Progress       json.RawMessage    `json:"progress"`
+	ProgressAt     pgtype.Timestamptz `json:"progress_at"`
 }
 
 type QflowStepStat struct {

@@ -123,3 +123,19 @@ func (q *Queries) FinishSteps(ctx context.Context, arg FinishStepsParams) ([]Fin
 	}
 	return items, nil
 }
+
+const reportProgress = `-- name: ReportProgress :one
+SELECT qflow.report_progress($1::text, $2::jsonb)::integer AS written
+`
+
+type ReportProgressParams struct {
+	Worker  string          `json:"worker"`
+	Reports json.RawMessage `json:"reports"`
+}
+
+func (q *Queries) ReportProgress(ctx context.Context, arg ReportProgressParams) (int32, error) {
+	row := q.db.QueryRow(ctx, reportProgress, arg.Worker, arg.Reports)
+	var written int32
+	err := row.Scan(&written)
+	return written, err
+}

@@ -33,6 +33,16 @@ func (q *Queries) HeartbeatWorker(ctx context.Context, arg HeartbeatWorkerParams
 	return err
 }
 
+const listenCancel = `-- name: ListenCancel :exec
+LISTEN qflow_cancel
+`
+
+// Notifications of attempts the worker runs that are no longer wanted (0337_notify_cancel.sql).
+func (q *Queries) ListenCancel(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, listenCancel)
+	return err
+}
+
 const registerWorkflow = `-- name: RegisterWorkflow :one
 
 SELECT qflow.register_workflow($1) AS version
@@ -62,4 +72,37 @@ CALL qflow.sweep()
 func (q *Queries) Sweep(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, sweep)
 	return err
+}
+
+const sweepUnlock = `-- name: SweepUnlock :exec
+SELECT pg_advisory_unlock(hashtextextended('qflow.sweep', 0))
+`
+
+func (q *Queries) SweepUnlock(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, sweepUnlock)
+	return err
+}
+
+const tryLockWorker = `-- name: TryLockWorker :one
+SELECT pg_try_advisory_lock(qflow.worker_lock_key($1::text)) AS locked
+`
+
+// The worker's liveness lock, on its own connection (sql/schema/0332_worker_lock_key.sql).
+func (q *Queries) TryLockWorker(ctx context.Context, worker string) (bool, error) {
+	row := q.db.QueryRow(ctx, tryLockWorker, worker)
+	var locked bool
+	err := row.Scan(&locked)
+	return locked, err
+}
+
+const trySweepLock = `-- name: TrySweepLock :one
+SELECT pg_try_advisory_lock(hashtextextended('qflow.sweep', 0)) AS locked
+`
+
+// One sweep at a time across the fleet: whoever gets this runs it.
+func (q *Queries) TrySweepLock(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, trySweepLock)
+	var locked bool
+	err := row.Scan(&locked)
+	return locked, err
 }

@@ -52,6 +52,9 @@ func (lw *legacyWorker) Work(ctx context.Context, job *river.Job[LegacyArgs]) er
 		return fmt.Errorf("loading steps of %s v%d: %w", claim.Workflow, claim.Version, err)
 	}
 
+	// A cancel notification for a legacy run names no step: it stops the whole chain.
+	ctx, forget := w.cancels.track(ctx, StepArgs{RunID: a.RunID, Attempt: a.Attempt})
+	defer forget()
 	output, res := w.runChain(ctx, claim, steps, a)
 	if res.released {
 		// Shutting down mid-chain: this attempt failed; the chain runs again from the start.

@@ -149,11 +149,20 @@ func (w *Worker) execute(ctx context.Context, claim claimed, a StepArgs, dispatc
 	start := time.Now()
 	stepCtx, cancel := context.WithTimeoutCause(ctx, time.Duration(claim.TimeoutMS)*time.Millisecond, errStepTimeout)
 	defer cancel()
+	stepCtx, forget := w.cancels.track(stepCtx, a)
+	defer forget()
+	if dispatch != DispatchLegacy {
+		stepCtx = pipelines.WithProgress(stepCtx, reporter{book: &w.progress, a: a})
+		defer w.progress.forget(a)
+	}
 	res := runHandler(stepCtx, handler, in)
 	res.elapsed = time.Since(start)
 
 	if res.err != nil || stepCtx.Err() != nil {
 		switch {
+		case errors.Is(context.Cause(stepCtx), errCancelledByEngine):
+			// The attempt is already over in the database; its result will be found stale.
+			res.err = fmt.Errorf("stopped: %w", errCancelledByEngine)
 		case errors.Is(context.Cause(stepCtx), errStepTimeout):
 			res.err = fmt.Errorf("step timed out after %s: %w", time.Duration(claim.TimeoutMS)*time.Millisecond, orErr(res.err, errStepTimeout))
 			res.timedOut, res.permanent = true, false

@@ -19,9 +19,6 @@ import (
 	"github.com/quantumflow/qflow/pipelines"
 )
 
-// MaintenanceQueue is served by every worker; the sweeper's periodic job runs there.
-const MaintenanceQueue = "qflow_maintenance"
-
 // Config configures a Worker. Zero values take the defaults in brackets.
 type Config struct {
 	Pool     *pgxpool.Pool
@@ -38,8 +35,11 @@ type Config struct {
 	// FetchPollInterval is how often River polls without a wake-up; it bounds how late a
 	// retry whose backoff has passed may start [100ms].
 	FetchPollInterval time.Duration
-	// SweepInterval is how often the leader runs qflow.sweep [1s].
+	// SweepInterval is how often each worker tries to run qflow.sweep; one of those trying at
+	// a time does (see liveness.go) [1s].
 	SweepInterval time.Duration
+	// ProgressInterval is how often the running steps' latest progress reports are written [2s].
+	ProgressInterval time.Duration
 	// HeartbeatInterval is how often the process refreshes its qflow.workers row [5s].
 	HeartbeatInterval time.Duration
 	// Metrics receives step outcomes; nil records nothing. A *Metrics also makes this process
@@ -91,9 +91,18 @@ type Worker struct {
 	// stopping is set when shutdown begins: slots take no more steps with their results.
 	stopping atomic.Bool
 
+	// cancels holds the running handlers' contexts, for the engine's cancel notifications.
+	cancels cancels
+	live    *liveness
+	// progress holds the running steps' latest progress reports until they are written.
+	progress progressBook
+
 	heartbeatDone chan struct{}
 	cancelBeat    context.CancelFunc
 	reporterDone  chan struct{}
+	liveDone      chan struct{}
+	sweepDone     chan struct{}
+	progressDone  chan struct{}
 }
 
 // New builds a worker; Start runs it.
@@ -123,6 +132,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
 	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = 2 * time.Second
+	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 5 * time.Second
 	}
@@ -141,9 +153,8 @@ func New(cfg Config) (*Worker, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &stepWorker{w: w})
 	river.AddWorker(workers, &legacyWorker{w: w})
-	river.AddWorker(workers, &sweepWorker{w: w})
 
-	queues := map[string]river.QueueConfig{MaintenanceQueue: {MaxWorkers: 1}}
+	queues := map[string]river.QueueConfig{}
 	for _, c := range cfg.Classes {
 		queues[c] = river.QueueConfig{
 			MaxWorkers:        cfg.MaxWorkers,
@@ -162,11 +173,6 @@ func New(cfg Config) (*Worker, error) {
 		FetchPollInterval: cfg.FetchPollInterval,
 		// Step timeouts are enforced by the worker itself, per step.
 		JobTimeout: -1,
-		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return sweepArgs{}, nil },
-				&river.PeriodicJobOpts{ID: "qflow_sweep", RunOnStart: true}),
-		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating River client: %w", err)
@@ -208,6 +214,26 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.cancelBeat = cancel
 	w.heartbeatDone = make(chan struct{})
 	go w.heartbeatLoop(beatCtx)
+	// No step is taken before the liveness lock is held: the sweep would take the worker for
+	// dead and retry it.
+	w.live = &liveness{w: w, locked: make(chan struct{})}
+	w.liveDone = make(chan struct{})
+	go func() {
+		defer close(w.liveDone)
+		w.live.run(beatCtx)
+	}()
+	select {
+	case <-w.live.locked:
+	case <-ctx.Done():
+		w.stopBackground()
+		w.claims.stop()
+		w.results.stop()
+		return fmt.Errorf("taking the liveness lock: %w", ctx.Err())
+	}
+	w.sweepDone = make(chan struct{})
+	go w.sweepLoop(beatCtx, w.sweepDone)
+	w.progressDone = make(chan struct{})
+	go w.progressLoop(beatCtx, w.progressDone)
 	if m, ok := w.cfg.Metrics.(*Metrics); ok {
 		w.reporterDone = make(chan struct{})
 		go func() {
@@ -226,11 +252,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		return w.client.Start(context.WithoutCancel(ctx))
 	})
 	if err != nil {
-		cancel()
-		<-w.heartbeatDone
-		if w.reporterDone != nil {
-			<-w.reporterDone
-		}
+		w.stopBackground()
 		w.claims.stop()
 		w.results.stop()
 		return fmt.Errorf("starting River client: %w", err)
@@ -253,13 +275,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	// Every Work call has returned: nothing more will be claimed or recorded.
 	w.claims.stop()
 	w.results.stop()
-	if w.cancelBeat != nil {
-		w.cancelBeat()
-		<-w.heartbeatDone
-		if w.reporterDone != nil {
-			<-w.reporterDone
-		}
-	}
+	w.stopBackground()
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if rerr := w.queries.RemoveWorker(rctx, w.cfg.ID); rerr != nil {
@@ -270,6 +286,21 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// stopBackground ends the heartbeat, liveness, sweep and metrics loops and waits for them.
+// The liveness lock goes with its session: a worker that stopped is dead to the sweep, which
+// finds nothing of it running.
+func (w *Worker) stopBackground() {
+	if w.cancelBeat == nil {
+		return
+	}
+	w.cancelBeat()
+	for _, done := range []chan struct{}{w.heartbeatDone, w.reporterDone, w.liveDone, w.sweepDone, w.progressDone} {
+		if done != nil {
+			<-done
+		}
+	}
 }
 
 func (w *Worker) heartbeat(ctx context.Context) error {
@@ -293,27 +324,6 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// sweepArgs is the periodic job of the leader that runs qflow.sweep.
-type sweepArgs struct{}
-
-func (sweepArgs) Kind() string { return "qflow_sweep" }
-
-func (sweepArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: MaintenanceQueue, MaxAttempts: 1}
-}
-
-type sweepWorker struct {
-	river.WorkerDefaults[sweepArgs]
-	w *Worker
-}
-
-func (s *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
-	if err := s.w.queries.Sweep(ctx); err != nil {
-		return fmt.Errorf("sweeping: %w", err)
-	}
-	return nil
 }
 
 // riverLogger keeps River's routine chatter (producer counts, leadership) out of the log

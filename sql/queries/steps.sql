@@ -14,3 +14,6 @@ SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS a
        coalesce(f.next_timeout_ms, 0)::bigint AS next_timeout_ms, coalesce(f.next_input, '{}')::jsonb AS next_input,
        coalesce(f.next_deps, '{}')::jsonb AS next_deps
   FROM qflow.finish_steps(@results::jsonb, @worker::text, @classes::text[]) AS f;
+
+-- name: ReportProgress :one
+SELECT qflow.report_progress(@worker::text, @reports::jsonb)::integer AS written;

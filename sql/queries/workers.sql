@@ -13,3 +13,18 @@ DELETE FROM qflow.workers WHERE id = @id;
 
 -- name: Sweep :exec
 CALL qflow.sweep();
+
+-- name: TryLockWorker :one
+-- The worker's liveness lock, on its own connection (sql/schema/0332_worker_lock_key.sql).
+SELECT pg_try_advisory_lock(qflow.worker_lock_key(@worker::text)) AS locked;
+
+-- name: ListenCancel :exec
+-- Notifications of attempts the worker runs that are no longer wanted (0337_notify_cancel.sql).
+LISTEN qflow_cancel;
+
+-- name: TrySweepLock :one
+-- One sweep at a time across the fleet: whoever gets this runs it.
+SELECT pg_try_advisory_lock(hashtextextended('qflow.sweep', 0)) AS locked;
+
+-- name: SweepUnlock :exec
+SELECT pg_advisory_unlock(hashtextextended('qflow.sweep', 0));

@@ -25,6 +25,9 @@ CREATE TABLE qflow.step_runs (
     finished_at      timestamptz,
     lease_expires_at timestamptz,
     next_attempt_at  timestamptz,
+    -- What the running attempt last said about how far it got (qflow.report_progress).
+    progress         jsonb       CHECK (jsonb_typeof(progress) = 'object'),
+    progress_at      timestamptz,
     PRIMARY KEY (run_id, step),
     CHECK ((status = 'running') = (lease_expires_at IS NOT NULL)),
     CHECK ((finished_at IS NOT NULL) = (status IN ('succeeded', 'failed', 'skipped', 'cancelled'))),

@@ -1,13 +1,14 @@
 -- step_input: the dependency part of a step's input, {dependency name: its output} (a skipped
 -- dependency gives null), read when the step is claimed. The other part is the run input.
--- (plpgsql, like every routine on the hot path: it keeps its plan per connection, where an SQL
--- function that cannot be inlined is planned again on every call.)
+--
+-- A one-row set-returning SQL function, called in FROM (LATERAL): Postgres inlines it into the
+-- calling statement as a subquery, so it costs no call and shares the caller's cached plan (a
+-- scalar SQL function with an aggregate cannot be inlined, and would be planned on every call).
 CREATE FUNCTION qflow.step_input(p_run_id bigint, p_workflow text, p_version integer, p_step text)
-RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN (SELECT coalesce(jsonb_object_agg(d.depends_on, dep.output), '{}')
-              FROM qflow.step_deps d
-              JOIN qflow.step_runs dep ON dep.run_id = p_run_id AND dep.step = d.depends_on
-             WHERE d.workflow = p_workflow AND d.version = p_version AND d.step = p_step);
-END $$;
+RETURNS TABLE (deps jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_object_agg(d.depends_on, dep.output), '{}')
+      FROM qflow.step_deps d
+      JOIN qflow.step_runs dep ON dep.run_id = p_run_id AND dep.step = d.depends_on
+     WHERE d.workflow = p_workflow AND d.version = p_version AND d.step = p_step
+$$;

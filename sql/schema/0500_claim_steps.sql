@@ -50,8 +50,8 @@ BEGIN
         SELECT cl.run_id, cl.step, cl.attempt, cl.job_id, p_worker, 'running' FROM claimed cl
         RETURNING step_attempts.run_id
     )
-    SELECT cl.run_id, cl.step, cl.attempt, cl.workflow, cl.timeout_ms, r.input,
-           qflow.step_input(cl.run_id, cl.workflow, cl.version, cl.step)
+    SELECT cl.run_id, cl.step, cl.attempt, cl.workflow, cl.timeout_ms, r.input, si.deps
       FROM claimed cl
-      JOIN qflow.runs r ON r.id = cl.run_id;
+      JOIN qflow.runs r ON r.id = cl.run_id
+     CROSS JOIN LATERAL qflow.step_input(cl.run_id, cl.workflow, cl.version, cl.step) si;
 END $$;

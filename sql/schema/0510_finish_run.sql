@@ -14,8 +14,12 @@ CREATE FUNCTION qflow.finish_run(p_run_id bigint, p_status text, p_error text)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_group record;
-    v_jobs  bigint[];
+    v_group    record;
+    v_jobs     bigint[];
+    v_workers  text[];
+    v_steps    text[];
+    v_attempts integer[];
+    v_legacy   record;
 BEGIN
     UPDATE qflow.runs r
        SET status = p_status, finished_at = now(), error = p_error,
@@ -33,22 +37,40 @@ BEGIN
         UPDATE qflow.step_runs
            SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL
          WHERE run_id = p_run_id AND status IN ('waiting', 'ready', 'queued', 'running')
-        RETURNING job_id
+        RETURNING job_id, worker, step, attempt, started_at
     )
-    SELECT array_agg(job_id) INTO v_jobs FROM stopped WHERE job_id IS NOT NULL;
-    -- A running job is left to its worker, which finds its result stale.
+    SELECT array_agg(job_id) FILTER (WHERE job_id IS NOT NULL),
+           array_agg(worker) FILTER (WHERE started_at IS NOT NULL),
+           array_agg(step) FILTER (WHERE started_at IS NOT NULL),
+           array_agg(attempt) FILTER (WHERE started_at IS NOT NULL)
+      INTO v_jobs, v_workers, v_steps, v_attempts
+      FROM stopped;
+    -- A running job is left to its worker, which finds its result stale; the handler is told
+    -- to stop now rather than at its timeout.
     PERFORM qflow.river_finalize_jobs(v_jobs, 'cancelled', '{available,scheduled,retryable,pending}');
+    PERFORM qflow.notify_cancel(x.worker, p_run_id, x.step, x.attempt)
+       FROM unnest(v_workers, v_steps, v_attempts) AS x(worker, step, attempt);
 
     UPDATE qflow.step_attempts
        SET status = 'cancelled', finished_at = now(), error = coalesce(error, format('run %s', p_status))
      WHERE run_id = p_run_id AND status = 'running';
 
-    -- Legacy runs have one job and no step rows.
+    -- Legacy runs have one job and no step rows; a job of theirs still running is told to stop
+    -- (unless it is the job that succeeded the run).
     IF EXISTS (SELECT 1 FROM qflow.runs r WHERE r.id = p_run_id AND r.mode = 'legacy') THEN
         PERFORM qflow.river_finalize_jobs(
             ARRAY(SELECT j.id FROM river.river_job j
                    WHERE j.kind = 'qflow_legacy' AND j.args @> jsonb_build_object('run_id', p_run_id)),
             'cancelled', '{available,scheduled,retryable}');
+        IF p_status <> 'succeeded' THEN
+            FOR v_legacy IN
+                SELECT j.attempted_by[cardinality(j.attempted_by)] AS worker, (j.args ->> 'attempt')::integer AS attempt
+                  FROM river.river_job j
+                 WHERE j.kind = 'qflow_legacy' AND j.state = 'running' AND j.args @> jsonb_build_object('run_id', p_run_id)
+            LOOP
+                PERFORM qflow.notify_cancel(v_legacy.worker, p_run_id, NULL, v_legacy.attempt);
+            END LOOP;
+        END IF;
     END IF;
 
     -- A succeeded run freed nothing here: settle_steps already handed its last slot on.

@@ -168,12 +168,12 @@ BEGIN
             RETURNING step_attempts.run_id
         )
         SELECT array_agg(p.ord), array_agg(p.run_id), array_agg(p.step), array_agg(p.attempt), array_agg(c.job_id),
-               array_agg(p.workflow), array_agg(p.timeout_ms), array_agg(r.input),
-               array_agg(qflow.step_input(p.run_id, p.workflow, p.version, p.step))
+               array_agg(p.workflow), array_agg(p.timeout_ms), array_agg(r.input), array_agg(si.deps)
           INTO v_e_ords, v_e_runs, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps
           FROM picked p
           JOIN claimed c ON c.run_id = p.run_id AND c.step = p.step
-          JOIN qflow.runs r ON r.id = p.run_id;
+          JOIN qflow.runs r ON r.id = p.run_id
+         CROSS JOIN LATERAL qflow.step_input(p.run_id, p.workflow, p.version, p.step) si;
     END IF;
 
     -- The ready steps nobody took go to their queues.

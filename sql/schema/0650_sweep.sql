@@ -1,16 +1,20 @@
--- sweep is run every second by the leader worker (worker/worker.go). It times out runs past
--- their deadline (0600_sweep_deadline.sql), retries steps whose lease expired: their worker
--- died or lost the database (0610_sweep_lease.sql), queues again steps whose job was lost
--- (0620_sweep_lost_job.sql), cancels orphaned running jobs (0630_sweep_orphaned_jobs.sql) and
--- hands out concurrency slots that nobody handed on (0640_sweep_limited.sql). It finds work with
--- plain reads, changes nothing itself but its worker registry, and commits after each item, so
--- it never holds many run locks at once (and cannot deadlock with workers). It cannot be
--- SECURITY DEFINER (Postgres forbids COMMIT there): each piece is.
+-- sweep is run every second by one worker of the fleet: every worker tries, and the one that
+-- gets the sweep's advisory lock runs it (worker/liveness.go), so no election and no dead
+-- leader stands between a death and its recovery. It times out runs past their deadline
+-- (0600_sweep_deadline.sql); gives up and retries attempts whose worker died or whose lease
+-- expired (0610_sweep_lease.sql) and legacy runs whose worker died (0615_sweep_legacy.sql);
+-- queues again steps whose job was lost (0620_sweep_lost_job.sql); cancels orphaned running jobs
+-- (0630_sweep_orphaned_jobs.sql); and hands out concurrency slots that nobody handed on
+-- (0640_sweep_limited.sql). It finds work with plain reads, changes nothing itself but its
+-- worker registry, and commits after each item, so it never holds many run locks at once (and
+-- cannot deadlock with workers). It cannot be SECURITY DEFINER (Postgres forbids COMMIT there):
+-- each piece is. expired_leases counts the attempts and legacy runs it gave up.
 CREATE PROCEDURE qflow.sweep(INOUT timed_out_runs integer DEFAULT 0, INOUT expired_leases integer DEFAULT 0,
                              INOUT requeued_steps integer DEFAULT 0)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_row record;
+    v_row  record;
+    v_dead text[];
 BEGIN
     timed_out_runs := 0;
     expired_leases := 0;
@@ -26,12 +30,33 @@ BEGIN
         COMMIT;
     END LOOP;
 
+    -- The workers of running attempts and jobs that are gone: one read of the lock table.
+    v_dead := qflow.dead_workers(ARRAY(
+        SELECT DISTINCT sr.worker FROM qflow.step_runs sr WHERE sr.status = 'running'
+        UNION
+        SELECT DISTINCT j.attempted_by[cardinality(j.attempted_by)] FROM river.river_job j
+         WHERE j.state = 'running' AND j.kind IN ('qflow_step', 'qflow_legacy')));
+
     FOR v_row IN
-        SELECT sr.run_id, sr.step, sr.attempt FROM qflow.step_runs sr
-         WHERE sr.status = 'running' AND sr.lease_expires_at < now()
+        SELECT sr.run_id, sr.step, sr.attempt, sr.worker = ANY (v_dead) AS dead FROM qflow.step_runs sr
+         WHERE sr.status = 'running' AND (sr.lease_expires_at < now() OR sr.worker = ANY (v_dead))
          ORDER BY sr.run_id LIMIT 1000
     LOOP
-        IF qflow.sweep_lease(v_row.run_id, v_row.step, v_row.attempt) THEN
+        IF qflow.sweep_lease(v_row.run_id, v_row.step, v_row.attempt, v_row.dead) THEN
+            expired_leases := expired_leases + 1;
+        END IF;
+        COMMIT;
+    END LOOP;
+
+    FOR v_row IN
+        SELECT (j.args ->> 'run_id')::bigint AS run_id, (j.args ->> 'attempt')::integer AS attempt, j.id,
+               j.attempted_by[cardinality(j.attempted_by)] AS worker
+          FROM river.river_job j
+         WHERE j.state = 'running' AND j.kind = 'qflow_legacy'
+           AND j.attempted_by[cardinality(j.attempted_by)] = ANY (v_dead)
+         ORDER BY j.id LIMIT 1000
+    LOOP
+        IF qflow.sweep_legacy(v_row.run_id, v_row.attempt, v_row.id, v_row.worker) THEN
             expired_leases := expired_leases + 1;
         END IF;
         COMMIT;
@@ -39,14 +64,16 @@ BEGIN
 
     -- Queued steps whose job can no longer run them: the job is gone or finalized (River
     -- discarded it after an infrastructure error), or a worker fetched it and died before
-    -- claiming (a claim follows a fetch within milliseconds). They are queued again.
+    -- claiming (its session is gone; or, however that went, a claim follows a fetch within
+    -- milliseconds, not 30 seconds). They are queued again.
     FOR v_row IN
         SELECT sr.run_id, sr.step, sr.attempt, sr.job_id FROM qflow.step_runs sr
           LEFT JOIN river.river_job j ON j.id = sr.job_id
          WHERE sr.status = 'queued'
            AND (j.id IS NULL
                 OR j.state NOT IN ('available', 'scheduled', 'retryable', 'running', 'pending')
-                OR (j.state = 'running' AND j.attempted_at < now() - interval '30 seconds'))
+                OR (j.state = 'running' AND (j.attempted_by[cardinality(j.attempted_by)] = ANY (v_dead)
+                                             OR j.attempted_at < now() - interval '30 seconds')))
          ORDER BY sr.run_id LIMIT 1000
     LOOP
         IF qflow.sweep_lost_job(v_row.run_id, v_row.step, v_row.attempt, v_row.job_id) THEN

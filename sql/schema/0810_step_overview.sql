@@ -4,6 +4,6 @@ SELECT sr.run_id, sr.workflow, sr.version, s.position, sr.step, sr.status, s.wor
        sr.attempt, s.max_attempts, sr.remaining_deps,
        sr.queued_at, sr.started_at, sr.finished_at, sr.next_attempt_at, sr.lease_expires_at, sr.worker,
        round(extract(epoch FROM (sr.finished_at - sr.started_at)) * 1000)::bigint AS duration_ms,
-       sr.error, sr.output
+       sr.error, sr.output, sr.progress, sr.progress_at
   FROM qflow.step_runs sr
   JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step;

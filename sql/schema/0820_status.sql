@@ -18,6 +18,7 @@ BEGIN
                               'queued_at', so.queued_at, 'started_at', so.started_at, 'finished_at', so.finished_at,
                               'next_attempt_at', so.next_attempt_at, 'duration_ms', so.duration_ms,
                               'worker', so.worker, 'error', so.error,
+                              'progress', so.progress, 'progress_at', so.progress_at,
                               'attempts', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                                   'attempt', a.attempt, 'status', a.status, 'worker', a.worker,
                                                   'started_at', a.started_at, 'finished_at', a.finished_at,

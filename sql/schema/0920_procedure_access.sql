@@ -9,6 +9,7 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     -- the step worker and the legacy worker
     ('claim_steps', '{worker}', true),
     ('finish_steps', '{worker}', true),
+    ('report_progress', '{worker}', true),
     ('legacy_claim', '{worker}', true),
     ('legacy_steps', '{worker}', true),
     ('legacy_complete', '{worker}', true),
@@ -16,10 +17,14 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     -- a worker registers the workflows it brings and applies its environment's settings
     ('register_workflow', '{worker}', true),
     ('configure_workflow', '{worker}', true),
+    -- liveness: the lock a worker holds while it lives (its key), and who is dead
+    ('worker_lock_key', '{worker}', false),
+    ('dead_workers', '{worker}', true),
     -- the sweep and what it changes through
     ('sweep', '{worker}', false),
     ('sweep_deadline', '{worker}', true),
     ('sweep_lease', '{worker}', true),
+    ('sweep_legacy', '{worker}', true),
     ('sweep_lost_job', '{worker}', true),
     ('sweep_orphaned_jobs', '{worker}', true),
     ('sweep_limited', '{worker}', true),

@@ -161,3 +161,15 @@ func (b *testBundle) statusDoc(t *testing.T, run int64) map[string]any {
 	require.NoError(t, json.Unmarshal(raw, &doc))
 	return doc
 }
+
+// live makes worker alive for the rest of the test: a session of its own holds the worker's
+// liveness lock, as a worker process does (0332_worker_lock_key.sql).
+func (b *testBundle) live(t *testing.T, worker string) {
+	t.Helper()
+	conn, err := b.pool.Acquire(b.ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Conn().Close(context.Background()); conn.Release() })
+	var ok bool
+	require.NoError(t, conn.QueryRow(b.ctx, "SELECT pg_try_advisory_lock(qflow.worker_lock_key($1))", worker).Scan(&ok))
+	require.True(t, ok)
+}

@@ -1,8 +1,12 @@
 package schema_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/quantumflow/qflow/pipelines"
 	"github.com/stretchr/testify/require"
 )
 
@@ -12,7 +16,8 @@ func TestSweepRetriesExpiredLeasesAndTimesOutRuns(t *testing.T) {
 	b.chain(t, nil)
 	b.register(t, "slow", map[string][]string{"a": nil}, nil)
 
-	// A worker claimed a step and died: its lease runs out.
+	// A live worker claimed a step and overran it: its lease runs out.
+	b.live(t, "test-worker")
 	dead := b.start(t, "chain", "{}")
 	attempt := b.claim(t, dead, "a")
 	b.exec(t, "UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now() WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')", dead)
@@ -26,7 +31,7 @@ func TestSweepRetriesExpiredLeasesAndTimesOutRuns(t *testing.T) {
 	b.exec(t, "CALL qflow.sweep()")
 
 	require.Equal(t, "timed_out", b.scalar(t, "SELECT status FROM qflow.step_attempts WHERE run_id = $1 AND step = 'a' AND attempt = $2", dead, attempt))
-	require.Contains(t, b.scalar(t, "SELECT error FROM qflow.step_attempts WHERE run_id = $1 AND attempt = $2", dead, attempt), "lease expired: worker test-worker")
+	require.Contains(t, b.scalar(t, "SELECT error FROM qflow.step_attempts WHERE run_id = $1 AND attempt = $2", dead, attempt), "lease expired: worker test-worker did not finish")
 	require.Equal(t, "queued", b.stepStatus(t, dead, "a"))
 	require.Equal(t, attempt+1, b.stepInt(t, dead, "a", "attempt"))
 	require.Equal(t, "cancelled", b.scalar(t, "SELECT state::text FROM river.river_job WHERE id = $1", oldJob), "the dead worker's job is not rescued later")
@@ -56,4 +61,81 @@ func TestSweepRequeuesStepsWhoseJobWasLost(t *testing.T) {
 		require.Equal(t, "available", b.jobState(t, r, "a"))
 	}
 	require.Equal(t, 1, b.stepInt(t, fresh, "a", "attempt"), "a job fetched just now is left to its worker")
+}
+
+func TestSweepRetriesTheAttemptsOfADeadWorkerAtOnceAndLeavesTheLivingAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.register(t, "long", map[string][]string{"a": nil}, func(w *pipelines.Workflow) { w.Steps[0].TimeoutMS = 3_600_000 })
+	b.live(t, "alive")
+
+	claimAs := func(run int64, worker string) int {
+		attempt := b.stepInt(t, run, "a", "attempt")
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM qflow.claim_steps(jsonb_build_array(jsonb_build_object(
+		    'run_id', $1::bigint, 'step', 'a', 'attempt', $2::integer)), $3)`, run, attempt, worker))
+		b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = ARRAY[$2]
+		            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, run, worker)
+		return attempt
+	}
+	dead := b.start(t, "long", "{}")
+	deadAttempt := claimAs(dead, "gone")
+	deadJob := b.count(t, "SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a'", dead)
+	living := b.start(t, "long", "{}")
+	claimAs(living, "alive")
+	// A job fetched by a worker that died before it could claim the step.
+	fetched := b.start(t, "long", "{}")
+	b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = '{gone}'
+	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, fetched)
+
+	// The leases run for an hour: only liveness can tell.
+	b.exec(t, "CALL qflow.sweep()")
+
+	require.Equal(t, "timed_out", b.scalar(t, "SELECT status FROM qflow.step_attempts WHERE run_id = $1 AND attempt = $2", dead, deadAttempt))
+	require.Contains(t, b.scalar(t, "SELECT error FROM qflow.step_attempts WHERE run_id = $1 AND attempt = $2", dead, deadAttempt),
+		"worker gone died")
+	require.Equal(t, "queued", b.stepStatus(t, dead, "a"), "retried at once")
+	require.Equal(t, "cancelled", b.scalar(t, "SELECT state::text FROM river.river_job WHERE id = $1", deadJob))
+	require.Equal(t, "running", b.stepStatus(t, living, "a"), "a live worker keeps its step however long it runs")
+	require.Equal(t, 2, b.stepInt(t, fetched, "a", "attempt"), "a job fetched by the dead is queued again without waiting 30 s")
+	require.Equal(t, "available", b.jobState(t, fetched, "a"))
+}
+
+func TestSweepRetriesTheLegacyRunOfADeadWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.chain(t, nil)
+	var run int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, "INSERT INTO qflow.runs (workflow, mode) VALUES ('chain', 'legacy') RETURNING id").Scan(&run))
+	b.exec(t, "SELECT * FROM qflow.legacy_claim($1, 1)", run)
+	b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = '{gone}'
+	            WHERE kind = 'qflow_legacy' AND (args ->> 'run_id')::bigint = $1`, run)
+
+	b.exec(t, "CALL qflow.sweep()")
+
+	require.Equal(t, "pending", b.runStatus(t, run), "queued for attempt 2")
+	require.Contains(t, b.scalar(t, "SELECT error FROM qflow.runs WHERE id = $1", run), "worker gone died")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river.river_job WHERE kind = 'qflow_legacy' AND (args ->> 'run_id')::bigint = $1
+	                                  AND state = 'cancelled'`, run), "the dead job is not rescued an hour later")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river.river_job WHERE kind = 'qflow_legacy' AND args = jsonb_build_object('run_id', $1::bigint, 'attempt', 2)`, run))
+}
+
+func TestTheEngineTellsTheWorkerWhenItsAttemptIsNoLongerWanted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.chain(t, nil)
+	listener, err := b.pool.Acquire(b.ctx)
+	require.NoError(t, err)
+	defer listener.Release()
+	_, err = listener.Exec(b.ctx, "LISTEN qflow_cancel")
+	require.NoError(t, err)
+
+	run := b.start(t, "chain", "{}")
+	attempt := b.claim(t, run, "a")
+	b.exec(t, "SELECT qflow.cancel_run($1)", run)
+
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	n, err := listener.Conn().WaitForNotification(ctx)
+	require.NoError(t, err)
+	require.JSONEq(t, fmt.Sprintf(`{"worker": "test-worker", "run_id": %d, "step": "a", "attempt": %d}`, run, attempt), n.Payload)
 }
