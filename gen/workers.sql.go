@@ -10,6 +10,51 @@ import (
 	"encoding/json"
 )
 
+const endedAttempts = `-- name: EndedAttempts :many
+SELECT x.run_id::bigint AS run_id, x.step::text AS step, x.attempt::integer AS attempt
+  FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, step text, attempt integer)
+ WHERE NOT EXISTS (SELECT 1 FROM qflow.step_runs sr
+                    WHERE x.step <> '' AND sr.run_id = x.run_id AND sr.step = x.step AND sr.attempt = x.attempt
+                      AND sr.status = 'running' AND sr.worker = $2::text)
+   AND NOT EXISTS (SELECT 1 FROM qflow.runs r
+                    WHERE x.step = '' AND r.id = x.run_id AND r.mode = 'legacy' AND r.status = 'running'
+                      AND r.attempt = x.attempt)
+`
+
+type EndedAttemptsParams struct {
+	Attempts json.RawMessage `json:"attempts"`
+	Worker   string          `json:"worker"`
+}
+
+type EndedAttemptsRow struct {
+	RunID   int64  `json:"run_id"`
+	Step    string `json:"step"`
+	Attempt int32  `json:"attempt"`
+}
+
+// Of the attempts a worker is running (run_id, step, attempt; step ” for a legacy run's job),
+// those the database no longer has running on it: their cancel notifications were sent while
+// the worker's listening connection was down.
+func (q *Queries) EndedAttempts(ctx context.Context, arg EndedAttemptsParams) ([]EndedAttemptsRow, error) {
+	rows, err := q.db.Query(ctx, endedAttempts, arg.Attempts, arg.Worker)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []EndedAttemptsRow
+	for rows.Next() {
+		var i EndedAttemptsRow
+		if err := rows.Scan(&i.RunID, &i.Step, &i.Attempt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const heartbeatWorker = `-- name: HeartbeatWorker :exec
 INSERT INTO qflow.workers (id, host, pid, classes)
 VALUES ($1, $2, $3, $4)

@@ -56,6 +56,17 @@ func (c *cancels) track(ctx context.Context, a StepArgs) (context.Context, func(
 	}
 }
 
+// tracked lists the attempts with contexts tracked.
+func (c *cancels) tracked() []StepArgs {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]StepArgs, 0, len(c.running))
+	for a := range c.running {
+		out = append(out, a)
+	}
+	return out
+}
+
 // cancel cancels the contexts tracked for a; it reports whether there were any.
 func (c *cancels) cancel(a StepArgs) bool {
 	c.mu.Lock()
@@ -139,6 +150,11 @@ func (l *liveness) session(ctx context.Context) error {
 	}
 	l.alive.Store(true)
 	l.lockedOnce.Do(func() { close(l.locked) })
+	// Notifications sent while this worker was not listening are lost: the attempts they were
+	// about are found by asking.
+	if err := l.cancelEnded(ctx, q); err != nil {
+		return fmt.Errorf("looking for attempts that ended meanwhile: %w", err)
+	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -160,6 +176,29 @@ func (l *liveness) session(ctx context.Context) error {
 			w.log.Info("attempt cancelled by the engine", "run_id", a.RunID, "step", a.Step, "attempt", a.Attempt)
 		}
 	}
+}
+
+// cancelEnded cancels the running attempts that the database no longer has running on this
+// worker.
+func (l *liveness) cancelEnded(ctx context.Context, q *gen.Queries) error {
+	running := l.w.cancels.tracked()
+	if len(running) == 0 {
+		return nil
+	}
+	attempts, err := json.Marshal(running)
+	if err != nil {
+		return err
+	}
+	ended, err := q.EndedAttempts(ctx, gen.EndedAttemptsParams{Attempts: attempts, Worker: l.w.cfg.ID})
+	if err != nil {
+		return err
+	}
+	for _, e := range ended {
+		if l.w.cancels.cancel(StepArgs{RunID: e.RunID, Step: e.Step, Attempt: e.Attempt}) {
+			l.w.log.Info("attempt ended while this worker was cut off; cancelled", "run_id", e.RunID, "step", e.Step, "attempt", e.Attempt)
+		}
+	}
+	return nil
 }
 
 // sweepLoop runs qflow.sweep every interval on a pooled connection, when this worker wins the

@@ -53,12 +53,7 @@ type progressEntry struct {
 	RunID    int64        `json:"run_id"`
 	Step     string       `json:"step"`
 	Attempt  int32        `json:"attempt"`
-	Progress progressJSON `json:"progress"`
-}
-
-type progressJSON struct {
-	pipelines.Progress
-	ETAMS int64 `json:"eta_ms,omitempty"`
+	Progress pipelines.Progress `json:"progress"`
 }
 
 // progressLoop writes the pending reports every ProgressInterval until ctx ends.
@@ -78,8 +73,7 @@ func (w *Worker) progressLoop(ctx context.Context, done chan<- struct{}) {
 		}
 		entries := make([]progressEntry, 0, len(pending))
 		for a, p := range pending {
-			entries = append(entries, progressEntry{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt,
-				Progress: progressJSON{Progress: p, ETAMS: p.ETA.Milliseconds()}})
+			entries = append(entries, progressEntry{RunID: a.RunID, Step: a.Step, Attempt: a.Attempt, Progress: p})
 		}
 		reports, err := json.Marshal(entries)
 		if err != nil {

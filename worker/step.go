@@ -149,9 +149,11 @@ func (w *Worker) execute(ctx context.Context, claim claimed, a StepArgs, dispatc
 	start := time.Now()
 	stepCtx, cancel := context.WithTimeoutCause(ctx, time.Duration(claim.TimeoutMS)*time.Millisecond, errStepTimeout)
 	defer cancel()
-	stepCtx, forget := w.cancels.track(stepCtx, a)
-	defer forget()
+	// A legacy chain is tracked, and reports no progress, as a whole (legacy.go).
 	if dispatch != DispatchLegacy {
+		var forget func()
+		stepCtx, forget = w.cancels.track(stepCtx, a)
+		defer forget()
 		stepCtx = pipelines.WithProgress(stepCtx, reporter{book: &w.progress, a: a})
 		defer w.progress.forget(a)
 	}

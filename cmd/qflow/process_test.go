@@ -195,3 +195,46 @@ func count(t *testing.T, b *testBundle, sql string, args ...any) int {
 	require.NoError(t, b.pool.QueryRow(b.ctx, sql, args...).Scan(&n))
 	return n
 }
+
+// A step may run for hours, so its lease is long; a killed worker is found by its session
+// ending, not by the lease. The victim is one of two workers, either of which may have been
+// the one sweeping: every worker tries, so the survivor sweeps in its place.
+func TestAKilledWorkersLongStepIsRetriedLongBeforeItsLease(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, err := b.pool.Exec(b.ctx, `SELECT qflow.configure_workflow('probe_chain', '{"steps": {"c": {"timeout_ms": 180000}}}')`)
+	require.NoError(t, err)
+	victim := b.worker(t, "victim")
+	run := b.start(t, "probe_chain", `{"sleep_ms": {"c": 2000}}`)
+	b.waitFor(t, 30*time.Second, "c running on the victim",
+		"SELECT count(*) FROM qflow.step_runs WHERE run_id = $1 AND step = 'c' AND status = 'running'", run)
+	b.worker(t, "survivor")
+
+	require.NoError(t, victim.Process.Signal(syscall.SIGKILL))
+	killed := time.Now()
+	// The lease runs 182 s: only liveness can retry the step within this wait.
+	b.waitFor(t, 60*time.Second, "c retried on the survivor",
+		"SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND step = 'c' AND attempt = 2", run)
+	t.Logf("a 180 s step of a SIGKILLed worker started again %s after the kill", time.Since(killed).Round(time.Millisecond))
+	require.Equal(t, "succeeded", b.waitRunDone(t, run, time.Minute))
+	var reason string
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT error FROM qflow.step_attempts WHERE run_id = $1 AND step = 'c' AND attempt = 1", run).Scan(&reason))
+	require.Contains(t, reason, "worker victim died")
+}
+
+func TestAKilledWorkersLegacyRunContinuesOnAnotherWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	victim := b.worker(t, "victim")
+	var run int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO qflow.runs (workflow, mode, input)
+	    VALUES ('probe_chain', 'legacy', '{"sleep_ms": {"c": 3000}}') RETURNING id`).Scan(&run))
+	b.waitFor(t, 30*time.Second, "the legacy run taken by the victim",
+		"SELECT count(*) FROM qflow.runs WHERE id = $1 AND status = 'running'", run)
+	b.worker(t, "survivor")
+
+	require.NoError(t, victim.Process.Signal(syscall.SIGKILL))
+	// River's own rescuer would wait an hour.
+	require.Equal(t, "succeeded", b.waitRunDone(t, run, time.Minute))
+	require.Equal(t, 2, count(t, b, "SELECT attempt FROM qflow.runs WHERE id = $1", run), "the chain ran again, once")
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/pipelines"
 )
 
 // runStatusDoc is the part of qflow.status(id) the CLI shows.
@@ -30,6 +31,8 @@ type runStatusDoc struct {
 		MaxAttempts int      `json:"max_attempts"`
 		DurationMS  *float64 `json:"duration_ms"`
 		Error       *string  `json:"error"`
+		// Progress is the running attempt's latest report, if it made any.
+		Progress *pipelines.Progress `json:"progress"`
 	} `json:"steps"`
 }
 
@@ -48,7 +51,11 @@ func (s runStatusDoc) progressLine() string {
 		if st.Status == "succeeded" || st.Status == "skipped" {
 			done++
 		}
-		parts = append(parts, st.Step+":"+st.Status)
+		part := st.Step + ":" + st.Status
+		if st.Status == "running" && st.Progress != nil {
+			part += "(" + st.Progress.String() + ")"
+		}
+		parts = append(parts, part)
 	}
 	if len(s.Steps) == 0 {
 		return fmt.Sprintf("run %d %s %s (%s mode)", s.ID, s.Workflow, s.Status, s.Mode)
@@ -75,6 +82,9 @@ func printStatus(w io.Writer, s runStatusDoc) {
 			e = oneLine(*st.Error, 80)
 		}
 		fmt.Fprintf(w, "  %-24s %-10s %-6s %3d/%-4d %10s  %s\n", st.Step, st.Status, st.WorkerClass, st.Attempt, st.MaxAttempts, d, e)
+		if st.Status == "running" && st.Progress != nil {
+			fmt.Fprintf(w, "  %-24s %s %s\n", "", progressBar(st.Progress.Fraction(), 30), st.Progress)
+		}
 	}
 	if s.Error != nil {
 		fmt.Fprintf(w, "error: %s\n", *s.Error)
@@ -179,6 +189,15 @@ func renderDAG(name string, steps []gen.WorkflowDAGRow, format string) string {
 		}
 	}
 	return b.String()
+}
+
+// progressBar draws a fraction as [#####.....]; an unknown one as [  ?  ].
+func progressBar(f float64, width int) string {
+	if f < 0 {
+		return "[" + strings.Repeat(" ", (width-1)/2) + "?" + strings.Repeat(" ", width/2) + "]"
+	}
+	n := int(f*float64(width) + 0.5)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
 }
 
 func fmtMS(ms float64) string {

@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/pipelines"
 )
 
 //go:embed templates/*.html
@@ -249,6 +250,8 @@ type runPage struct {
 
 type stepView struct {
 	gen.UIRunStepsRow
+	// Progress is the running attempt's latest report (nil: none, or not running).
+	Progress *pipelines.Progress
 	Attempts []attemptView
 	// ShowAttempts is false when the only attempt says what the step row says already.
 	ShowAttempts bool
@@ -278,8 +281,9 @@ func (a attemptView) DurationMS() int64 {
 
 type statusDoc struct {
 	Steps []struct {
-		Step     string        `json:"step"`
-		Attempts []attemptView `json:"attempts"`
+		Step     string              `json:"step"`
+		Progress *pipelines.Progress `json:"progress"`
+		Attempts []attemptView       `json:"attempts"`
 	} `json:"steps"`
 }
 
@@ -321,8 +325,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attempts := map[string][]attemptView{}
+	progress := map[string]*pipelines.Progress{}
 	for _, st := range doc.Steps {
 		attempts[st.Step] = st.Attempts
+		progress[st.Step] = st.Progress
 	}
 
 	data := runPage{Run: run, Legacy: run.Mode == "legacy", Input: pretty(run.Input), Output: pretty(run.Output)}
@@ -330,8 +336,12 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	for _, row := range rows {
 		byStep[row.Step] = row
 		at := attempts[row.Step]
+		var p *pipelines.Progress
+		if row.Status == "running" {
+			p = progress[row.Step]
+		}
 		data.Steps = append(data.Steps, stepView{
-			UIRunStepsRow: row, Attempts: at,
+			UIRunStepsRow: row, Attempts: at, Progress: p,
 			ShowAttempts: len(at) > 1 || (len(at) == 1 && at[0].Status != row.Status),
 		})
 	}

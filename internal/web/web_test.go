@@ -240,3 +240,20 @@ func TestWorkflowPageShowsDefinitionAndStats(t *testing.T) {
 	require.Regexp(t, `^<tr data-workflow="probe_diamond">[\s\S]*?<td class="num">3</td>\s*<td class="num">66.7%</td>\s*<td class="num">930 ms</td>`, row,
 		"the index shows the 24-hour stats")
 }
+
+func TestRunPageShowsTheRunningStepsProgress(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	run := b.Start(t, "probe_chain", "{}")
+	// A worker "trainer" runs step a and reports how far it got, as a worker's progress loop does.
+	b.Exec(t, `SELECT * FROM qflow.claim_steps(jsonb_build_array(jsonb_build_object('run_id', $1::bigint, 'step', 'a', 'attempt', 1)), 'trainer')`, run)
+	b.Exec(t, `SELECT qflow.report_progress('trainer', jsonb_build_array(jsonb_build_object('run_id', $1::bigint, 'step', 'a', 'attempt', 1,
+	               'progress', '{"done": 12, "total": 48, "unit": "epoch", "metrics": {"loss": 0.5}, "eta_ms": 81000}'::jsonb)))`, run)
+
+	code, body := b.get(t, fmt.Sprintf("/runs/%d", run))
+	require.Equal(t, http.StatusOK, code)
+	a := stepSection(t, body, "a")
+	require.Contains(t, a, `<progress value="12" max="48"></progress>`)
+	require.Contains(t, a, "epoch 12/48 (25%) · loss 0.5 · ETA 1m21s")
+	require.NotContains(t, stepSection(t, body, "b"), "<progress", "a waiting step shows none")
+}

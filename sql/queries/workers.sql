@@ -28,3 +28,16 @@ SELECT pg_try_advisory_lock(hashtextextended('qflow.sweep', 0)) AS locked;
 
 -- name: SweepUnlock :exec
 SELECT pg_advisory_unlock(hashtextextended('qflow.sweep', 0));
+
+-- name: EndedAttempts :many
+-- Of the attempts a worker is running (run_id, step, attempt; step '' for a legacy run's job),
+-- those the database no longer has running on it: their cancel notifications were sent while
+-- the worker's listening connection was down.
+SELECT x.run_id::bigint AS run_id, x.step::text AS step, x.attempt::integer AS attempt
+  FROM jsonb_to_recordset(@attempts::jsonb) AS x(run_id bigint, step text, attempt integer)
+ WHERE NOT EXISTS (SELECT 1 FROM qflow.step_runs sr
+                    WHERE x.step <> '' AND sr.run_id = x.run_id AND sr.step = x.step AND sr.attempt = x.attempt
+                      AND sr.status = 'running' AND sr.worker = @worker::text)
+   AND NOT EXISTS (SELECT 1 FROM qflow.runs r
+                    WHERE x.step = '' AND r.id = x.run_id AND r.mode = 'legacy' AND r.status = 'running'
+                      AND r.attempt = x.attempt);
