@@ -34,9 +34,11 @@ func TestCancelRunStopsTheRunningHandlerAndFreesItsSlot(t *testing.T) {
 
 	run := b.Start(t, "training", `{}`)
 	<-started
+	cancelled := time.Now()
 	b.Exec(t, "SELECT qflow.cancel_run($1)", run)
 	select {
 	case cause := <-stopped:
+		t.Logf("cancel_run to the handler's context cancelled: %s", time.Since(cancelled).Round(100*time.Microsecond))
 		require.ErrorContains(t, cause, "no longer wants this attempt")
 	case <-time.After(30 * time.Second): // the step's timeout is 10 minutes
 		t.Fatal("the handler of a cancelled run was not stopped")

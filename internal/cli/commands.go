@@ -82,8 +82,12 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	id := fs.String("id", "", "worker name in qflow.workers (default host:pid)")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", `serve Prometheus metrics on this address at /metrics ("" disables)`)
 	eager := fs.Bool("eager-dispatch", true, "a slot whose step finished runs the successor it made ready, without a trip through the queue")
+	progress := fs.Duration("progress-interval", 2*time.Second, "how often running steps' latest progress reports are written")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *progress <= 0 {
+		return fmt.Errorf("--progress-interval must be positive, got %s", *progress)
 	}
 	var cls []string
 	for _, c := range strings.Split(*classes, ",") {
@@ -127,7 +131,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		logger(env).Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
 	}
 	cfg := worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env),
-		DisableEagerDispatch: !*eager,
+		DisableEagerDispatch: !*eager, ProgressInterval: *progress,
 		// The environment's settings go on top of the definitions Start registers.
 		AfterSync: func(ctx context.Context) error {
 			_, err := rollout.Apply(ctx, pool, env.Getenv)
