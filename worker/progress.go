@@ -50,9 +50,9 @@ func (b *progressBook) take() map[StepArgs]pipelines.Progress {
 
 // progressEntry is one report as qflow.report_progress takes it.
 type progressEntry struct {
-	RunID    int64        `json:"run_id"`
-	Step     string       `json:"step"`
-	Attempt  int32        `json:"attempt"`
+	RunID    int64              `json:"run_id"`
+	Step     string             `json:"step"`
+	Attempt  int32              `json:"attempt"`
 	Progress pipelines.Progress `json:"progress"`
 }
 
