@@ -120,6 +120,14 @@ func (l *liveness) run(ctx context.Context) {
 func (l *liveness) session(ctx context.Context) error {
 	w := l.w
 	cfg := w.cfg.Pool.Config().ConnConfig.Copy()
+	// The server ends this session, and so frees the lock, within about 25 s of this machine
+	// going silent (power loss, a cut cable: nothing closes the socket); the defaults are hours.
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["tcp_keepalives_idle"] = "10"
+	cfg.RuntimeParams["tcp_keepalives_interval"] = "5"
+	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
 	connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgx.ConnectConfig(connectCtx, cfg)
 	cancel()
