@@ -3,6 +3,7 @@ package kernels
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"hash/crc32"
 	"math"
 	"testing"
@@ -123,4 +124,24 @@ func TestLoadModelRejectsEveryTruncation(t *testing.T) {
 		_, err := LoadModel(b.bytes[:n])
 		require.ErrorIs(t, err, ErrInvalidModel, "prefix of %d bytes", n)
 	}
+}
+
+// modelV1 is a model as format version 1 wrote it (2 inputs → 2 ReLU, dropout 0.5 → 1 sigmoid).
+// Registries hold such bytes, so every later build must load them, predict what they
+// predicted and write them back unchanged, whatever else (checkpoints) it learns to write.
+const modelV1 = "51464d4c0100000002000000000200000002000000010000003f0100000002000000000000803fabaaaa3f" +
+	"ec05513fe0a49f3f8a54b8bf9b4b443f615f8abf2a854ebf040050ba9e938b3b8290b2bf9156943f80c1a73bc9387cc6"
+
+func TestModelsOfFormatVersionOneStillLoad(t *testing.T) {
+	t.Parallel()
+	raw, err := hex.DecodeString(modelV1)
+	require.NoError(t, err)
+	m, err := LoadModel(raw)
+	require.NoError(t, err)
+	pred, err := m.Predict([]float32{0.5, -1, 3, 2})
+	require.NoError(t, err)
+	require.Equal(t, []float32{0.05543264, 0.8438266}, pred)
+	again, err := m.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, raw, again)
 }
