@@ -201,6 +201,12 @@ func (d *decoder) uint32() uint32 {
 	return v
 }
 
+func (d *decoder) uint64() uint64 {
+	v := binary.LittleEndian.Uint64(d.buf[d.off:])
+	d.off += 8
+	return v
+}
+
 func (d *decoder) floats(n int) []float32 {
 	out := make([]float32, n)
 	for i := range out {
