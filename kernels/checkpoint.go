@@ -57,6 +57,11 @@ func invalidCheckpoint(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidCheckpoint, fmt.Sprintf(format, args...))
 }
 
+var checkpointFormat = binaryFormat{
+	what: "training checkpoint", magic: checkpointMagic, version: checkpointVersion,
+	headerSize: checkpointHeaderSize, invalid: invalidCheckpoint,
+}
+
 // Checkpoints says when Train saves a Checkpoint and where to. Train saves
 // after every Every-th epoch, after the first epoch that ends Interval or
 // more after the last save (or the start), after the last epoch (so that a
@@ -252,17 +257,10 @@ func LoadCheckpoint(data []byte) (*Checkpoint, error) {
 // invalid embedded model or a batch order that is not a permutation all fail
 // with an error wrapping ErrInvalidCheckpoint, and c is left unchanged.
 func (c *Checkpoint) UnmarshalBinary(data []byte) error {
-	if len(data) < len(checkpointMagic) || string(data[:len(checkpointMagic)]) != checkpointMagic {
-		return invalidCheckpoint("not a qflow training checkpoint (bad magic)")
+	d, err := checkpointFormat.open(data)
+	if err != nil {
+		return err
 	}
-	if len(data) < checkpointHeaderSize {
-		return invalidCheckpoint("truncated: %d bytes, header alone needs %d", len(data), checkpointHeaderSize)
-	}
-	d := decoder{buf: data, off: len(checkpointMagic)}
-	if v := d.uint16(); v != checkpointVersion {
-		return invalidCheckpoint("unsupported version %d (this build reads %d)", v, checkpointVersion)
-	}
-	d.uint16() // reserved
 	out := &Checkpoint{fingerprint: d.uint64(), epoch: int(d.uint32()), step: d.uint64(), shuffle: d.uint64()}
 	samples, modelSize := int64(d.uint32()), int64(d.uint32())
 	if out.epoch > maxCheckpointEpochs {
@@ -283,15 +281,8 @@ func (c *Checkpoint) UnmarshalBinary(data []byte) error {
 	for _, l := range model.layers {
 		want += 4 * 2 * int64(len(l.w)+len(l.b))
 	}
-	if int64(len(data)) < want {
-		return invalidCheckpoint("truncated: %d bytes, the header describes %d", len(data), want)
-	}
-	if int64(len(data)) > want {
-		return invalidCheckpoint("%d trailing bytes after the checkpoint", int64(len(data))-want)
-	}
-	body := data[:len(data)-4]
-	if got, stored := crc32.ChecksumIEEE(body), binary.LittleEndian.Uint32(data[len(body):]); got != stored {
-		return invalidCheckpoint("checksum mismatch (stored %08x, computed %08x): the bytes were damaged", stored, got)
+	if err := checkpointFormat.seal(data, want); err != nil {
+		return err
 	}
 	out.model = model
 	for _, l := range model.layers {

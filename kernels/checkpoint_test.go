@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"testing"
 	"time"
@@ -309,12 +308,7 @@ func TestLoadCheckpointRejectsDamagedBytes(t *testing.T) {
 	require.NoError(t, err)
 	modelSize := int(binary.LittleEndian.Uint32(raw[checkpointHeaderSize-4:]))
 	orderAt := len(raw) - 4 - 8*2 - 4*300
-	mutate := func(f func([]byte) []byte) []byte { return f(append([]byte(nil), raw...)) }
-	withCRC := func(data []byte) []byte {
-		body := data[:len(data)-4]
-		binary.LittleEndian.PutUint32(data[len(body):], crc32.ChecksumIEEE(body))
-		return data
-	}
+	mutate := func(f func([]byte) []byte) []byte { return mutated(raw, f) }
 	cases := []struct {
 		name string
 		data []byte
@@ -328,10 +322,10 @@ func TestLoadCheckpointRejectsDamagedBytes(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), raw...), 0), "1 trailing bytes"},
 		{"flipped moment bit", mutate(func(d []byte) []byte { d[checkpointHeaderSize+modelSize+5] ^= 1; return d }), "checksum mismatch"},
 		{"future version", mutate(func(d []byte) []byte { d[4] = 2; return d }), "unsupported version 2"},
-		{"damaged model", mutate(func(d []byte) []byte { d[checkpointHeaderSize+30] ^= 1; return withCRC(d) }), "the model: invalid model data: checksum mismatch"},
+		{"damaged model", mutate(func(d []byte) []byte { d[checkpointHeaderSize+30] ^= 1; return resigned(d) }), "the model: invalid model data: checksum mismatch"},
 		{"order not a permutation", mutate(func(d []byte) []byte {
 			copy(d[orderAt:orderAt+4], d[orderAt+4:orderAt+8])
-			return withCRC(d)
+			return resigned(d)
 		}), "not a permutation of 300 samples"},
 	}
 	for _, tc := range cases {

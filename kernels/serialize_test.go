@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"hash/crc32"
 	"math"
 	"testing"
 
@@ -76,16 +75,7 @@ func TestModelRoundTripGivesIdenticalPredictions(t *testing.T) {
 func TestLoadModelRejectsDamagedBytes(t *testing.T) {
 	t.Parallel()
 	b := setupSerialize(t)
-	mutate := func(f func([]byte) []byte) []byte {
-		return f(append([]byte(nil), b.bytes...))
-	}
-	// withCRC re-signs a body so the test reaches the semantic checks
-	// behind the checksum.
-	withCRC := func(data []byte) []byte {
-		body := data[:len(data)-4]
-		binary.LittleEndian.PutUint32(data[len(body):], crc32.ChecksumIEEE(body))
-		return data
-	}
+	mutate := func(f func([]byte) []byte) []byte { return mutated(b.bytes, f) }
 	cases := []struct {
 		name string
 		data []byte
@@ -100,8 +90,8 @@ func TestLoadModelRejectsDamagedBytes(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), b.bytes...), 0), "1 trailing bytes"},
 		{"flipped weight bit", mutate(func(d []byte) []byte { d[len(d)-20] ^= 0x10; return d }), "checksum mismatch"},
 		{"future version", mutate(func(d []byte) []byte { d[4] = 2; return d }), "unsupported version 2"},
-		{"unknown loss", mutate(func(d []byte) []byte { d[12] = 9; return withCRC(d) }), "unknown loss 9"},
-		{"unknown activation", mutate(func(d []byte) []byte { d[headerSize+4] = 9; return withCRC(d) }), "layer 0: unknown activation 9"},
+		{"unknown loss", mutate(func(d []byte) []byte { d[12] = 9; return resigned(d) }), "unknown loss 9"},
+		{"unknown activation", mutate(func(d []byte) []byte { d[headerSize+4] = 9; return resigned(d) }), "layer 0: unknown activation 9"},
 		{"huge layer count", mutate(func(d []byte) []byte { binary.LittleEndian.PutUint32(d[13:], 1<<30); return d }), "layer count 1073741824 out of range"},
 		{"huge units", mutate(func(d []byte) []byte { binary.LittleEndian.PutUint32(d[headerSize:], 1<<23); return d }), "the header describes"},
 	}
