@@ -93,6 +93,18 @@ type Config struct {
 	Seed uint64 `json:"seed"`
 	// Backend runs the math; nil means a CPU backend.
 	Backend Backend `json:"-"`
+	// Resume, when not nil, continues the training that wrote this
+	// checkpoint instead of starting afresh. It must come from a training of
+	// the same config (Epochs aside: it may be larger now) and data, else
+	// Train fails with ErrCheckpointMismatch. Any backend may resume any
+	// backend's checkpoint; on the CPU backend the result is bit for bit that
+	// of the uninterrupted training.
+	Resume *Checkpoint `json:"-"`
+	// Checkpoints says when Train saves its state, and where [never].
+	Checkpoints Checkpoints `json:"-"`
+	// OnEpoch, when not nil, is called after every epoch, on Train's
+	// goroutine, before the epoch's checkpoint is saved: progress reports.
+	OnEpoch func(EpochStats) `json:"-"`
 }
 
 // DefaultAdam returns the usual Adam hyperparameters with the seed network's
@@ -187,5 +199,5 @@ func (c Config) validate() error {
 	if !isFinite32(a.Eps) || a.Eps <= 0 {
 		return fmt.Errorf("adam eps %v, want > 0", a.Eps)
 	}
-	return nil
+	return c.Checkpoints.validate()
 }

@@ -64,4 +64,20 @@
 // MarshalBinary writes a versioned, checksummed binary format; LoadModel
 // reads it back to a model with identical predictions and rejects damaged
 // or truncated bytes with an error wrapping ErrInvalidModel.
+//
+// # Checkpoints
+//
+// A training can stop between epochs and go on later, elsewhere, on another
+// backend: Config.Checkpoints makes Train hand a Checkpoint to a Save function
+// every N epochs, every interval, after the last epoch, and, when its context
+// ends, for the last epoch it completed; Config.Resume continues from one. A
+// Checkpoint is the weights and normalization, Adam's moments and step
+// count, the epoch and its losses, and the random streams' state (the
+// shuffler and the batch order; dropout masks follow from the seed and the
+// step count). Because every random draw is derived rather than consumed
+// from a global source, a resumed training on the CPU backend ends with
+// exactly the weights of an uninterrupted one. Checkpoint.MarshalBinary
+// writes its own versioned, checksummed format, which embeds the model
+// format, and a fingerprint of the config and data makes Train refuse to
+// resume another training's checkpoint (ErrCheckpointMismatch).
 package kernels

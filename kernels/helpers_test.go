@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"math"
 	"testing"
 
@@ -64,4 +66,17 @@ func to64(x []float32) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// mutated returns f applied to a copy of data: a damaged copy of serialized bytes.
+func mutated(data []byte, f func([]byte) []byte) []byte {
+	return f(append([]byte(nil), data...))
+}
+
+// resigned rewrites the trailing CRC-32 of a serialized model or checkpoint, so that a
+// damaged body reaches the semantic checks behind the checksum.
+func resigned(data []byte) []byte {
+	body := data[:len(data)-4]
+	binary.LittleEndian.PutUint32(data[len(body):], crc32.ChecksumIEEE(body))
+	return data
 }

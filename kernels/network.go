@@ -269,3 +269,32 @@ func (n *network) download(m *Model) error {
 	}
 	return nil
 }
+
+// adamState is layer l's optimizer state in the order a Checkpoint stores it.
+func (l *netLayer) adamState() [4]Tensor { return [4]Tensor{l.mw, l.vw, l.mb, l.vb} }
+
+// moments copies every layer's Adam state between the backend and host
+// buffers, one per layer as Checkpoint.moments holds them: up to the backend
+// when resuming, down when checkpointing. A nil moments[i] is allocated.
+func (n *network) moments(moments [][]float32, up bool) error {
+	for i, l := range n.layers {
+		if moments[i] == nil {
+			moments[i] = make([]float32, 2*(l.in*l.Units+l.Units))
+		}
+		off := 0
+		for _, t := range l.adamState() {
+			part := moments[i][off : off+t.Rows()*t.Cols()]
+			var err error
+			if up {
+				err = n.be.Upload(t, part)
+			} else {
+				err = n.be.Download(part, t)
+			}
+			if err != nil {
+				return fmt.Errorf("layer %d optimizer state: %w", i, err)
+			}
+			off += len(part)
+		}
+	}
+	return nil
+}

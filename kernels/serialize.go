@@ -42,6 +42,51 @@ func invalidModel(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidModel, fmt.Sprintf(format, args...))
 }
 
+var modelFormat = binaryFormat{what: "model", magic: modelMagic, version: modelVersion, headerSize: headerSize, invalid: invalidModel}
+
+// binaryFormat is what the model and checkpoint formats share: magic, version
+// and a reserved uint16 up front, a length that follows from the header, and
+// a CRC-32 of everything before it at the end.
+type binaryFormat struct {
+	what, magic string
+	version     uint16
+	headerSize  int
+	invalid     func(format string, args ...any) error
+}
+
+// open checks the magic, the header's length and the version, and returns a
+// decoder past them.
+func (f binaryFormat) open(data []byte) (decoder, error) {
+	if len(data) < len(f.magic) || string(data[:len(f.magic)]) != f.magic {
+		return decoder{}, f.invalid("not a qflow %s (bad magic)", f.what)
+	}
+	if len(data) < f.headerSize {
+		return decoder{}, f.invalid("truncated: %d bytes, header alone needs %d", len(data), f.headerSize)
+	}
+	d := decoder{buf: data, off: len(f.magic)}
+	if v := d.uint16(); v != f.version {
+		return decoder{}, f.invalid("unsupported version %d (this build reads %d)", v, f.version)
+	}
+	d.uint16() // reserved
+	return d, nil
+}
+
+// seal checks that data is the want bytes its header describes and that its
+// checksum holds, before anything is allocated for its contents.
+func (f binaryFormat) seal(data []byte, want int64) error {
+	if int64(len(data)) < want {
+		return f.invalid("truncated: %d bytes, the header describes %d", len(data), want)
+	}
+	if int64(len(data)) > want {
+		return f.invalid("%d trailing bytes after the %s", int64(len(data))-want, f.what)
+	}
+	body := data[:len(data)-4]
+	if got, stored := crc32.ChecksumIEEE(body), binary.LittleEndian.Uint32(data[len(body):]); got != stored {
+		return f.invalid("checksum mismatch (stored %08x, computed %08x): the bytes were damaged", stored, got)
+	}
+	return nil
+}
+
 // MarshalBinary encodes the model's architecture, activations, dropout
 // rates, normalization and weights in the versioned format above. Adam state
 // is not included: a serialized model is for prediction, not for resuming.
@@ -96,18 +141,10 @@ func LoadModel(data []byte) (*Model, error) {
 // impossible architecture all fail with an error wrapping ErrInvalidModel,
 // and m is left unchanged.
 func (m *Model) UnmarshalBinary(data []byte) error {
-	d := decoder{buf: data}
-	if len(data) < len(modelMagic) || string(data[:len(modelMagic)]) != modelMagic {
-		return invalidModel("not a qflow model (bad magic)")
+	d, err := modelFormat.open(data)
+	if err != nil {
+		return err
 	}
-	d.off = len(modelMagic)
-	if len(data) < headerSize {
-		return invalidModel("truncated: %d bytes, header alone needs %d", len(data), headerSize)
-	}
-	if v := d.uint16(); v != modelVersion {
-		return invalidModel("unsupported version %d (this build reads %d)", v, modelVersion)
-	}
-	d.uint16() // reserved
 	out := &Model{inputs: int(d.uint32()), loss: Loss(d.uint8())}
 	nLayers := int(d.uint32())
 	if out.inputs <= 0 || out.inputs > maxUnits {
@@ -145,15 +182,8 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	if out.loss == SoftmaxCrossEntropy && cfgs[nLayers-1].Activation != Softmax {
 		return invalidModel("loss %s with a %s output layer", out.loss, cfgs[nLayers-1].Activation)
 	}
-	if int64(len(data)) < want {
-		return invalidModel("truncated: %d bytes, the header describes %d", len(data), want)
-	}
-	if int64(len(data)) > want {
-		return invalidModel("%d trailing bytes after the model", int64(len(data))-want)
-	}
-	body := data[:len(data)-4]
-	if got, stored := crc32.ChecksumIEEE(body), binary.LittleEndian.Uint32(data[len(body):]); got != stored {
-		return invalidModel("checksum mismatch (stored %08x, computed %08x): the bytes were damaged", stored, got)
+	if err := modelFormat.seal(data, want); err != nil {
+		return err
 	}
 	out.mean = d.floats(out.inputs)
 	out.std = d.floats(out.inputs)
@@ -198,6 +228,12 @@ func (d *decoder) uint16() uint16 {
 func (d *decoder) uint32() uint32 {
 	v := binary.LittleEndian.Uint32(d.buf[d.off:])
 	d.off += 4
+	return v
+}
+
+func (d *decoder) uint64() uint64 {
+	v := binary.LittleEndian.Uint64(d.buf[d.off:])
+	d.off += 8
 	return v
 }
 

@@ -3,7 +3,7 @@ package kernels
 import (
 	"context"
 	"encoding/binary"
-	"hash/crc32"
+	"encoding/hex"
 	"math"
 	"testing"
 
@@ -75,16 +75,7 @@ func TestModelRoundTripGivesIdenticalPredictions(t *testing.T) {
 func TestLoadModelRejectsDamagedBytes(t *testing.T) {
 	t.Parallel()
 	b := setupSerialize(t)
-	mutate := func(f func([]byte) []byte) []byte {
-		return f(append([]byte(nil), b.bytes...))
-	}
-	// withCRC re-signs a body so the test reaches the semantic checks
-	// behind the checksum.
-	withCRC := func(data []byte) []byte {
-		body := data[:len(data)-4]
-		binary.LittleEndian.PutUint32(data[len(body):], crc32.ChecksumIEEE(body))
-		return data
-	}
+	mutate := func(f func([]byte) []byte) []byte { return mutated(b.bytes, f) }
 	cases := []struct {
 		name string
 		data []byte
@@ -99,8 +90,8 @@ func TestLoadModelRejectsDamagedBytes(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), b.bytes...), 0), "1 trailing bytes"},
 		{"flipped weight bit", mutate(func(d []byte) []byte { d[len(d)-20] ^= 0x10; return d }), "checksum mismatch"},
 		{"future version", mutate(func(d []byte) []byte { d[4] = 2; return d }), "unsupported version 2"},
-		{"unknown loss", mutate(func(d []byte) []byte { d[12] = 9; return withCRC(d) }), "unknown loss 9"},
-		{"unknown activation", mutate(func(d []byte) []byte { d[headerSize+4] = 9; return withCRC(d) }), "layer 0: unknown activation 9"},
+		{"unknown loss", mutate(func(d []byte) []byte { d[12] = 9; return resigned(d) }), "unknown loss 9"},
+		{"unknown activation", mutate(func(d []byte) []byte { d[headerSize+4] = 9; return resigned(d) }), "layer 0: unknown activation 9"},
 		{"huge layer count", mutate(func(d []byte) []byte { binary.LittleEndian.PutUint32(d[13:], 1<<30); return d }), "layer count 1073741824 out of range"},
 		{"huge units", mutate(func(d []byte) []byte { binary.LittleEndian.PutUint32(d[headerSize:], 1<<23); return d }), "the header describes"},
 	}
@@ -123,4 +114,24 @@ func TestLoadModelRejectsEveryTruncation(t *testing.T) {
 		_, err := LoadModel(b.bytes[:n])
 		require.ErrorIs(t, err, ErrInvalidModel, "prefix of %d bytes", n)
 	}
+}
+
+// modelV1 is a model as format version 1 wrote it (2 inputs → 2 ReLU, dropout 0.5 → 1 sigmoid).
+// Registries hold such bytes, so every later build must load them, predict what they
+// predicted and write them back unchanged, whatever else (checkpoints) it learns to write.
+const modelV1 = "51464d4c0100000002000000000200000002000000010000003f0100000002000000000000803fabaaaa3f" +
+	"ec05513fe0a49f3f8a54b8bf9b4b443f615f8abf2a854ebf040050ba9e938b3b8290b2bf9156943f80c1a73bc9387cc6"
+
+func TestModelsOfFormatVersionOneStillLoad(t *testing.T) {
+	t.Parallel()
+	raw, err := hex.DecodeString(modelV1)
+	require.NoError(t, err)
+	m, err := LoadModel(raw)
+	require.NoError(t, err)
+	pred, err := m.Predict([]float32{0.5, -1, 3, 2})
+	require.NoError(t, err)
+	require.Equal(t, []float32{0.05543264, 0.8438266}, pred)
+	again, err := m.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, raw, again)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"time"
 )
 
 // Train fits a new Model to x (row-major, cfg.Inputs values per sample) and
@@ -14,9 +16,13 @@ import (
 //
 // The data are normalized with statistics that become part of the model,
 // uploaded once, and batched on the backend; the host sees only the
-// per-epoch loss and, at the end, the weights. Epoch losses are measured
-// with dropout active, as the optimizer saw them. Train stops with ctx's
-// error between batches, and with an error if the loss stops being finite.
+// per-epoch loss and, at the end, the weights (and, with checkpoints on, the
+// state after every epoch). Epoch losses are measured with dropout active,
+// as the optimizer saw them. Train stops with ctx's error between batches,
+// having saved the last completed epoch when checkpoints are on (see
+// Checkpoints), and with an error if the loss stops being finite. With
+// cfg.Resume it continues an earlier training from its checkpoint, and the
+// losses it returns are those of every epoch, the checkpoint's included.
 func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losses []float64, err error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -34,12 +40,17 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	if len(y) != rows*outputs {
 		return nil, nil, fmt.Errorf("train: %d target values for %d samples of %d outputs", len(y), rows, outputs)
 	}
+	st, err := newTrainState(cfg, x, y, rows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: resuming from the checkpoint: %w", err)
+	}
+	resumedFrom := len(st.losses)
+	if resumedFrom == cfg.Epochs {
+		// The checkpoint is of the finished training: nothing is left to do.
+		return st.model, st.losses, nil
+	}
 
-	model = newModel(cfg)
-	model.fitNormalization(x, rows)
-	model.initWeights(cfg.Seed)
-
-	net, err := newNetwork(be, model, true, cfg.Seed)
+	net, err := newNetwork(be, st.model, true, cfg.Seed)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train on %s: %w", be.Name(), err)
 	}
@@ -48,7 +59,12 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 			err = errors.Join(err, fmt.Errorf("train on %s: releasing tensors: %w", be.Name(), ferr))
 		}
 	}()
-	dataX, err := net.upload(rows, cfg.Inputs, model.normalize(x))
+	if cfg.Resume != nil {
+		if err := net.moments(cfg.Resume.moments, true); err != nil {
+			return nil, nil, fmt.Errorf("train on %s: restoring the checkpoint: %w", be.Name(), err)
+		}
+	}
+	dataX, err := net.upload(rows, cfg.Inputs, st.model.normalize(x))
 	if err != nil {
 		return nil, nil, fmt.Errorf("train on %s: uploading inputs: %w", be.Name(), err)
 	}
@@ -62,28 +78,29 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	}
 
 	batch := min(cfg.BatchSize, rows)
-	order := make([]int, rows)
-	for i := range order {
-		order[i] = i
-	}
-	shuffler := newSplitmix(cfg.Seed, streamShuffle)
+	ck := cfg.Checkpoints
+	// pending is the state after the last completed epoch while it is not
+	// saved: what a cancellation saves, since by then the backend's state
+	// has moved into the next epoch.
+	var pending *Checkpoint
+	began := time.Now()
+	lastSave := began
 	lossHost := []float32{0}
-	var step uint64
-	for epoch := 0; epoch < cfg.Epochs; epoch++ {
-		shuffler.shuffle(order)
+	for epoch := resumedFrom; epoch < cfg.Epochs; epoch++ {
+		st.shuffler.shuffle(st.order)
 		lossHost[0] = 0
 		if err := be.Upload(lossAcc, lossHost); err != nil {
 			return nil, nil, fmt.Errorf("train on %s: epoch %d: %w", be.Name(), epoch, err)
 		}
 		for start := 0; start < rows; start += batch {
-			if err := ctx.Err(); err != nil {
-				return nil, nil, fmt.Errorf("train: epoch %d: %w", epoch, err)
+			if ctx.Err() != nil {
+				return nil, nil, interrupted(ctx, ck, pending, epoch)
 			}
-			idx := order[start:min(start+batch, rows)]
-			if err := trainStep(net, dataX, dataY, lossAcc, idx, cfg.Adam, step); err != nil {
-				return nil, nil, fmt.Errorf("train on %s: epoch %d, step %d: %w", be.Name(), epoch, step, err)
+			idx := st.order[start:min(start+batch, rows)]
+			if err := trainStep(net, dataX, dataY, lossAcc, idx, cfg.Adam, st.step); err != nil {
+				return nil, nil, fmt.Errorf("train on %s: epoch %d, step %d: %w", be.Name(), epoch, st.step, err)
 			}
-			step++
+			st.step++
 		}
 		if err := be.Download(lossHost, lossAcc); err != nil {
 			return nil, nil, fmt.Errorf("train on %s: epoch %d: reading loss: %w", be.Name(), epoch, err)
@@ -92,12 +109,97 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return nil, nil, fmt.Errorf("train on %s: epoch %d: loss is %v; training diverged (lower the learning rate)", be.Name(), epoch, loss)
 		}
-		losses = append(losses, loss)
+		st.losses = append(st.losses, loss)
+		if ck.Save != nil {
+			if pending, err = st.checkpoint(net); err != nil {
+				return nil, nil, fmt.Errorf("train on %s: epoch %d: checkpoint: %w", be.Name(), epoch, err)
+			}
+		}
+		if cfg.OnEpoch != nil {
+			cfg.OnEpoch(EpochStats{Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: loss, Samples: rows, ResumedFrom: resumedFrom, Elapsed: time.Since(began)})
+		}
+		if pending != nil && ck.due(epoch+1, cfg.Epochs, time.Since(lastSave)) {
+			if err := ck.Save(ctx, pending); err != nil {
+				if ctx.Err() != nil {
+					return nil, nil, interrupted(ctx, ck, pending, epoch+1)
+				}
+				return nil, nil, fmt.Errorf("train: saving the checkpoint of epoch %d: %w", epoch+1, err)
+			}
+			pending, lastSave = nil, time.Now()
+		}
 	}
-	if err := net.download(model); err != nil {
+	if err := net.download(st.model); err != nil {
 		return nil, nil, fmt.Errorf("train on %s: reading weights: %w", be.Name(), err)
 	}
-	return model, losses, nil
+	return st.model, st.losses, nil
+}
+
+// interrupted is Train's error when ctx ends in epoch (from 0): ctx's, after
+// saving the last completed epoch if that is not saved yet.
+func interrupted(ctx context.Context, ck Checkpoints, pending *Checkpoint, epoch int) error {
+	err := fmt.Errorf("train: epoch %d: %w", epoch, ctx.Err())
+	if pending != nil {
+		err = errors.Join(err, ck.saveInterrupted(ctx, pending))
+	}
+	return err
+}
+
+// trainState is what a training carries from epoch to epoch besides the
+// weights and moments on the backend, that is the rest of a Checkpoint.
+type trainState struct {
+	// model is the host copy: the normalization, and the weights at the start.
+	model       *Model
+	fingerprint uint64
+	step        uint64
+	shuffler    *splitmix
+	order       []int
+	losses      []float64
+}
+
+// newTrainState starts a training afresh (normalization fitted, weights
+// drawn, the identity batch order) or from cfg.Resume. The fingerprint is
+// computed only when a checkpoint is read or written.
+func newTrainState(cfg Config, x, y []float32, rows int) (*trainState, error) {
+	st := &trainState{}
+	if cfg.Resume != nil || cfg.Checkpoints.Save != nil {
+		st.fingerprint = fingerprint(cfg, x, y)
+	}
+	if c := cfg.Resume; c != nil {
+		if err := c.resumes(cfg, st.fingerprint, rows); err != nil {
+			return nil, err
+		}
+		// Copies: the training shuffles and appends in place, and a
+		// checkpoint is immutable.
+		st.model, st.step, st.shuffler = c.model.clone(), c.step, &splitmix{state: c.shuffle}
+		st.order, st.losses = slices.Clone(c.order), slices.Clone(c.losses)
+		return st, nil
+	}
+	st.model = newModel(cfg)
+	st.model.fitNormalization(x, rows)
+	st.model.initWeights(cfg.Seed)
+	st.shuffler = newSplitmix(cfg.Seed, streamShuffle)
+	st.order = make([]int, rows)
+	for i := range st.order {
+		st.order[i] = i
+	}
+	return st, nil
+}
+
+// checkpoint captures the training after its last completed epoch,
+// downloading the weights and Adam moments from the backend.
+func (st *trainState) checkpoint(net *network) (*Checkpoint, error) {
+	c := &Checkpoint{
+		fingerprint: st.fingerprint, epoch: len(st.losses), step: st.step, shuffle: st.shuffler.state,
+		model: st.model.clone(), moments: make([][]float32, len(net.layers)),
+		order: slices.Clone(st.order), losses: slices.Clone(st.losses),
+	}
+	if err := net.download(c.model); err != nil {
+		return nil, err
+	}
+	if err := net.moments(c.moments, false); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // trainStep is one minibatch: gather, forward, loss, backward, Adam. Adam's

@@ -188,3 +188,40 @@ func TestGPUWorkerTrainsOnItsDeviceAndServesOnlyTheGPUClass(t *testing.T) {
 	require.NoError(t, gpu.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, gpu.Wait(), gpuLog.String())
 }
+
+func TestAPreemptedGPUWorkersTrainingResumesOnAnother(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	out, err := b.command(bin.cpu, "seed-data", "--rows", "1500", "--seed", "3").CombinedOutput()
+	require.NoError(t, err, string(out))
+	b.worker(t, bin.cpu, "cpu-1", "--classes", "cpu", "--metrics-addr", "")
+	// A spot worker: its notice leaves no time for a step to finish, so SIGTERM cancels them.
+	spot, spotLog := b.worker(t, bin.gpu, "gpu-spot", "--metrics-addr", "", "--shutdown-timeout", "100ms")
+
+	const input = `{"epochs": 60, "seed": 7, "min_rows": 50, "checkpoint_every": 1}`
+	var run int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO qflow.runs (workflow, mode, input)
+		VALUES ('complexity_training', 'workflow', $1) RETURNING id`, input).Scan(&run))
+	const checkpoint = `FROM ml.artifacts WHERE run_id = $1 AND name = 'checkpoint_model_training'`
+	b.waitFor(t, "epoch 3's checkpoint", "SELECT count(*) "+checkpoint+" AND (meta ->> 'epoch')::int >= 3", run)
+
+	// Preempted: the training saves its last completed epoch and the worker releases the step.
+	require.NoError(t, spot.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, spot.Wait(), spotLog.String())
+	var saved int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT (meta ->> 'epoch')::int "+checkpoint, run).Scan(&saved))
+	require.Less(t, saved, 60, "the training was interrupted")
+	var status string
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT status FROM qflow.step_runs WHERE run_id = $1 AND step = 'model_training'", run).Scan(&status))
+	require.NotEqual(t, "succeeded", status)
+
+	// Another GPU worker takes the step over from the saved epoch.
+	b.worker(t, bin.gpu, "gpu-2", "--metrics-addr", "")
+	b.waitFor(t, "the run to finish", "SELECT count(*) FROM qflow.runs WHERE id = $1 AND status NOT IN ('pending', 'running')", run)
+	var resumed int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT r.status, (s.output -> 'training' ->> 'resumed_from_epoch')::int
+		FROM qflow.runs r JOIN qflow.step_runs s ON s.run_id = r.id AND s.step = 'model_training' WHERE r.id = $1`, run).Scan(&status, &resumed))
+	require.Equal(t, "succeeded", status)
+	require.Equal(t, saved, resumed)
+	t.Logf("preempted after epoch %d of 60, resumed there on another worker", saved)
+}

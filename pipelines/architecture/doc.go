@@ -14,7 +14,8 @@
 // Run input (all optional): roots (absolute paths; default the standard library, $GOROOT/src
 // or `go env GOROOT`), max_packages (5000), min_packages (30), held_out (0.25), hidden_units
 // (0: softmax regression; n adds a ReLU layer of n units with dropout 0.1), epochs (150),
-// batch_size (32), learning_rate (0.003), seed (0).
+// batch_size (32), learning_rate (0.003), seed (0), checkpoint_every (10), checkpoint_seconds
+// (60): model_training checkpoints and resumes as package ml says (Checkpoints).
 //
 // # Facts
 //

@@ -16,6 +16,7 @@ import (
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/architecture"
 	"github.com/quantumflow/qflow/pipelines/ml"
+	"github.com/quantumflow/qflow/pipelines/ml/mltest"
 	"github.com/quantumflow/qflow/worker"
 )
 
@@ -24,12 +25,18 @@ type testBundle struct {
 	goroot string
 }
 
-func setup(t *testing.T) *testBundle {
+// setup makes a database and a worker for both classes; change, if given, alters the workflow
+// first.
+func setup(t *testing.T, change ...func(pipelines.Workflow) pipelines.Workflow) *testBundle {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOROOT").Output()
 	require.NoError(t, err, "the tests scan the standard library's source")
 	env := enginetest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
-		reg.MustAdd(architecture.Workflow(architecture.Options{DB: pool, Trainer: ml.NewTrainer(nil)}))
+		wf := architecture.Workflow(architecture.Options{DB: pool, Trainer: ml.NewTrainer(nil)})
+		for _, c := range change {
+			wf = c(wf)
+		}
+		reg.MustAdd(wf)
 	})
 	env.StartWorker(t, worker.Config{ID: "ml-worker", Classes: []string{"cpu", "gpu"}, FetchPollInterval: 50 * time.Millisecond})
 	return &testBundle{Env: env, goroot: strings.TrimSpace(string(out))}
@@ -94,6 +101,27 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 	require.Equal(t, m, second.Metrics, "same trees, same seed: the same held-out metrics in both modes")
 	require.Equal(t, ml.StatusCandidate, second.Model.Status)
 	require.Contains(t, second.Model.Decision, "does not beat active v1")
+}
+
+func TestAnInterruptedTrainingResumesToTheClassifierOfAnUninterruptedOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(wf pipelines.Workflow) pipelines.Workflow {
+		return mltest.InterruptTraining(wf, architecture.StepModelTraining, 13)
+	})
+	in := b.input(`, "hidden_units": 16, "epochs": 30, "checkpoint_every": 10`, "net", "encoding", "go")
+
+	interrupted := b.Wait(t, b.StartMode(t, architecture.Name, "workflow", in), 3*time.Minute)
+	through := b.Wait(t, b.StartMode(t, architecture.Name, "workflow", in), 3*time.Minute)
+	var resumed, fresh architecture.TrainOutput
+	b.StepOutput(t, interrupted.ID, architecture.StepModelTraining, &resumed)
+	b.StepOutput(t, through.ID, architecture.StepModelTraining, &fresh)
+	require.Equal(t, 13, resumed.Training.ResumedFromEpoch)
+	require.Zero(t, fresh.Training.ResumedFromEpoch)
+	require.Equal(t, 2, b.Count(t, "SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND step = 'model_training'", interrupted.ID))
+	require.Equal(t, b.output(t, interrupted).Metrics, b.output(t, through).Metrics)
+	const models = "FROM ml.models WHERE name = 'architecture' AND training_run_id IN ($1, $2)"
+	require.Equal(t, 2, b.Count(t, "SELECT count(*) "+models, interrupted.ID, through.ID))
+	require.Equal(t, 1, b.Count(t, "SELECT count(DISTINCT weights) "+models, interrupted.ID, through.ID), "bit-identical weights")
 }
 
 func TestWorseClassifierStaysCandidate(t *testing.T) {

@@ -31,11 +31,14 @@ type Params struct {
 	BatchSize    int     `json:"batch_size"`
 	LearningRate float32 `json:"learning_rate"`
 	Seed         uint64  `json:"seed"`
+	// CheckpointParams are model_training's checkpoint_every and checkpoint_seconds.
+	ml.CheckpointParams
 }
 
-// DefaultParams are the defaults of every run input field but roots.
+// DefaultParams are the defaults of every run input field but roots (ml's for checkpoints).
 func DefaultParams() Params {
-	return Params{MaxPackages: 5000, MinPackages: 30, HeldOut: 0.25, Epochs: 150, BatchSize: 32, LearningRate: 3e-3}
+	return Params{MaxPackages: 5000, MinPackages: 30, HeldOut: 0.25, Epochs: 150, BatchSize: 32, LearningRate: 3e-3,
+		CheckpointParams: ml.DefaultCheckpointParams()}
 }
 
 func params(in pipelines.Input) (Params, error) {
@@ -47,6 +50,7 @@ func params(in pipelines.Input) (Params, error) {
 		check(p.Epochs >= 1 && p.Epochs <= 100000, "epochs must be between 1 and 100000, got %d", p.Epochs)
 		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
 		check(p.LearningRate > 0 && p.LearningRate <= 1, "learning_rate must be in (0, 1], got %v", p.LearningRate)
+		p.CheckpointParams.Check(check)
 		for _, r := range p.Roots {
 			check(filepath.IsAbs(r), "roots must be absolute paths, got %q", r)
 		}
@@ -315,7 +319,7 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 		return nil, pipelines.Permanent(fmt.Errorf("train labels: %w", err))
 	}
 	cfg := classifierConfig(prm)
-	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, train.Cols-1), y)
+	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, train.Cols-1), y, p.artifacts.StepCheckpoint(in, prm.CheckpointParams))
 	if err != nil {
 		return nil, fmt.Errorf("training the architecture classifier: %w", err)
 	}

@@ -12,8 +12,10 @@
 //	model_deployment     cpu, ≤1 at once, 60 s   ml.models; activate only if it wins; backfill predictions
 //
 // Run input (all optional): days_back (30), min_rows (100), max_rows (100000), held_out (0.2),
-// epochs (50), batch_size (32), seed (0). Fewer than min_rows labelled records in the window
-// fail data_collection permanently: waiting and retrying will not create data.
+// epochs (50), batch_size (32), seed (0), checkpoint_every (10), checkpoint_seconds (60). Fewer
+// than min_rows labelled records in the window fail data_collection permanently: waiting and
+// retrying will not create data. model_training checkpoints and resumes as package ml says
+// (Checkpoints).
 //
 // The network is the seed's: inputs → 64 ReLU (dropout 0.2) → 32 ReLU (dropout 0.1) →
 // 1 sigmoid, MSE loss, Adam with learning rate 1e-3 (kernels.SeedNetwork). The baseline

@@ -53,7 +53,7 @@ func TestSeedNetworkBeatsTheBaseline(t *testing.T) {
 	prm := DefaultParams()
 	prm.Epochs = 30
 	start := time.Now()
-	model, stats, err := ml.NewTrainer(nil).Train(context.Background(), trainConfig(d, prm), x.Columns(0, d), x.Columns(d, d+1))
+	model, stats, err := ml.NewTrainer(nil).Train(context.Background(), trainConfig(d, prm), x.Columns(0, d), x.Columns(d, d+1), nil)
 	require.NoError(t, err)
 	hx := spec.Encode(held)
 	pred, err := predict(model, hx.Columns(0, hx.Cols))

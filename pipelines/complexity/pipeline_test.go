@@ -13,6 +13,7 @@ import (
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/complexity"
 	"github.com/quantumflow/qflow/pipelines/ml"
+	"github.com/quantumflow/qflow/pipelines/ml/mltest"
 	"github.com/quantumflow/qflow/worker"
 )
 
@@ -20,11 +21,16 @@ type testBundle struct {
 	*enginetest.Env
 }
 
-// setup makes a database with rows generated task executions and a worker for both classes.
-func setup(t *testing.T, rows int) *testBundle {
+// setup makes a database with rows generated task executions and a worker for both classes;
+// change, if given, alters the workflow first.
+func setup(t *testing.T, rows int, change ...func(pipelines.Workflow) pipelines.Workflow) *testBundle {
 	t.Helper()
 	env := enginetest.New(t, func(reg *pipelines.Registry, pool *pgxpool.Pool) {
-		reg.MustAdd(complexity.Workflow(complexity.Options{DB: pool, Trainer: ml.NewTrainer(nil)}))
+		wf := complexity.Workflow(complexity.Options{DB: pool, Trainer: ml.NewTrainer(nil)})
+		for _, c := range change {
+			wf = c(wf)
+		}
+		reg.MustAdd(wf)
 	})
 	recs := complexity.Generate(complexity.GenerateOptions{Rows: rows, Days: 20, Now: time.Now(), Unlabelled: 0.1, Seed: 11})
 	n, err := complexity.Insert(env.Ctx, env.Pool, recs)
@@ -93,6 +99,36 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	require.Equal(t, ml.StatusCandidate, second.Model.Status)
 	require.Contains(t, second.Model.Decision, "does not beat active v1")
 	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM ml.models WHERE name = 'complexity' AND status = 'active'"))
+}
+
+func TestAnInterruptedTrainingResumesToTheModelOfAnUninterruptedOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1500, func(wf pipelines.Workflow) pipelines.Workflow {
+		return mltest.InterruptTraining(wf, complexity.StepModelTraining, 7)
+	})
+	const in = `{"epochs": 12, "seed": 7, "min_rows": 50, "checkpoint_every": 5}`
+
+	// The first attempt of model_training stops after epoch 7 and saves it; the retry resumes there.
+	interrupted := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", in), 2*time.Minute)
+	first := b.output(t, interrupted)
+	var training complexity.TrainOutput
+	b.StepOutput(t, interrupted.ID, complexity.StepModelTraining, &training)
+	require.Equal(t, 7, training.Training.ResumedFromEpoch)
+	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND step = 'model_training'
+	                                 AND attempt = 1 AND status = 'failed' AND error LIKE '%context canceled%'`, interrupted.ID))
+	require.Equal(t, 12, b.Count(t, `SELECT (meta ->> 'epoch')::int FROM ml.artifacts WHERE run_id = $1 AND name = 'checkpoint_model_training'`, interrupted.ID))
+
+	// A run that trains through ends with the same weights, bit for bit.
+	through := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", in), 2*time.Minute)
+	second := b.output(t, through)
+	b.StepOutput(t, through.ID, complexity.StepModelTraining, &training)
+	require.Zero(t, training.Training.ResumedFromEpoch)
+	require.Equal(t, first.Training.FinalLoss, second.Training.FinalLoss)
+	require.Equal(t, first.Metrics, second.Metrics)
+	var w1, w2 []byte
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", first.Model.ID).Scan(&w1))
+	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", second.Model.ID).Scan(&w2))
+	require.Equal(t, w1, w2, "bit-identical weights")
 }
 
 func TestWorseModelStaysCandidate(t *testing.T) {

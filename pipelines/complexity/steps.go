@@ -21,11 +21,14 @@ type Params struct {
 	Epochs    int     `json:"epochs"`
 	BatchSize int     `json:"batch_size"`
 	Seed      uint64  `json:"seed"`
+	// CheckpointParams are model_training's checkpoint_every and checkpoint_seconds.
+	ml.CheckpointParams
 }
 
-// DefaultParams are the seed's defaults.
+// DefaultParams are the seed's defaults, and ml's for checkpoints.
 func DefaultParams() Params {
-	return Params{DaysBack: 30, MinRows: 100, MaxRows: 100000, HeldOut: 0.2, Epochs: 50, BatchSize: 32}
+	return Params{DaysBack: 30, MinRows: 100, MaxRows: 100000, HeldOut: 0.2, Epochs: 50, BatchSize: 32,
+		CheckpointParams: ml.DefaultCheckpointParams()}
 }
 
 func params(in pipelines.Input) (Params, error) {
@@ -36,6 +39,7 @@ func params(in pipelines.Input) (Params, error) {
 		check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
 		check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
 		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
+		p.CheckpointParams.Check(check)
 	})
 }
 
@@ -230,7 +234,7 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 	}
 	d := train.Cols - 1
 	cfg := trainConfig(d, prm)
-	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, d), train.Columns(d, d+1))
+	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, d), train.Columns(d, d+1), p.artifacts.StepCheckpoint(in, prm.CheckpointParams))
 	if err != nil {
 		return nil, fmt.Errorf("training the complexity model: %w", err)
 	}

@@ -15,6 +15,25 @@
 // Artifacts of runs finished longer ago than ArtifactRetention are pruned by the pipelines'
 // first steps.
 //
+// # Checkpoints
+//
+// A training step's attempt may end before its training does: the worker is preempted or shut
+// down (it cancels the handler's context, then releases the step), the step times out, the
+// worker crashes. Trainer.Train with a StepCheckpoint keeps the training's kernels.Checkpoint
+// (weights, Adam moments and step count, epoch, shuffling state) in the run's artifact
+// checkpoint_<step>, kind model, overwritten as training advances: every checkpoint_every
+// epochs [10], after the first epoch ending checkpoint_seconds after the last save [60], after
+// the last epoch, and when the context ends mid-training (the last completed epoch, within
+// kernels.DefaultCheckpointGrace, inside the second the worker waits for a cancelled handler).
+// Every attempt starts by loading that artifact and resuming from it; on the CPU backend the
+// resumed training ends with exactly the weights of an uninterrupted one. A damaged checkpoint,
+// or one of another training (the step's data changed between attempts), is ignored and the
+// training starts afresh. The step's output says so: training.resumed_from_epoch (0 when
+// fresh), training.checkpoint (the artifact id) and training.checkpoint_ignored.
+//
+// Each epoch is reported with pipelines.ReportProgress: done/total epochs, the loss, samples per
+// second and the time left at this attempt's pace.
+//
 // # Deployment
 //
 // Deploy stores a trained model in ml.models and decides its status under a per-name lock:

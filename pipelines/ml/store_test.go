@@ -77,7 +77,7 @@ func TestArtifactsRoundTripByRun(t *testing.T) {
 func tinyModel(t *testing.T, seed uint64) []byte {
 	t.Helper()
 	cfg := kernels.Config{Inputs: 2, Layers: []kernels.LayerConfig{{Units: 1, Activation: kernels.Sigmoid}}, Epochs: 1, BatchSize: 2, Seed: seed}
-	m, _, err := ml.NewTrainer(nil).Train(context.Background(), cfg, []float32{0, 1, 1, 0}, []float32{0, 1})
+	m, _, err := ml.NewTrainer(nil).Train(context.Background(), cfg, []float32{0, 1, 1, 0}, []float32{0, 1}, nil)
 	require.NoError(t, err)
 	raw, err := m.MarshalBinary()
 	require.NoError(t, err)

@@ -2,10 +2,12 @@ package ml
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/quantumflow/qflow/kernels"
+	"github.com/quantumflow/qflow/pipelines"
 )
 
 // Trainer trains models on one backend, one training at a time.
@@ -34,22 +36,43 @@ func (t *Trainer) Backend() string {
 
 // TrainStats describes one training.
 type TrainStats struct {
-	Backend string  `json:"backend"`
-	Samples int     `json:"samples"`
-	Epochs  int     `json:"epochs"`
-	Batch   int     `json:"batch_size"`
-	Seconds float64 `json:"seconds"`
-	// SamplesPerSec counts every sample of every epoch.
+	Backend string `json:"backend"`
+	Samples int    `json:"samples"`
+	Epochs  int    `json:"epochs"`
+	Batch   int    `json:"batch_size"`
+	// ResumedFromEpoch is the epoch of the step's checkpoint the training went on from; 0 when
+	// it started afresh.
+	ResumedFromEpoch int `json:"resumed_from_epoch"`
+	// Seconds and SamplesPerSec count the epochs this attempt trained, not those it resumed.
+	Seconds       float64 `json:"seconds"`
 	SamplesPerSec float64 `json:"samples_per_sec"`
 	// WaitSeconds is how long the training waited for the backend.
 	WaitSeconds float64 `json:"wait_seconds,omitempty"`
 	FirstLoss   float64 `json:"first_epoch_loss"`
 	FinalLoss   float64 `json:"final_epoch_loss"`
+	// Checkpoint is the id of the step's checkpoint artifact, when it has one.
+	Checkpoint int64 `json:"checkpoint,omitempty"`
+	// CheckpointIgnored says why a checkpoint that was found was not resumed (damaged, or of
+	// another training: the step's data changed between attempts).
+	CheckpointIgnored string `json:"checkpoint_ignored,omitempty"`
 }
 
 // Train runs kernels.Train with cfg on the trainer's backend (cfg.Backend is overwritten),
-// waiting for the backend's turn, or for ctx to end.
-func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32) (*kernels.Model, TrainStats, error) {
+// waiting for the backend's turn, or for ctx to end. It reports each epoch with
+// pipelines.ReportProgress. With ck it resumes from the step's checkpoint, if there is one of
+// this training, and saves checkpoints as ck's parameters say; when ctx ends mid-training it
+// saves the last completed epoch before returning ctx's error.
+func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32, ck *StepCheckpoint) (*kernels.Model, TrainStats, error) {
+	var st TrainStats
+	if ck != nil {
+		// Before the backend's turn, so that the device is not held for database round trips.
+		var err error
+		if cfg.Resume, st.CheckpointIgnored, err = ck.load(ctx); err != nil {
+			return nil, TrainStats{}, err
+		}
+		cfg.Checkpoints = ck.policy()
+	}
+	cfg.OnEpoch = reportEpochs(ctx)
 	waitStart := time.Now()
 	if t != nil && t.turn != nil {
 		select {
@@ -65,20 +88,50 @@ func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32)
 	wait := time.Since(waitStart)
 	start := time.Now()
 	model, losses, err := kernels.Train(ctx, cfg, x, y)
+	if errors.Is(err, kernels.ErrCheckpointMismatch) {
+		// The checkpoint is of another training of this step: its input changed between
+		// attempts (a legacy chain that collected its data again). Starting afresh is right;
+		// failing would fail every retry the same way.
+		st.CheckpointIgnored, cfg.Resume = err.Error(), nil
+		model, losses, err = kernels.Train(ctx, cfg, x, y)
+	}
 	if err != nil {
 		return nil, TrainStats{}, err
 	}
 	elapsed := time.Since(start)
-	samples := len(x) / cfg.Inputs
-	st := TrainStats{
-		Backend: cfg.Backend.Name(), Samples: samples, Epochs: cfg.Epochs, Batch: cfg.BatchSize,
-		Seconds: elapsed.Seconds(), WaitSeconds: wait.Seconds(),
-		FirstLoss: losses[0], FinalLoss: losses[len(losses)-1],
+	st.Backend, st.Samples, st.Epochs, st.Batch = cfg.Backend.Name(), len(x)/cfg.Inputs, cfg.Epochs, cfg.BatchSize
+	st.Seconds, st.WaitSeconds = elapsed.Seconds(), wait.Seconds()
+	st.FirstLoss, st.FinalLoss = losses[0], losses[len(losses)-1]
+	if cfg.Resume != nil {
+		st.ResumedFromEpoch = cfg.Resume.Epoch()
+	}
+	if ck != nil {
+		st.Checkpoint = ck.id
 	}
 	if elapsed > 0 {
-		st.SamplesPerSec = float64(samples*cfg.Epochs) / elapsed.Seconds()
+		st.SamplesPerSec = float64(st.Samples*(cfg.Epochs-st.ResumedFromEpoch)) / elapsed.Seconds()
 	}
 	return model, st, nil
+}
+
+// reportEpochs is the OnEpoch of a training step: a progress report per epoch, its speed and
+// time left measured over the epochs this attempt trained.
+func reportEpochs(ctx context.Context) func(kernels.EpochStats) {
+	return func(e kernels.EpochStats) {
+		p := pipelines.Progress{
+			Done: int64(e.Epoch), Total: int64(e.Epochs), Unit: "epoch",
+			Message: fmt.Sprintf("epoch %d/%d, loss %.4g", e.Epoch, e.Epochs, e.Loss),
+			Metrics: map[string]float64{"loss": e.Loss},
+		}
+		if e.ResumedFrom > 0 {
+			p.Message += fmt.Sprintf(" (resumed at epoch %d)", e.ResumedFrom)
+		}
+		if ran := e.Epoch - e.ResumedFrom; e.Elapsed > 0 {
+			p.Metrics["samples_per_sec"] = float64(e.Samples*ran) / e.Elapsed.Seconds()
+			p.ETA = e.Elapsed / time.Duration(ran) * time.Duration(e.Epochs-e.Epoch)
+		}
+		pipelines.ReportProgress(ctx, p)
+	}
 }
 
 // Architecture describes a training config for people (ml.models.architecture).
