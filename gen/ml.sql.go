@@ -182,6 +182,44 @@ func (q *Queries) GetArtifact(ctx context.Context, arg GetArtifactParams) (GetAr
 	return i, err
 }
 
+const getArtifactByName = `-- name: GetArtifactByName :one
+SELECT id, name, kind, rows, cols, data, meta
+  FROM ml.artifacts
+ WHERE run_id = $1 AND name = $2
+`
+
+type GetArtifactByNameParams struct {
+	RunID int64  `json:"run_id"`
+	Name  string `json:"name"`
+}
+
+type GetArtifactByNameRow struct {
+	ID   int64           `json:"id"`
+	Name string          `json:"name"`
+	Kind string          `json:"kind"`
+	Rows *int32          `json:"rows"`
+	Cols *int32          `json:"cols"`
+	Data []byte          `json:"data"`
+	Meta json.RawMessage `json:"meta"`
+}
+
+// A step's own artifact by name: its retry, which gets no output of the earlier attempt, finds
+// its checkpoint this way ((run_id, name) is unique).
+func (q *Queries) GetArtifactByName(ctx context.Context, arg GetArtifactByNameParams) (GetArtifactByNameRow, error) {
+	row := q.db.QueryRow(ctx, getArtifactByName, arg.RunID, arg.Name)
+	var i GetArtifactByNameRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Kind,
+		&i.Rows,
+		&i.Cols,
+		&i.Data,
+		&i.Meta,
+	)
+	return i, err
+}
+
 const insertModel = `-- name: InsertModel :one
 INSERT INTO ml.models (name, version, backend, architecture, weights, normalization, metrics, status,
                        decision, training_run_id, activated_at)

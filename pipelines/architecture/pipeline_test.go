@@ -16,7 +16,6 @@ import (
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/architecture"
 	"github.com/quantumflow/qflow/pipelines/ml"
-	"github.com/quantumflow/qflow/pipelines/ml/mltest"
 	"github.com/quantumflow/qflow/worker"
 )
 
@@ -106,7 +105,7 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 func TestAnInterruptedTrainingResumesToTheClassifierOfAnUninterruptedOne(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(wf pipelines.Workflow) pipelines.Workflow {
-		return mltest.InterruptTraining(wf, architecture.StepModelTraining, 13)
+		return enginetest.InterruptTraining(wf, architecture.StepModelTraining, 13)
 	})
 	in := b.input(`, "hidden_units": 16, "epochs": 30, "checkpoint_every": 10`, "net", "encoding", "go")
 

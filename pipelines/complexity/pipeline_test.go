@@ -13,7 +13,6 @@ import (
 	"github.com/quantumflow/qflow/pipelines"
 	"github.com/quantumflow/qflow/pipelines/complexity"
 	"github.com/quantumflow/qflow/pipelines/ml"
-	"github.com/quantumflow/qflow/pipelines/ml/mltest"
 	"github.com/quantumflow/qflow/worker"
 )
 
@@ -104,7 +103,7 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 func TestAnInterruptedTrainingResumesToTheModelOfAnUninterruptedOne(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1500, func(wf pipelines.Workflow) pipelines.Workflow {
-		return mltest.InterruptTraining(wf, complexity.StepModelTraining, 7)
+		return enginetest.InterruptTraining(wf, complexity.StepModelTraining, 7)
 	})
 	const in = `{"epochs": 12, "seed": 7, "min_rows": 50, "checkpoint_every": 5}`
 

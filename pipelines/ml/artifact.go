@@ -185,32 +185,18 @@ func (a *Artifacts) Model(ctx context.Context, runID, id int64) (*kernels.Model,
 	return m, row.Data, nil
 }
 
-// find loads the run's artifact name, or returns nil when there is none. Steps hand artifact
-// ids on in their outputs, so the queries know artifacts by id only; a step's retry, which
-// gets no output of its own earlier attempt, must find its checkpoint by name. PutArtifact
-// returns the id of the row (run, name) whichever way its upsert goes, so find upserts a
-// placeholder in a transaction it rolls back: the row, or its absence, stays as it was, and
-// GetArtifact then tells an existing row from the id of an insert that never happened.
+// find loads the run's artifact name, or returns nil when there is none (a step's retry finds
+// its checkpoint this way: it gets no output of its own earlier attempt).
 func (a *Artifacts) find(ctx context.Context, runID int64, name string) (*gen.GetArtifactRow, error) {
-	tx, err := a.db.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("looking up artifact %s of run %d: %w", name, runID, err)
-	}
-	id, err := gen.New(tx).PutArtifact(ctx, gen.PutArtifactParams{RunID: runID, Name: name, Kind: "json", Data: []byte("null"), Meta: []byte("{}")})
-	if rerr := tx.Rollback(ctx); err == nil && rerr != nil {
-		err = rerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("looking up artifact %s of run %d: %w", name, runID, err)
-	}
-	row, err := a.q.GetArtifact(ctx, gen.GetArtifactParams{ID: id, RunID: runID})
+	row, err := a.q.GetArtifactByName(ctx, gen.GetArtifactByNameParams{RunID: runID, Name: name})
 	if IsNoRows(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading artifact %s of run %d: %w", name, runID, err)
 	}
-	return &row, nil
+	found := gen.GetArtifactRow(row)
+	return &found, nil
 }
 
 // Prune deletes the artifacts of runs that finished longer than retention ago and returns how

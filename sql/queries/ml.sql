@@ -68,6 +68,13 @@ SELECT id, name, kind, rows, cols, data, meta
   FROM ml.artifacts
  WHERE id = @id AND run_id = @run_id;
 
+-- name: GetArtifactByName :one
+-- A step's own artifact by name: its retry, which gets no output of the earlier attempt, finds
+-- its checkpoint this way ((run_id, name) is unique).
+SELECT id, name, kind, rows, cols, data, meta
+  FROM ml.artifacts
+ WHERE run_id = @run_id AND name = @name;
+
 -- name: PruneArtifacts :execrows
 -- Artifacts of runs that finished (whatever their status) longer ago than the retention.
 DELETE FROM ml.artifacts a

@@ -1,6 +1,4 @@
-// Package mltest helps the ML pipelines' tests drive their training steps through the engine.
-// It is imported by tests only.
-package mltest
+package enginetest
 
 import (
 	"context"
@@ -9,11 +7,11 @@ import (
 	"github.com/quantumflow/qflow/pipelines"
 )
 
-// InterruptTraining returns wf with its training step changed for a test. The first attempt
-// of step to run in this process is cancelled as its training completes the given epoch, the
+// InterruptTraining returns wf with a training step changed for a test. The first attempt of
+// step to run in this process is cancelled as its progress reports the given epoch done, the
 // way a worker that is shutting down cancels a handler before releasing its step, and the
 // step's retries come within a tenth of a second rather than the pipelines' seconds. Every
-// later attempt, of this run or another, trains undisturbed: one run trains interrupted and
+// later attempt, of this run or another, runs undisturbed: one run trains interrupted and
 // resumed, the next one through, and the test compares them.
 func InterruptTraining(wf pipelines.Workflow, step string, epoch int) pipelines.Workflow {
 	var done atomic.Bool
