@@ -159,15 +159,18 @@ type QflowStep struct {
 }
 
 type QflowStepAttempt struct {
-	RunID      int64              `json:"run_id"`
-	Step       string             `json:"step"`
-	Attempt    int32              `json:"attempt"`
-	JobID      *int64             `json:"job_id"`
-	Worker     *string            `json:"worker"`
-	Status     string             `json:"status"`
-	Error      *string            `json:"error"`
-	StartedAt  pgtype.Timestamptz `json:"started_at"`
-	FinishedAt pgtype.Timestamptz `json:"finished_at"`
+	RunID       int64              `json:"run_id"`
+	Step        string             `json:"step"`
+	Attempt     int32              `json:"attempt"`
+	JobID       *int64             `json:"job_id"`
+	Worker      *string            `json:"worker"`
+	Status      string             `json:"status"`
+	Error       *string            `json:"error"`
+	StartedAt   pgtype.Timestamptz `json:"started_at"`
+	FinishedAt  pgtype.Timestamptz `json:"finished_at"`
+	Outcome     *string            `json:"outcome"`
+	NextStep    *string            `json:"next_step"`
+	NextAttempt *int32             `json:"next_attempt"`
 }
 
 type QflowStepDep struct {

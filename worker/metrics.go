@@ -116,7 +116,10 @@ func (m *Metrics) runReporter(ctx context.Context, pool *pgxpool.Pool, interval,
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := m.report(ctx, pool, &st, staleAfter); err != nil && ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, dbCallTimeout)
+		err := m.report(rctx, pool, &st, staleAfter)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			onErr(err)
 			m.resign(&st)
 		}

@@ -345,13 +345,22 @@ func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]finished,
 	return out, nil
 }
 
-// retryDB retries f while the database is unreachable or restarting, with backoff, until ctx
-// ends. Errors from our own procedures (bad input, no rows) are returned at once.
+// dbCallTimeout bounds one call of the engine's own (a claim, a batch of results, a legacy
+// claim or result): a network that swallows packets without a reset must not hold a worker for
+// good. The calls are idempotent, so one that timed out is simply sent again.
+const dbCallTimeout = 15 * time.Second
+
+// retryDB retries f while the database is unreachable, restarting or silent (each call gets
+// dbCallTimeout), with backoff, until ctx ends. Errors from our own procedures (bad input, no
+// rows) are returned at once.
 func retryDB(ctx context.Context, f func(context.Context) error) error {
 	delay := 50 * time.Millisecond
 	for {
-		err := f(ctx)
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		callCtx, cancel := context.WithTimeout(ctx, dbCallTimeout)
+		err := f(callCtx)
+		timedOut := callCtx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil || !(transient(err) || timedOut) || ctx.Err() != nil {
 			return err
 		}
 		t := time.NewTimer(delay)

@@ -200,9 +200,6 @@ func (w *Worker) Start(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := w.heartbeat(ctx); err != nil {
-			return fmt.Errorf("announcing worker: %w", err)
-		}
 		return nil
 	})
 	if err != nil {
@@ -212,10 +209,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.results.start(ctx)
 	beatCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancelBeat = cancel
-	w.heartbeatDone = make(chan struct{})
-	go w.heartbeatLoop(beatCtx)
-	// No step is taken before the liveness lock is held: the sweep would take the worker for
-	// dead and retry it.
+	// No step is taken, and the worker does not announce itself, before the liveness lock is
+	// held: the sweep would take the worker for dead and retry its steps.
 	w.live = &liveness{w: w, locked: make(chan struct{})}
 	w.liveDone = make(chan struct{})
 	go func() {
@@ -230,6 +225,14 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.results.stop()
 		return fmt.Errorf("taking the liveness lock: %w", ctx.Err())
 	}
+	if err := WaitOut(ctx, w.log, "announcing worker", w.heartbeat); err != nil {
+		w.stopBackground()
+		w.claims.stop()
+		w.results.stop()
+		return fmt.Errorf("announcing worker: %w", err)
+	}
+	w.heartbeatDone = make(chan struct{})
+	go w.heartbeatLoop(beatCtx)
 	w.sweepDone = make(chan struct{})
 	go w.sweepLoop(beatCtx, w.sweepDone)
 	w.progressDone = make(chan struct{})
@@ -319,9 +322,11 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := w.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			bctx, cancel := context.WithTimeout(ctx, dbCallTimeout)
+			if err := w.heartbeat(bctx); err != nil && ctx.Err() == nil {
 				w.log.Warn("worker heartbeat", "err", err)
 			}
+			cancel()
 		}
 	}
 }

@@ -1,5 +1,7 @@
 -- step_attempts: the history of a step's attempts, one row each, opened by a claim and closed
 -- by its result (or by the sweep, a cancel or a release); a finished attempt is never changed.
+-- outcome and next_* remember what a worker's result came to, so that the same result sent
+-- again (its reply was lost) gets the same answer (0550_finish_steps.sql).
 
 CREATE TABLE qflow.step_attempts (
     run_id      bigint      NOT NULL,
@@ -11,6 +13,11 @@ CREATE TABLE qflow.step_attempts (
     error       text,
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
+    -- What finish_steps made of the worker's result (NULL: the attempt ended otherwise, or runs).
+    outcome      text       CHECK (outcome IN ('completed', 'retry', 'skipped', 'failed', 'released')),
+    -- The step of the run this result's slot took next (eager dispatch), and its attempt.
+    next_step    text,
+    next_attempt integer,
     PRIMARY KEY (run_id, step, attempt),
     FOREIGN KEY (run_id, step) REFERENCES qflow.step_runs ON DELETE CASCADE,
     CHECK ((finished_at IS NULL) = (status = 'running'))

@@ -4,7 +4,9 @@
 -- flight and sends them as one call: one round trip, one statement and one commit for many
 -- steps. Each claim must find its step still queued with the job's attempt; anything else
 -- means the job is stale (a cancelled run, a retried step, a duplicate delivery) and the claim
--- is left out of the result. A claimed step becomes running with a lease
+-- is left out of the result. A claim this worker already made (it sends the call again because
+-- the reply was lost) gets the same answer, so any retry of the call is safe and no step is left
+-- running with nobody running it. A claimed step becomes running with a lease
 -- (0330_lease_expiry.sql), its attempt is opened, and the claim returns the run input and the
 -- dependencies' outputs (0340_step_input.sql). A worker that dies mid-step stops nothing; the
 -- sweep finds the lease expired and retries the step.
@@ -49,9 +51,18 @@ BEGIN
         INSERT INTO qflow.step_attempts (run_id, step, attempt, job_id, worker, status)
         SELECT cl.run_id, cl.step, cl.attempt, cl.job_id, p_worker, 'running' FROM claimed cl
         RETURNING step_attempts.run_id
+    ), again AS (
+        -- Claimed by an earlier call of this worker (this statement's UPDATE is invisible here).
+        SELECT sr.run_id, sr.step, sr.attempt, sr.workflow, sr.version, s.timeout_ms
+          FROM c
+          JOIN qflow.step_runs sr ON sr.run_id = c.run_id AND sr.step = c.step AND sr.attempt = c.attempt
+          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+         WHERE sr.run_id = ANY (v_runs) AND sr.status = 'running' AND sr.worker = p_worker
     )
     SELECT cl.run_id, cl.step, cl.attempt, cl.workflow, cl.timeout_ms, r.input, si.deps
-      FROM claimed cl
+      FROM (SELECT k.run_id, k.step, k.attempt, k.workflow, k.version, k.timeout_ms FROM claimed k
+            UNION ALL
+            SELECT g.run_id, g.step, g.attempt, g.workflow, g.version, g.timeout_ms FROM again g) cl
       JOIN qflow.runs r ON r.id = cl.run_id
      CROSS JOIN LATERAL qflow.step_input(cl.run_id, cl.workflow, cl.version, cl.step) si;
 END $$;

@@ -3,10 +3,16 @@
 -- commit together or not at all.
 --
 -- Entries are {run_id, step, attempt, job_id, result: "complete" | "fail" | "release", output,
--- error, permanent, timed_out, take}. Only the attempt that is running may end it: a late or
--- repeated result changes nothing and its outcome is 'stale'. Outcomes: 'completed' or
--- 'stale' for a completion, fail_step's outcome (0530_fail_step.sql) for a failure,
--- 'released' or 'stale' for a release (0540_release_step.sql).
+-- error, permanent, timed_out, take}. Only the attempt that is running may end it: a late
+-- result changes nothing and its outcome is 'stale'. Outcomes: 'completed' or 'stale' for a
+-- completion, fail_step's outcome (0530_fail_step.sql) for a failure, 'released' or 'stale'
+-- for a release (0540_release_step.sql).
+--
+-- Idempotent: the outcome of each result, and the successor its slot took, are kept on the
+-- attempt (step_attempts.outcome, next_step, next_attempt). The same result sent again by the
+-- same worker (p_worker) -- its reply was lost -- changes nothing and gets the first call's
+-- answer, including the successor taken eagerly while that is still running on this worker,
+-- so the worker runs it instead of leaving it running with nobody running it.
 --
 -- A call: take the batch's runs' locks in id order (timing out runs past their deadline: a
 -- result arriving after the deadline must not let the run succeed); record the completions
@@ -102,7 +108,7 @@ BEGIN
         RETURNING sr.run_id, sr.step, sr.attempt, sr.workflow, sr.version, e.ord
     ), attempts AS (
         UPDATE qflow.step_attempts a
-           SET status = 'succeeded', finished_at = now()
+           SET status = 'succeeded', finished_at = now(), outcome = 'completed'
           FROM done d
          WHERE a.run_id = d.run_id AND a.step = d.step AND a.attempt = d.attempt
         RETURNING a.run_id
@@ -166,6 +172,14 @@ BEGIN
             INSERT INTO qflow.step_attempts (run_id, step, attempt, job_id, worker, status)
             SELECT c.run_id, c.step, c.attempt, c.job_id, p_worker, 'running' FROM claimed c
             RETURNING step_attempts.run_id
+        ), linked AS (
+            -- The finished attempt remembers the successor its slot took, for a repeated call.
+            UPDATE qflow.step_attempts a
+               SET next_step = p.step, next_attempt = p.attempt
+              FROM picked p
+              JOIN unnest(v_ords, v_steps, v_attempts) AS d(ord, step, attempt) ON d.ord = p.ord
+             WHERE a.run_id = p.run_id AND a.step = d.step AND a.attempt = d.attempt
+            RETURNING a.run_id
         )
         SELECT array_agg(p.ord), array_agg(p.run_id), array_agg(p.step), array_agg(p.attempt), array_agg(c.job_id),
                array_agg(p.workflow), array_agg(p.timeout_ms), array_agg(r.input), array_agg(si.deps)
@@ -181,10 +195,14 @@ BEGIN
         PERFORM qflow.dispatch(v_ready_runs);
     END IF;
 
+    -- Completions this call did not record were recorded by an earlier call of this worker
+    -- (replayed: its answer again) or are stale.
     RETURN QUERY
     SELECT x.run_id, x.step, x.attempt,
-           CASE WHEN d.run_id IS NULL THEN 'stale' ELSE 'completed' END,
-           c.step, c.attempt, c.job_id, c.workflow, c.timeout_ms, c.input, c.deps
+           CASE WHEN d.run_id IS NOT NULL THEN 'completed' ELSE coalesce(a.outcome, 'stale') END,
+           coalesce(c.step, n.step), coalesce(c.attempt, n.attempt), coalesce(c.job_id, n.job_id),
+           coalesce(c.workflow, n.workflow), coalesce(c.timeout_ms, n.timeout_ms), coalesce(c.input, n.input),
+           coalesce(c.deps, n.deps)
       FROM ROWS FROM (jsonb_to_recordset(p_results) AS (run_id bigint, step text, attempt integer, result text))
            WITH ORDINALITY AS x(run_id, step, attempt, result, ord)
       LEFT JOIN unnest(v_runs, v_steps, v_attempts) AS d(run_id, step, attempt)
@@ -192,6 +210,18 @@ BEGIN
       LEFT JOIN unnest(v_e_ords, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps)
                 AS c(ord, step, attempt, job_id, workflow, timeout_ms, input, deps)
         ON c.ord = x.ord
+      LEFT JOIN qflow.step_attempts a
+        ON d.run_id IS NULL AND p_worker IS NOT NULL
+       AND a.run_id = x.run_id AND a.step = x.step AND a.attempt = x.attempt AND a.worker = p_worker
+       AND a.outcome IS NOT NULL
+      LEFT JOIN LATERAL (
+            SELECT sr.step, sr.attempt, sr.job_id, sr.workflow, s.timeout_ms, r.input, si.deps
+              FROM qflow.step_runs sr
+              JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+              JOIN qflow.runs r ON r.id = sr.run_id
+             CROSS JOIN LATERAL qflow.step_input(sr.run_id, sr.workflow, sr.version, sr.step) si
+             WHERE a.next_step IS NOT NULL AND sr.run_id = x.run_id AND sr.step = a.next_step
+               AND sr.attempt = a.next_attempt AND sr.status = 'running' AND sr.worker = p_worker) n ON true
      WHERE x.result = 'complete';
 
     IF v_others > 0 THEN
@@ -218,6 +248,15 @@ BEGIN
                     RAISE EXCEPTION 'qflow: finish_steps: unknown result %', coalesce(quote_literal(v_r.result), 'NULL')
                         USING ERRCODE = 'invalid_parameter_value';
             END CASE;
+            IF outcome <> 'stale' THEN
+                UPDATE qflow.step_attempts a SET outcome = finish_steps.outcome
+                 WHERE a.run_id = v_r.run_id AND a.step = v_r.step AND a.attempt = v_r.attempt;
+            ELSIF p_worker IS NOT NULL THEN
+                SELECT coalesce(a.outcome, 'stale') INTO outcome
+                  FROM qflow.step_attempts a
+                 WHERE a.run_id = v_r.run_id AND a.step = v_r.step AND a.attempt = v_r.attempt AND a.worker = p_worker;
+                outcome := coalesce(outcome, 'stale');
+            END IF;
             RETURN NEXT;
         END LOOP;
     END IF;

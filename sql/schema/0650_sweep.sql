@@ -64,8 +64,9 @@ BEGIN
 
     -- Queued steps whose job can no longer run them: the job is gone or finalized (River
     -- discarded it after an infrastructure error), or a worker fetched it and died before
-    -- claiming (its session is gone; or, however that went, a claim follows a fetch within
-    -- milliseconds, not 30 seconds). They are queued again.
+    -- claiming (its session is gone), or the fetch's reply never reached the worker (a claim
+    -- follows a fetch within milliseconds; one that has not come in 5 seconds will not: a late
+    -- one would find its attempt stale). They are queued again.
     FOR v_row IN
         SELECT sr.run_id, sr.step, sr.attempt, sr.job_id FROM qflow.step_runs sr
           LEFT JOIN river.river_job j ON j.id = sr.job_id
@@ -73,7 +74,7 @@ BEGIN
            AND (j.id IS NULL
                 OR j.state NOT IN ('available', 'scheduled', 'retryable', 'running', 'pending')
                 OR (j.state = 'running' AND (j.attempted_by[cardinality(j.attempted_by)] = ANY (v_dead)
-                                             OR j.attempted_at < now() - interval '30 seconds')))
+                                             OR j.attempted_at < now() - interval '5 seconds')))
          ORDER BY sr.run_id LIMIT 1000
     LOOP
         IF qflow.sweep_lost_job(v_row.run_id, v_row.step, v_row.attempt, v_row.job_id) THEN
@@ -95,5 +96,9 @@ BEGIN
         COMMIT;
     END LOOP;
 
-    DELETE FROM qflow.workers WHERE last_seen_at < now() - interval '1 hour';
+    -- A worker's row goes with the worker: its session has ended and its heartbeat stopped.
+    DELETE FROM qflow.workers w
+     WHERE w.last_seen_at < now() - interval '15 seconds'
+       AND w.id = ANY (qflow.dead_workers(ARRAY(SELECT o.id FROM qflow.workers o
+                                                 WHERE o.last_seen_at < now() - interval '15 seconds')));
 END $$;
