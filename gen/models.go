@@ -100,6 +100,7 @@ type QflowRun struct {
 	CreatedAt      pgtype.Timestamptz `json:"created_at"`
 	StartedAt      pgtype.Timestamptz `json:"started_at"`
 	FinishedAt     pgtype.Timestamptz `json:"finished_at"`
+	Schedule       *string            `json:"schedule"`
 }
 
 type QflowRunOverview struct {
@@ -122,6 +123,21 @@ type QflowRunOverview struct {
 	Error          *string            `json:"error"`
 	Input          json.RawMessage    `json:"input"`
 	Output         json.RawMessage    `json:"output"`
+}
+
+type QflowSchedule struct {
+	Name       string             `json:"name"`
+	Workflow   string             `json:"workflow"`
+	Cron       string             `json:"cron"`
+	Input      json.RawMessage    `json:"input"`
+	Enabled    bool               `json:"enabled"`
+	TimeZone   string             `json:"time_zone"`
+	Missed     string             `json:"missed"`
+	LastFireAt pgtype.Timestamptz `json:"last_fire_at"`
+	LastRunID  *int64             `json:"last_run_id"`
+	Error      *string            `json:"error"`
+	CreatedAt  pgtype.Timestamptz `json:"created_at"`
+	UpdatedAt  pgtype.Timestamptz `json:"updated_at"`
 }
 
 type QflowSchemaCode struct {

@@ -8,7 +8,39 @@ package gen
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+const addSchedule = `-- name: AddSchedule :exec
+INSERT INTO qflow.schedules (name, workflow, cron, input, time_zone, missed, enabled)
+VALUES ($1, $2, $3, $4, $5, $6, true)
+ON CONFLICT (name) DO UPDATE
+   SET workflow = excluded.workflow, cron = excluded.cron, input = excluded.input,
+       time_zone = excluded.time_zone, missed = excluded.missed, enabled = true, error = NULL
+`
+
+type AddScheduleParams struct {
+	Name     string          `json:"name"`
+	Workflow string          `json:"workflow"`
+	Cron     string          `json:"cron"`
+	Input    json.RawMessage `json:"input"`
+	TimeZone string          `json:"time_zone"`
+	Missed   string          `json:"missed"`
+}
+
+// A schedule added again replaces its settings; its fires go on from its last one.
+func (q *Queries) AddSchedule(ctx context.Context, arg AddScheduleParams) error {
+	_, err := q.db.Exec(ctx, addSchedule,
+		arg.Name,
+		arg.Workflow,
+		arg.Cron,
+		arg.Input,
+		arg.TimeZone,
+		arg.Missed,
+	)
+	return err
+}
 
 const cancelRun = `-- name: CancelRun :one
 SELECT qflow.cancel_run($1) AS cancelled
@@ -19,6 +51,56 @@ func (q *Queries) CancelRun(ctx context.Context, runID int64) (bool, error) {
 	var cancelled bool
 	err := row.Scan(&cancelled)
 	return cancelled, err
+}
+
+const listSchedules = `-- name: ListSchedules :many
+SELECT s.name, s.workflow, s.cron, s.time_zone, s.missed, s.enabled, s.input, s.last_fire_at, s.last_run_id, s.error
+  FROM qflow.schedules s
+ ORDER BY s.name
+`
+
+type ListSchedulesRow struct {
+	Name       string             `json:"name"`
+	Workflow   string             `json:"workflow"`
+	Cron       string             `json:"cron"`
+	TimeZone   string             `json:"time_zone"`
+	Missed     string             `json:"missed"`
+	Enabled    bool               `json:"enabled"`
+	Input      json.RawMessage    `json:"input"`
+	LastFireAt pgtype.Timestamptz `json:"last_fire_at"`
+	LastRunID  *int64             `json:"last_run_id"`
+	Error      *string            `json:"error"`
+}
+
+func (q *Queries) ListSchedules(ctx context.Context) ([]ListSchedulesRow, error) {
+	rows, err := q.db.Query(ctx, listSchedules)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListSchedulesRow
+	for rows.Next() {
+		var i ListSchedulesRow
+		if err := rows.Scan(
+			&i.Name,
+			&i.Workflow,
+			&i.Cron,
+			&i.TimeZone,
+			&i.Missed,
+			&i.Enabled,
+			&i.Input,
+			&i.LastFireAt,
+			&i.LastRunID,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listWorkflows = `-- name: ListWorkflows :many
@@ -70,6 +152,18 @@ func (q *Queries) ListWorkflows(ctx context.Context) ([]ListWorkflowsRow, error)
 		return nil, err
 	}
 	return items, nil
+}
+
+const removeSchedule = `-- name: RemoveSchedule :execrows
+DELETE FROM qflow.schedules WHERE name = $1
+`
+
+func (q *Queries) RemoveSchedule(ctx context.Context, name string) (int64, error) {
+	result, err := q.db.Exec(ctx, removeSchedule, name)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const retryRun = `-- name: RetryRun :one

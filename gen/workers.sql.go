@@ -8,7 +8,54 @@ package gen
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+const dueSchedules = `-- name: DueSchedules :many
+SELECT s.name, s.cron, s.time_zone, s.missed, coalesce(s.last_fire_at, s.created_at)::timestamptz AS since,
+       (s.error IS NOT NULL)::boolean AS refused
+  FROM qflow.schedules s
+ WHERE s.enabled
+ ORDER BY s.name
+`
+
+type DueSchedulesRow struct {
+	Name     string             `json:"name"`
+	Cron     string             `json:"cron"`
+	TimeZone string             `json:"time_zone"`
+	Missed   string             `json:"missed"`
+	Since    pgtype.Timestamptz `json:"since"`
+	Refused  bool               `json:"refused"`
+}
+
+// The enabled schedules, with where their fires are counted from.
+func (q *Queries) DueSchedules(ctx context.Context) ([]DueSchedulesRow, error) {
+	rows, err := q.db.Query(ctx, dueSchedules)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DueSchedulesRow
+	for rows.Next() {
+		var i DueSchedulesRow
+		if err := rows.Scan(
+			&i.Name,
+			&i.Cron,
+			&i.TimeZone,
+			&i.Missed,
+			&i.Since,
+			&i.Refused,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
 
 const endedAttempts = `-- name: EndedAttempts :many
 SELECT x.run_id::bigint AS run_id, x.step::text AS step, x.attempt::integer AS attempt
@@ -55,6 +102,23 @@ func (q *Queries) EndedAttempts(ctx context.Context, arg EndedAttemptsParams) ([
 	return items, nil
 }
 
+const fireSchedule = `-- name: FireSchedule :one
+SELECT coalesce(qflow.fire_schedule($1::text, $2::timestamptz, $3::boolean), 0)::bigint AS run_id
+`
+
+type FireScheduleParams struct {
+	Name string             `json:"name"`
+	Due  pgtype.Timestamptz `json:"due"`
+	Run  bool               `json:"run"`
+}
+
+func (q *Queries) FireSchedule(ctx context.Context, arg FireScheduleParams) (int64, error) {
+	row := q.db.QueryRow(ctx, fireSchedule, arg.Name, arg.Due, arg.Run)
+	var run_id int64
+	err := row.Scan(&run_id)
+	return run_id, err
+}
+
 const heartbeatWorker = `-- name: HeartbeatWorker :exec
 INSERT INTO qflow.workers (id, host, pid, classes)
 VALUES ($1, $2, $3, $4)
@@ -88,6 +152,20 @@ func (q *Queries) ListenCancel(ctx context.Context) error {
 	return err
 }
 
+const refuseSchedule = `-- name: RefuseSchedule :exec
+SELECT qflow.refuse_schedule($1::text, $2::text)
+`
+
+type RefuseScheduleParams struct {
+	Name  string `json:"name"`
+	Error string `json:"error"`
+}
+
+func (q *Queries) RefuseSchedule(ctx context.Context, arg RefuseScheduleParams) error {
+	_, err := q.db.Exec(ctx, refuseSchedule, arg.Name, arg.Error)
+	return err
+}
+
 const registerWorkflow = `-- name: RegisterWorkflow :one
 
 SELECT qflow.register_workflow($1) AS version
@@ -107,6 +185,15 @@ DELETE FROM qflow.workers WHERE id = $1
 
 func (q *Queries) RemoveWorker(ctx context.Context, id string) error {
 	_, err := q.db.Exec(ctx, removeWorker, id)
+	return err
+}
+
+const schedulerUnlock = `-- name: SchedulerUnlock :exec
+SELECT pg_advisory_unlock(hashtextextended('qflow.scheduler', 0))
+`
+
+func (q *Queries) SchedulerUnlock(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, schedulerUnlock)
 	return err
 }
 
@@ -135,6 +222,19 @@ SELECT pg_try_advisory_lock(qflow.worker_lock_key($1::text)) AS locked
 // The worker's liveness lock, on its own connection (sql/schema/0332_worker_lock_key.sql).
 func (q *Queries) TryLockWorker(ctx context.Context, worker string) (bool, error) {
 	row := q.db.QueryRow(ctx, tryLockWorker, worker)
+	var locked bool
+	err := row.Scan(&locked)
+	return locked, err
+}
+
+const trySchedulerLock = `-- name: TrySchedulerLock :one
+SELECT pg_try_advisory_lock(hashtextextended('qflow.scheduler', 0)) AS locked
+`
+
+// One scheduler pass at a time across the fleet (fires are exactly once without it; this
+// spares the database the other workers' passes).
+func (q *Queries) TrySchedulerLock(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, trySchedulerLock)
 	var locked bool
 	err := row.Scan(&locked)
 	return locked, err

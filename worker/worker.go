@@ -38,6 +38,9 @@ type Config struct {
 	// SweepInterval is how often each worker tries to run qflow.sweep; one of those trying at
 	// a time does (see liveness.go) [1s].
 	SweepInterval time.Duration
+	// ScheduleInterval is how often each worker tries a scheduler pass (one at a time across
+	// the fleet does); a fire starts within about this of its due time [250ms].
+	ScheduleInterval time.Duration
 	// ProgressInterval is how often the running steps' latest progress reports are written [2s].
 	ProgressInterval time.Duration
 	// HeartbeatInterval is how often the process refreshes its qflow.workers row [5s].
@@ -103,6 +106,7 @@ type Worker struct {
 	liveDone      chan struct{}
 	sweepDone     chan struct{}
 	progressDone  chan struct{}
+	scheduleDone  chan struct{}
 }
 
 // New builds a worker; Start runs it.
@@ -131,6 +135,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
+	}
+	if cfg.ScheduleInterval <= 0 {
+		cfg.ScheduleInterval = 250 * time.Millisecond
 	}
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = 2 * time.Second
@@ -237,6 +244,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	go w.sweepLoop(beatCtx, w.sweepDone)
 	w.progressDone = make(chan struct{})
 	go w.progressLoop(beatCtx, w.progressDone)
+	w.scheduleDone = make(chan struct{})
+	go w.scheduleLoop(beatCtx, w.scheduleDone)
 	if m, ok := w.cfg.Metrics.(*Metrics); ok {
 		w.reporterDone = make(chan struct{})
 		go func() {
@@ -299,7 +308,7 @@ func (w *Worker) stopBackground() {
 		return
 	}
 	w.cancelBeat()
-	for _, done := range []chan struct{}{w.heartbeatDone, w.reporterDone, w.liveDone, w.sweepDone, w.progressDone} {
+	for _, done := range []chan struct{}{w.heartbeatDone, w.reporterDone, w.liveDone, w.sweepDone, w.progressDone, w.scheduleDone} {
 		if done != nil {
 			<-done
 		}

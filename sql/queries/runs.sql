@@ -29,3 +29,19 @@ SELECT s.name, s.worker_class, s.max_concurrency,
  WHERE s.workflow = @workflow
    AND s.version = (SELECT max(version) FROM qflow.workflows WHERE name = @workflow)
  ORDER BY s.position;
+
+-- name: ListSchedules :many
+SELECT s.name, s.workflow, s.cron, s.time_zone, s.missed, s.enabled, s.input, s.last_fire_at, s.last_run_id, s.error
+  FROM qflow.schedules s
+ ORDER BY s.name;
+
+-- name: AddSchedule :exec
+-- A schedule added again replaces its settings; its fires go on from its last one.
+INSERT INTO qflow.schedules (name, workflow, cron, input, time_zone, missed, enabled)
+VALUES (@name, @workflow, @cron, @input, @time_zone, @missed, true)
+ON CONFLICT (name) DO UPDATE
+   SET workflow = excluded.workflow, cron = excluded.cron, input = excluded.input,
+       time_zone = excluded.time_zone, missed = excluded.missed, enabled = true, error = NULL;
+
+-- name: RemoveSchedule :execrows
+DELETE FROM qflow.schedules WHERE name = @name;

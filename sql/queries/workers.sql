@@ -41,3 +41,25 @@ SELECT x.run_id::bigint AS run_id, x.step::text AS step, x.attempt::integer AS a
    AND NOT EXISTS (SELECT 1 FROM qflow.runs r
                     WHERE x.step = '' AND r.id = x.run_id AND r.mode = 'legacy' AND r.status = 'running'
                       AND r.attempt = x.attempt);
+
+-- name: DueSchedules :many
+-- The enabled schedules, with where their fires are counted from.
+SELECT s.name, s.cron, s.time_zone, s.missed, coalesce(s.last_fire_at, s.created_at)::timestamptz AS since,
+       (s.error IS NOT NULL)::boolean AS refused
+  FROM qflow.schedules s
+ WHERE s.enabled
+ ORDER BY s.name;
+
+-- name: FireSchedule :one
+SELECT coalesce(qflow.fire_schedule(@name::text, @due::timestamptz, @run::boolean), 0)::bigint AS run_id;
+
+-- name: RefuseSchedule :exec
+SELECT qflow.refuse_schedule(@name::text, @error::text);
+
+-- name: TrySchedulerLock :one
+-- One scheduler pass at a time across the fleet (fires are exactly once without it; this
+-- spares the database the other workers' passes).
+SELECT pg_try_advisory_lock(hashtextextended('qflow.scheduler', 0)) AS locked;
+
+-- name: SchedulerUnlock :exec
+SELECT pg_advisory_unlock(hashtextextended('qflow.scheduler', 0));

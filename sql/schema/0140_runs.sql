@@ -22,6 +22,8 @@ CREATE TABLE qflow.runs (
     created_at      timestamptz NOT NULL DEFAULT now(),
     started_at      timestamptz,
     finished_at     timestamptz,
+    -- The schedule whose fire started the run (0750_fire_schedule.sql), if one did.
+    schedule        text,
     FOREIGN KEY (workflow, version) REFERENCES qflow.workflows,
     CHECK ((finished_at IS NOT NULL) = (status IN ('succeeded', 'failed', 'cancelled', 'timed_out'))),
     CHECK (status <> 'succeeded' OR remaining_steps = 0 OR mode = 'legacy'),

@@ -28,6 +28,9 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     ('sweep_lost_job', '{worker}', true),
     ('sweep_orphaned_jobs', '{worker}', true),
     ('sweep_limited', '{worker}', true),
+    -- schedules: the workers fire them
+    ('fire_schedule', '{worker}', true),
+    ('refuse_schedule', '{worker}', true),
     -- starting and steering runs
     ('start_run', '{trigger}', true),
     ('cancel_run', '{trigger}', true),

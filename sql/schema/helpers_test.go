@@ -173,3 +173,10 @@ func (b *testBundle) live(t *testing.T, worker string) {
 	require.NoError(t, conn.QueryRow(b.ctx, "SELECT pg_try_advisory_lock(qflow.worker_lock_key($1))", worker).Scan(&ok))
 	require.True(t, ok)
 }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
