@@ -23,6 +23,21 @@ func (q *Queries) ActAsSchemaOwner(ctx context.Context) error {
 	return err
 }
 
+const actAsSchemaOwnerForMigrations = `-- name: ActAsSchemaOwnerForMigrations :exec
+SELECT set_config('role', r.rolname, false)
+  FROM pg_catalog.pg_namespace n
+  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+ WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER')
+`
+
+// The same for the session, while tern runs the migrations: a table a migration creates is the
+// schema owner's like every other (and the code pass, acting as that owner, may put triggers on
+// it). Undone by StopActing.
+func (q *Queries) ActAsSchemaOwnerForMigrations(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, actAsSchemaOwnerForMigrations)
+	return err
+}
+
 const actAsSessionUser = `-- name: ActAsSessionUser :exec
 SELECT set_config('role', 'none', true)
 `
@@ -238,6 +253,15 @@ INSERT INTO qflow.schema_version (version) VALUES ($1::integer)
 // A fresh database made from sql/schema holds every migration's result already.
 func (q *Queries) StampSchemaVersion(ctx context.Context, version int32) error {
 	_, err := q.db.Exec(ctx, stampSchemaVersion, version)
+	return err
+}
+
+const stopActing = `-- name: StopActing :exec
+SELECT set_config('role', 'none', false)
+`
+
+func (q *Queries) StopActing(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, stopActing)
 	return err
 }
 

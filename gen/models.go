@@ -76,6 +76,11 @@ type QflowProcedureAccess struct {
 	Definer bool     `json:"definer"`
 }
 
+type QflowRetention struct {
+	Workflow string `json:"workflow"`
+	Days     int32  `json:"days"`
+}
+
 type QflowRollout struct {
 	Workflow      string             `json:"workflow"`
 	Enabled       bool               `json:"enabled"`

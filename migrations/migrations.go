@@ -68,6 +68,11 @@ func migrateState(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("looking for the schema version: %w", err)
 	}
 	if !fresh {
+		q := gen.New(conn)
+		if err := q.ActAsSchemaOwnerForMigrations(ctx); err != nil {
+			return fmt.Errorf("acting as the owner of schema qflow: %w", err)
+		}
+		defer q.StopActing(context.WithoutCancel(ctx)) //nolint:errcheck // the session ends with the connection otherwise
 		m, err := migrate.NewMigrator(ctx, conn, VersionTable)
 		if err != nil {
 			return fmt.Errorf("creating tern migrator: %w", err)

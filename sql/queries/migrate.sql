@@ -35,6 +35,18 @@ SELECT set_config('role', r.rolname, true)
   JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
  WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER');
 
+-- name: ActAsSchemaOwnerForMigrations :exec
+-- The same for the session, while tern runs the migrations: a table a migration creates is the
+-- schema owner's like every other (and the code pass, acting as that owner, may put triggers on
+-- it). Undone by StopActing.
+SELECT set_config('role', r.rolname, false)
+  FROM pg_catalog.pg_namespace n
+  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+ WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER');
+
+-- name: StopActing :exec
+SELECT set_config('role', 'none', false);
+
 -- name: ActAsSessionUser :exec
 -- Back from ActAsSchemaOwner: the bookkeeping tables are whoever ran the migrations'.
 SELECT set_config('role', 'none', true);

@@ -28,6 +28,7 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     ('sweep_lost_job', '{worker}', true),
     ('sweep_orphaned_jobs', '{worker}', true),
     ('sweep_limited', '{worker}', true),
+    ('prune_runs', '{worker}', true),
     -- schedules: the workers fire them
     ('fire_schedule', '{worker}', true),
     ('refuse_schedule', '{worker}', true),
