@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // history measures the engine at the first level of -in-flight on a second database holding
@@ -49,6 +50,32 @@ func (b *bench) history(ctx context.Context, res *Result) error {
 	res.Samples[fmt.Sprintf("engine_k%d_history", k)] = full
 	res.Samples[fmt.Sprintf("engine_k%d_history_baseline", k)] = empty
 	fmt.Printf("with %d finished runs in the tables: %.0f steps/s (ratio to empty %.2f)\n", o.history, res.EngineHistory, res.RatioHistory)
+	return hist.retention(ctx, res)
+}
+
+// retention measures how fast qflow.prune_runs deletes finished runs past their retention, in
+// the sweep's batches of 500, on the history database with its workflow's retention set to one
+// day (the history is spread over the -history seconds before now), for up to ten seconds.
+func (b *bench) retention(ctx context.Context, res *Result) error {
+	if _, err := b.pool.Exec(ctx, "INSERT INTO qflow.retention (workflow, days) VALUES ('probe_chain', 1)"); err != nil {
+		return fmt.Errorf("setting retention: %w", err)
+	}
+	start := time.Now()
+	deleted := 0
+	for time.Since(start) < 10*time.Second {
+		var n int
+		if err := b.pool.QueryRow(ctx, "SELECT qflow.prune_runs(500)").Scan(&n); err != nil {
+			return fmt.Errorf("pruning: %w", err)
+		}
+		deleted += n
+		if n < 500 {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	res.PrunedRuns = deleted
+	res.PruneRunsPerSec = round(float64(deleted) / elapsed.Seconds())
+	fmt.Printf("retention: %d finished runs deleted in %.1f s (%.0f runs/s, batches of 500)\n", deleted, elapsed.Seconds(), res.PruneRunsPerSec)
 	return nil
 }
 

@@ -30,13 +30,16 @@ type Result struct {
 	HopLatencyLoadMS     Percentiles `json:"hop_latency_load_ms"`
 	EngineHistory        float64     `json:"engine_steps_per_sec_100k_history"`
 	// EngineHistoryBaseline is the empty-table rate measured alternately with EngineHistory.
-	EngineHistoryBaseline float64              `json:"engine_steps_per_sec_history_baseline"`
-	RatioHistory          float64              `json:"ratio_history"`
-	HistoryRuns           int                  `json:"history_runs"`
-	WorkersScaling        []ScalePoint         `json:"workers_scaling"`
-	Bulk                  *BulkResult          `json:"bulk_trigger,omitempty"`
-	ByInFlight            []LoadPoint          `json:"by_in_flight"`
-	Samples               map[string][]float64 `json:"samples"`
+	EngineHistoryBaseline float64 `json:"engine_steps_per_sec_history_baseline"`
+	RatioHistory          float64 `json:"ratio_history"`
+	HistoryRuns           int     `json:"history_runs"`
+	// PruneRunsPerSec is how fast qflow.prune_runs deleted PrunedRuns finished runs of the history.
+	PruneRunsPerSec float64              `json:"prune_runs_per_sec"`
+	PrunedRuns      int                  `json:"pruned_runs"`
+	WorkersScaling  []ScalePoint         `json:"workers_scaling"`
+	Bulk            *BulkResult          `json:"bulk_trigger,omitempty"`
+	ByInFlight      []LoadPoint          `json:"by_in_flight"`
+	Samples         map[string][]float64 `json:"samples"`
 }
 
 // ScalePoint is the engine's throughput with a number of worker processes.
@@ -153,6 +156,7 @@ func write(dir string, res Result) error {
 	}
 	if res.HistoryRuns > 0 {
 		fmt.Fprintf(&md, "\nWith %d finished runs in the tables: %.0f steps/s, ratio to empty tables %.2f\n", res.HistoryRuns, res.EngineHistory, res.RatioHistory)
+		fmt.Fprintf(&md, "\nRetention: %d finished runs deleted at %.0f runs/s (qflow.prune_runs, batches of 500)\n", res.PrunedRuns, res.PruneRunsPerSec)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md.String()), 0o644); err != nil {
 		return err
