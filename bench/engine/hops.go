@@ -59,6 +59,14 @@ func (c *hopClock) ended(k stepKey) {
 	c.mu.Unlock()
 }
 
+// started says when the handler of step of run started, if that was recorded.
+func (c *hopClock) started(run int64, step string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.start[stepKey{run, step}]
+	return t, ok
+}
+
 // waitFor returns a channel closed when the handler of step of run returns: the idle
 // measurement waits on it instead of polling the database between hops.
 func (c *hopClock) waitFor(run int64, step string) <-chan struct{} {

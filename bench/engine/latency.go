@@ -17,17 +17,19 @@ import (
 // and the percentiles of the hops the steady-load scenario timed.
 func (b *bench) latency(ctx context.Context, res *Result) error {
 	o := b.o
-	var idle []Percentiles
+	var idle, trigger []Percentiles
 	for rep := 0; rep < o.reps && o.idleHops > 0; rep++ {
-		lat, err := b.idleLatency(ctx)
+		lat, trig, err := b.idleLatency(ctx)
 		if err != nil {
 			return err
 		}
-		idle = append(idle, lat)
-		fmt.Printf("idle hop latency rep %d: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d)\n", rep+1, lat.P50, lat.P95, lat.P99, lat.N)
+		idle, trigger = append(idle, lat), append(trigger, trig)
+		fmt.Printf("idle hop latency rep %d: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms (n=%d); trigger latency p50 %.2f ms  p99 %.2f ms (n=%d)\n",
+			rep+1, lat.P50, lat.P95, lat.P99, lat.N, trig.P50, trig.P99, trig.N)
 	}
 	if len(idle) > 0 {
 		res.HopLatencyIdleMS = medianPercentiles(idle)
+		res.TriggerLatencyIdleMS = medianPercentiles(trigger)
 	}
 	for _, l := range idle {
 		res.Samples["hop_latency_idle_p50"] = append(res.Samples["hop_latency_idle_p50"], l.P50)
@@ -44,17 +46,20 @@ func (b *bench) latency(ctx context.Context, res *Result) error {
 }
 
 // idleLatency runs probe_chain runs one at a time and measures each hop by the handlers'
-// clock (hopClock): from a step's handler returning to its successor's handler starting.
-func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
+// clock (hopClock): from a step's handler returning to its successor's handler starting. It
+// also measures each run's trigger latency: from the commit of its INSERT to its first step's
+// handler starting.
+func (b *bench) idleLatency(ctx context.Context) (Percentiles, Percentiles, error) {
 	if err := b.reset(ctx); err != nil {
-		return Percentiles{}, err
+		return Percentiles{}, Percentiles{}, err
 	}
+	committed := map[int64]time.Time{}
 	w, err := worker.New(worker.Config{Pool: b.pool, Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
 	if err != nil {
-		return Percentiles{}, err
+		return Percentiles{}, Percentiles{}, err
 	}
 	if err := w.Start(ctx); err != nil {
-		return Percentiles{}, err
+		return Percentiles{}, Percentiles{}, err
 	}
 	defer w.Stop(context.Background()) //nolint:errcheck
 	time.Sleep(500 * time.Millisecond)
@@ -70,30 +75,39 @@ func (b *bench) idleLatency(ctx context.Context) (Percentiles, error) {
 		// so that nothing polls the database while its hops are measured.
 		tx, err := b.pool.Begin(ctx)
 		if err != nil {
-			return Percentiles{}, err
+			return Percentiles{}, Percentiles{}, err
 		}
 		var id int64
 		if err := tx.QueryRow(ctx, "INSERT INTO qflow.runs (workflow) VALUES ('probe_chain') RETURNING id").Scan(&id); err != nil {
 			_ = tx.Rollback(ctx)
-			return Percentiles{}, err
+			return Percentiles{}, Percentiles{}, err
 		}
 		done := b.clock.waitFor(id, "e")
+		if runs >= 0 {
+			committed[id] = time.Now()
+		}
 		if err := tx.Commit(ctx); err != nil {
-			return Percentiles{}, err
+			return Percentiles{}, Percentiles{}, err
 		}
 		select {
 		case <-done:
 		case <-time.After(time.Minute):
-			return Percentiles{}, fmt.Errorf("idle latency: run %d did not reach its last step within a minute", id)
+			return Percentiles{}, Percentiles{}, fmt.Errorf("idle latency: run %d did not reach its last step within a minute", id)
 		}
 		time.Sleep(20 * time.Millisecond) // idle between runs; the last result commits meanwhile
 	}
 	var unfinished int
 	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.runs WHERE status <> 'succeeded'").Scan(&unfinished); err != nil {
-		return Percentiles{}, err
+		return Percentiles{}, Percentiles{}, err
 	}
 	if unfinished > 0 {
-		return Percentiles{}, fmt.Errorf("idle latency: %d runs did not succeed", unfinished)
+		return Percentiles{}, Percentiles{}, fmt.Errorf("idle latency: %d runs did not succeed", unfinished)
 	}
-	return percentiles(b.clock.hops()), nil
+	var triggers []float64
+	for id, at := range committed {
+		if started, ok := b.clock.started(id, "a"); ok {
+			triggers = append(triggers, float64(started.Sub(at).Microseconds())/1000)
+		}
+	}
+	return percentiles(b.clock.hops()), percentiles(triggers), nil
 }

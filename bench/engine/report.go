@@ -27,6 +27,8 @@ type Result struct {
 	RatioEngineVsRiver   float64     `json:"ratio_engine_vs_river_chain"`
 	LegacyStepsPerSec    float64     `json:"legacy_steps_per_sec"`
 	HopLatencyIdleMS     Percentiles `json:"hop_latency_idle_ms"`
+	// TriggerLatencyIdleMS is from an INSERT's commit to its run's first handler, idle.
+	TriggerLatencyIdleMS Percentiles `json:"trigger_latency_idle_ms"`
 	HopLatencyLoadMS     Percentiles `json:"hop_latency_load_ms"`
 	EngineHistory        float64     `json:"engine_steps_per_sec_100k_history"`
 	// EngineHistoryBaseline is the empty-table rate measured alternately with EngineHistory.
@@ -145,6 +147,7 @@ func write(dir string, res Result) error {
 	fmt.Fprintf(&md, "\nHop latency (a step's handler returns → the next step's handler starts), ms:\n\n| | p50 | p95 | p99 | n |\n|---|---:|---:|---:|---:|\n")
 	fmt.Fprintf(&md, "| idle (one run at a time; median of the repetitions, n each) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyIdleMS.P50, res.HopLatencyIdleMS.P95, res.HopLatencyIdleMS.P99, res.HopLatencyIdleMS.N)
 	fmt.Fprintf(&md, "| under load (first in-flight level) | %.2f | %.2f | %.2f | %d |\n", res.HopLatencyLoadMS.P50, res.HopLatencyLoadMS.P95, res.HopLatencyLoadMS.P99, res.HopLatencyLoadMS.N)
+	fmt.Fprintf(&md, "| trigger, idle (an INSERT's commit → its first step's handler starts) | %.2f | %.2f | %.2f | %d |\n", res.TriggerLatencyIdleMS.P50, res.TriggerLatencyIdleMS.P95, res.TriggerLatencyIdleMS.P99, res.TriggerLatencyIdleMS.N)
 	if len(res.WorkersScaling) > 0 {
 		md.WriteString("\n| worker processes | engine steps/s |\n|---:|---:|\n")
 		for _, p := range res.WorkersScaling {
