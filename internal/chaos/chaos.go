@@ -302,6 +302,9 @@ func (c *chaos) setup(ctx context.Context) error {
 	if c.worker, err = newPool(ctx, c.logins.worker, 2); err != nil {
 		return err
 	}
+	if err := c.configureLongStep(ctx); err != nil {
+		return err
+	}
 	c.fleet = &fleet{c: c, procs: make([]*proc, c.cfg.Workers), gens: make([]int, c.cfg.Workers)}
 	for i := range c.cfg.Workers {
 		if err := c.fleet.start(ctx, i); err != nil {
@@ -309,6 +312,16 @@ func (c *chaos) setup(ctx context.Context) error {
 		}
 	}
 	c.logf("%d workers up", c.cfg.Workers)
+	return nil
+}
+
+// configureLongStep gives the long step its timeout of minutes, as an operator would, before
+// any worker starts; the workers' registrations of the same definition leave it alone.
+func (c *chaos) configureLongStep(ctx context.Context) error {
+	settings := fmt.Sprintf(`{"steps": {%q: {"timeout_ms": %d}}}`, longStep, longTimeout.Milliseconds())
+	if _, err := c.admin.Exec(ctx, "SELECT qflow.configure_workflow($1, $2)", longWorkflow, settings); err != nil {
+		return fmt.Errorf("configuring the long step %s.%s: %w", longWorkflow, longStep, err)
+	}
 	return nil
 }
 
@@ -361,7 +374,7 @@ func (c *chaos) settle(ctx context.Context) {
 	var until time.Time
 	err := retrySQL(ctx, func(ctx context.Context) error {
 		return c.admin.QueryRow(ctx, `SELECT coalesce(max(r.created_at + `+runBound+`), now()) FROM qflow.runs r
-		                               WHERE r.status IN ('pending', 'running')`, c.slack().Milliseconds()).Scan(&until)
+		                               WHERE r.status IN ('pending', 'running')`, c.slack().Milliseconds(), maxWorkMS).Scan(&until)
 	})
 	if err != nil {
 		c.violation("reading the bound of live runs: %v", err)

@@ -12,9 +12,14 @@ import (
 )
 
 // runBound is the latest a run r may end after its creation: every step of it using all its
-// attempts, each to its timeout plus the lease grace (2 s) and the second a deaf handler is
-// given, then its longest retry delay and a sweep (1 s); plus $1 milliseconds of slack.
-const runBound = `((SELECT sum(s.max_attempts * (s.timeout_ms + 2000 + 1000 + s.retry_max_ms + 1000))
+// attempts, each followed by the step's longest retry delay and a sweep (1 s); plus $1
+// milliseconds of slack. An attempt ends when its handler returns, at its timeout (within the
+// lease grace, 2 s, and the second a handler deaf to cancellation is given), or, its worker
+// dead, at the first sweep after the death, whichever comes first. The loaders never ask a
+// handler to work longer than $2 milliseconds (maxWorkMS), so an attempt of a step whose timeout
+// is longer (the long step) is allowed that much, not its timeout: a run whose long step waited
+// for its lease after a death, rather than for the sweep to notice it, ends past its bound.
+const runBound = `((SELECT sum(s.max_attempts * (least(s.timeout_ms, $2::bigint) + 2000 + 1000 + s.retry_max_ms + 1000))
                       FROM qflow.steps s WHERE s.workflow = r.workflow AND s.version = r.version) + $1::bigint)
                   * interval '1 millisecond'`
 
@@ -92,7 +97,7 @@ func (c *chaos) checkStuck(ctx context.Context, slackMS int64) error {
 	}{
 		{"run still %s: %s", `SELECT r.status, r.id::text FROM qflow.runs r WHERE r.status IN ('pending', 'running') ORDER BY r.id`, nil},
 		{"run ended %s past its bound: %s", `SELECT (r.finished_at - r.created_at - ` + runBound + `)::text, r.id::text FROM qflow.runs r
-		   WHERE r.finished_at IS NOT NULL AND r.finished_at > r.created_at + ` + runBound + ` ORDER BY r.id`, []any{slackMS}},
+		   WHERE r.finished_at IS NOT NULL AND r.finished_at > r.created_at + ` + runBound + ` ORDER BY r.id`, []any{slackMS, maxWorkMS}},
 		{"step left %s in ended run/step %s", `SELECT sr.status, sr.run_id || '/' || sr.step FROM qflow.step_runs sr JOIN qflow.runs r ON r.id = sr.run_id
 		   WHERE r.status NOT IN ('pending', 'running') AND sr.status IN ('waiting', 'ready', 'queued', 'running') ORDER BY 2`, nil},
 		{"attempt left %s in ended run/step/attempt %s", `SELECT a.status, a.run_id || '/' || a.step || '/' || a.attempt FROM qflow.step_attempts a JOIN qflow.runs r ON r.id = a.run_id
