@@ -68,9 +68,24 @@ type Report struct {
 	Lost, Duplicated, LimitViolations, Stuck, OverBudget int
 	// LimitPeak is the highest overlap of attempts seen on a concurrency-limited step, and its limit.
 	LimitPeak, Limit int
-	// KillRecovery holds, for each step a SIGKILLed worker was running, the time from the
-	// kill until another attempt of it started.
-	KillRecovery []time.Duration
+	// KillRecoveryShort and KillRecoveryLong hold, for each attempt a SIGKILLed worker was
+	// running whose step ran again, the time from the kill until the step's next attempt
+	// started, both read on the database's clock: for steps with a timeout up to a minute, and
+	// for longer ones (the long step's three minutes).
+	KillRecoveryShort, KillRecoveryLong []time.Duration
+	// KilledAttempts counts the attempts SIGKILLed workers were running; KilledNotRetried
+	// those whose step never ran again (its run had ended, or the death spent its last attempt).
+	KilledAttempts, KilledNotRetried int
+	// Died counts the attempts the sweep gave up because their worker's database session had
+	// ended (DiedAtKill of them at a SIGKILL; the rest lost their liveness session to
+	// pg_terminate_backend or a Postgres restart); LeaseExpired those it gave up because the
+	// lease ran out, which with a live, connected worker should not happen.
+	Died, DiedAtKill, LeaseExpired int
+	// LeaseExpiries describe the first few lease expiries, to look into.
+	LeaseExpiries []string
+	// LeaseWaits counts attempts a SIGKILLed worker was running that waited for their lease:
+	// they ended as lease expired, or, for long steps, the next attempt started past the lease.
+	LeaseWaits int
 	// RestartRecovery holds, by restart kind, the time from the restart until the first step
 	// completed after it; RestartDowntime the time the restart command took.
 	RestartRecovery, RestartDowntime map[string][]time.Duration
@@ -110,15 +125,20 @@ func (r *Report) Write(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "chaos: outcomes: %s (failed because faults spent the retry budget: %d)\n", strings.Join(outcomes, " "), r.FaultSpent)
-	fmt.Fprintf(w, "chaos: recovery after sigkill: %s of %d steps the victims were running\n", spread(r.KillRecovery), len(r.KillRecovery))
+	fmt.Fprintf(w, "chaos: recovery after sigkill, from the kill to the next attempt's start: short steps %s of %d, long steps %s of %d; %d of %d killed attempts not retried\n",
+		spread(r.KillRecoveryShort), len(r.KillRecoveryShort), spread(r.KillRecoveryLong), len(r.KillRecoveryLong), r.KilledNotRetried, r.KilledAttempts)
+	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d) lease_expired=%d\n", r.Died, r.DiedAtKill, r.LeaseExpired)
+	for _, e := range r.LeaseExpiries {
+		fmt.Fprintf(w, "chaos: lease expired: %s\n", e)
+	}
 	for _, k := range []string{FaultRestartFast, FaultRestartImmediate} {
 		if len(r.RestartDowntime[k]) > 0 {
 			fmt.Fprintf(w, "chaos: recovery after %s: first step completed %s after the restart began (restart took %s)\n",
 				k, spread(r.RestartRecovery[k]), spread(r.RestartDowntime[k]))
 		}
 	}
-	fmt.Fprintf(w, "chaos: checks: over_budget=%d limit_peak=%d/%d settle=%s elapsed=%s\n",
-		r.OverBudget, r.LimitPeak, r.Limit, r.Settle.Round(100*time.Millisecond), r.Elapsed.Round(time.Second))
+	fmt.Fprintf(w, "chaos: checks: over_budget=%d lease_waits=%d limit_peak=%d/%d settle=%s elapsed=%s\n",
+		r.OverBudget, r.LeaseWaits, r.LimitPeak, r.Limit, r.Settle.Round(100*time.Millisecond), r.Elapsed.Round(time.Second))
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "chaos: violation: %s\n", v)
 	}
@@ -168,10 +188,10 @@ type logins struct {
 	workerName, triggerName, secret string
 }
 
+// kill is a SIGKILL: when (on the database's clock) and which worker.
 type kill struct {
 	at     time.Time
 	victim string
-	steps  []stepRef
 }
 
 type restart struct {
