@@ -89,8 +89,9 @@ type Report struct {
 	// RestartRecovery holds, by restart kind, the time from the restart until the first step
 	// completed after it; RestartDowntime the time the restart command took.
 	RestartRecovery, RestartDowntime map[string][]time.Duration
-	// Settle is how long the runs took to end once the load stopped; Elapsed the whole run.
-	Settle, Elapsed time.Duration
+	// Settle is how long the runs took to end once the load stopped, SettleAfterFault once the
+	// last fault was over; Elapsed the whole run.
+	Settle, SettleAfterFault, Elapsed time.Duration
 	// Violations describe the failed checks, one line each.
 	Violations []string
 	// LogDir holds the workers' logs; it is kept when a check failed.
@@ -137,8 +138,9 @@ func (r *Report) Write(w io.Writer) {
 				k, spread(r.RestartRecovery[k]), spread(r.RestartDowntime[k]))
 		}
 	}
-	fmt.Fprintf(w, "chaos: checks: over_budget=%d lease_waits=%d limit_peak=%d/%d settle=%s elapsed=%s\n",
-		r.OverBudget, r.LeaseWaits, r.LimitPeak, r.Limit, r.Settle.Round(100*time.Millisecond), r.Elapsed.Round(time.Second))
+	fmt.Fprintf(w, "chaos: checks: over_budget=%d lease_waits=%d limit_peak=%d/%d settle=%s (%s after the last fault) elapsed=%s\n",
+		r.OverBudget, r.LeaseWaits, r.LimitPeak, r.Limit, r.Settle.Round(100*time.Millisecond),
+		r.SettleAfterFault.Round(100*time.Millisecond), r.Elapsed.Round(time.Second))
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "chaos: violation: %s\n", v)
 	}
@@ -180,6 +182,8 @@ type chaos struct {
 	hangs    int
 	lastHang time.Time
 	started  time.Time
+	// lastFault is when the latest fault was over.
+	lastFault time.Time
 }
 
 // logins are the users the workers and loaders connect as, and their URLs.
@@ -419,8 +423,15 @@ func (c *chaos) settle(ctx context.Context) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	c.report.Settle = time.Since(start)
-	c.logf("settled in %s", c.report.Settle.Round(100*time.Millisecond))
+	end := time.Now()
+	c.mu.Lock()
+	lastFault := c.lastFault
+	c.mu.Unlock()
+	if lastFault.IsZero() {
+		lastFault = start
+	}
+	c.report.Settle, c.report.SettleAfterFault = end.Sub(start), end.Sub(lastFault)
+	c.logf("settled in %s, %s after the last fault", c.report.Settle.Round(100*time.Millisecond), c.report.SettleAfterFault.Round(100*time.Millisecond))
 }
 
 // slack is what a run's bound allows beyond its steps' own timing: worker restarts, Postgres

@@ -60,6 +60,11 @@ func (c *chaos) fault(ctx context.Context, kind string) {
 	// worker's replacement was reported as never announcing itself.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
+	defer func() {
+		c.mu.Lock()
+		c.lastFault = time.Now()
+		c.mu.Unlock()
+	}()
 	switch kind {
 	case FaultKill:
 		c.killWorker(ctx)
