@@ -487,7 +487,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	r := c.report
 	n := 0
 	for _, k := range c.kills {
-		err := c.rows(ctx, `SELECT a.run_id, a.step, a.attempt, s.timeout_ms, a.status, coalesce(a.error, ''),
+		err := c.rows(ctx, `SELECT a.run_id, a.step, a.attempt, s.timeout_ms, a.status, coalesce(a.error, ''), r.status,
 		                           coalesce(a.error LIKE $3, false), coalesce(a.error LIKE $4, false),
 		                           qflow.lease_expiry(a.started_at, s.timeout_ms),
 		                           (SELECT min(x.started_at) FROM qflow.step_attempts x
@@ -495,15 +495,16 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 		                      FROM qflow.step_attempts a
 		                      JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
 		                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                      JOIN qflow.runs r ON r.id = a.run_id
 		                     WHERE a.worker = $1 AND a.started_at <= $2 AND (a.finished_at IS NULL OR a.finished_at >= $2)
 		                     ORDER BY 1, 2, 3`, []any{k.victim, k.at, diedLike, leaseLike}, func(row pgx.Rows) error {
 			var s stepRef
 			var timeoutMS int64
-			var status, why string
+			var status, why, runStatus string
 			var died, leaseExpired bool
 			var lease time.Time
 			var next *time.Time
-			if err := row.Scan(&s.run, &s.step, &s.attempt, &timeoutMS, &status, &why, &died, &leaseExpired, &lease, &next); err != nil {
+			if err := row.Scan(&s.run, &s.step, &s.attempt, &timeoutMS, &status, &why, &runStatus, &died, &leaseExpired, &lease, &next); err != nil {
 				return err
 			}
 			r.KilledAttempts++
@@ -522,6 +523,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 			switch {
 			case next == nil:
 				r.KilledNotRetried++
+				c.logf("killed attempt %d of step %s of run %d not retried (it ended %s: %s; the run %s)", s.attempt, s.step, s.run, status, why, runStatus)
 			case long:
 				r.KillRecoveryLong = append(r.KillRecoveryLong, next.Sub(k.at))
 			default:
