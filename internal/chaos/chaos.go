@@ -77,10 +77,12 @@ type Report struct {
 	// those whose step never ran again (its run had ended, or the death spent its last attempt).
 	KilledAttempts, KilledNotRetried int
 	// Died counts the attempts the sweep gave up because their worker's database session had
-	// ended (DiedAtKill of them at a SIGKILL; the rest lost their liveness session to
-	// pg_terminate_backend or a Postgres restart); LeaseExpired those it gave up because the
-	// lease ran out, which with a live, connected worker should not happen.
-	Died, DiedAtKill, LeaseExpired int
+	// ended, DiedAtKill those of them at a SIGKILL: the rest belonged to live workers whose
+	// liveness session pg_terminate_backend or a Postgres restart cut, and were retried all the
+	// same. DiedLong and DiedLongAtKill count the long steps among them. LeaseExpired counts the
+	// attempts it gave up because the lease ran out, which with a live, connected worker should
+	// not happen.
+	Died, DiedAtKill, DiedLong, DiedLongAtKill, LeaseExpired int
 	// LeaseExpiries describe the first few lease expiries, to look into.
 	LeaseExpiries []string
 	// LeaseWaits counts attempts a SIGKILLed worker was running that waited for their lease:
@@ -128,7 +130,8 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "chaos: outcomes: %s (failed because faults spent the retry budget: %d)\n", strings.Join(outcomes, " "), r.FaultSpent)
 	fmt.Fprintf(w, "chaos: recovery after sigkill, from the kill to the next attempt's start: short steps %s of %d, long steps %s of %d; %d of %d killed attempts not retried\n",
 		spread(r.KillRecoveryShort), len(r.KillRecoveryShort), spread(r.KillRecoveryLong), len(r.KillRecoveryLong), r.KilledNotRetried, r.KilledAttempts)
-	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d) lease_expired=%d\n", r.Died, r.DiedAtKill, r.LeaseExpired)
+	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d; of live workers whose session was cut: %d, long steps %d) lease_expired=%d\n",
+		r.Died, r.DiedAtKill, r.Died-r.DiedAtKill, r.DiedLong-r.DiedLongAtKill, r.LeaseExpired)
 	for _, e := range r.LeaseExpiries {
 		fmt.Fprintf(w, "chaos: lease expired: %s\n", e)
 	}

@@ -511,6 +511,9 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 			long := time.Duration(timeoutMS)*time.Millisecond > shortTimeoutMax
 			if died {
 				r.DiedAtKill++
+				if long {
+					r.DiedLongAtKill++
+				}
 			}
 			switch {
 			case leaseExpired:
@@ -535,8 +538,12 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 			return fmt.Errorf("measuring recovery after the SIGKILL of %s: %w", k.victim, err)
 		}
 	}
-	err := c.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE error LIKE $1), count(*) FILTER (WHERE error LIKE $2)
-	                                FROM qflow.step_attempts`, diedLike, leaseLike).Scan(&r.Died, &r.LeaseExpired)
+	err := c.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE a.error LIKE $1), count(*) FILTER (WHERE a.error LIKE $1 AND s.timeout_ms > $3),
+	                                     count(*) FILTER (WHERE a.error LIKE $2)
+	                                FROM qflow.step_attempts a
+	                                JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
+	                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step`,
+		diedLike, leaseLike, shortTimeoutMax.Milliseconds()).Scan(&r.Died, &r.DiedLong, &r.LeaseExpired)
 	if err != nil {
 		return fmt.Errorf("counting attempts given up: %w", err)
 	}

@@ -198,6 +198,9 @@ func TestKilledAttemptsAreMeasuredAndALongStepThatWaitedForItsLeaseIsReported(t 
 	attempt(short, "b", 1, "w2", 30, at(20), "succeeded", "")
 	spent := b.start(t, probe.Limited, `{}`, "k5")
 	attempt(spent, "c", 3, "w2", 8, at(4), "timed_out", died("w2"))
+	// w4 was never killed: its liveness session was cut, and the sweep retried its step.
+	cut := b.start(t, probe.Limited, `{}`, "k6")
+	attempt(cut, "c", 1, "w4", 50, at(40), "timed_out", died("w4"))
 
 	require.NoError(t, b.c.check(b.ctx))
 	joined := strings.Join(r.Violations, "\n")
@@ -205,8 +208,10 @@ func TestKilledAttemptsAreMeasuredAndALongStepThatWaitedForItsLeaseIsReported(t 
 	require.Equal(t, 1, r.KilledNotRetried)
 	require.Equal(t, []time.Duration{1500 * time.Millisecond, 182 * time.Second, 184 * time.Second}, sorted(r.KillRecoveryLong))
 	require.Equal(t, []time.Duration{2 * time.Second}, r.KillRecoveryShort)
-	require.Equal(t, 4, r.Died)
+	require.Equal(t, 5, r.Died)
 	require.Equal(t, 4, r.DiedAtKill)
+	require.Equal(t, 4, r.DiedLong)
+	require.Equal(t, 3, r.DiedLongAtKill)
 	require.Equal(t, 1, r.LeaseExpired)
 	require.Len(t, r.LeaseExpiries, 1)
 	require.Equal(t, 2, r.LeaseWaits, joined)
