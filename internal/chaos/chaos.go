@@ -68,14 +68,32 @@ type Report struct {
 	Lost, Duplicated, LimitViolations, Stuck, OverBudget int
 	// LimitPeak is the highest overlap of attempts seen on a concurrency-limited step, and its limit.
 	LimitPeak, Limit int
-	// KillRecovery holds, for each step a SIGKILLed worker was running, the time from the
-	// kill until another attempt of it started.
-	KillRecovery []time.Duration
+	// KillRecoveryShort and KillRecoveryLong hold, for each attempt a SIGKILLed worker was
+	// running whose step ran again, the time from the kill until the step's next attempt
+	// started, both read on the database's clock: for steps with a timeout up to a minute, and
+	// for longer ones (the long step's three minutes).
+	KillRecoveryShort, KillRecoveryLong []time.Duration
+	// KilledAttempts counts the attempts SIGKILLed workers were running; KilledNotRetried
+	// those whose step never ran again (its run had ended, or the death spent its last attempt).
+	KilledAttempts, KilledNotRetried int
+	// Died counts the attempts the sweep gave up because their worker's database session had
+	// ended, DiedAtKill those of them at a SIGKILL: the rest belonged to live workers whose
+	// liveness session pg_terminate_backend or a Postgres restart cut, and were retried all the
+	// same. DiedLong and DiedLongAtKill count the long steps among them. LeaseExpired counts the
+	// attempts it gave up because the lease ran out, which with a live, connected worker should
+	// not happen.
+	Died, DiedAtKill, DiedLong, DiedLongAtKill, LeaseExpired int
+	// LeaseExpiries describe the first few lease expiries, to look into.
+	LeaseExpiries []string
+	// LeaseWaits counts attempts a SIGKILLed worker was running that waited for their lease:
+	// they ended as lease expired, or, for long steps, the next attempt started past the lease.
+	LeaseWaits int
 	// RestartRecovery holds, by restart kind, the time from the restart until the first step
 	// completed after it; RestartDowntime the time the restart command took.
 	RestartRecovery, RestartDowntime map[string][]time.Duration
-	// Settle is how long the runs took to end once the load stopped; Elapsed the whole run.
-	Settle, Elapsed time.Duration
+	// Settle is how long the runs took to end once the load stopped, SettleAfterFault once the
+	// last fault was over; Elapsed the whole run.
+	Settle, SettleAfterFault, Elapsed time.Duration
 	// Violations describe the failed checks, one line each.
 	Violations []string
 	// LogDir holds the workers' logs; it is kept when a check failed.
@@ -110,15 +128,22 @@ func (r *Report) Write(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "chaos: outcomes: %s (failed because faults spent the retry budget: %d)\n", strings.Join(outcomes, " "), r.FaultSpent)
-	fmt.Fprintf(w, "chaos: recovery after sigkill: %s of %d steps the victims were running\n", spread(r.KillRecovery), len(r.KillRecovery))
+	fmt.Fprintf(w, "chaos: recovery after sigkill, from the kill to the next attempt's start: short steps %s of %d, long steps %s of %d; %d of %d killed attempts not retried\n",
+		spread(r.KillRecoveryShort), len(r.KillRecoveryShort), spread(r.KillRecoveryLong), len(r.KillRecoveryLong), r.KilledNotRetried, r.KilledAttempts)
+	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d; of live workers whose session was cut: %d, long steps %d) lease_expired=%d\n",
+		r.Died, r.DiedAtKill, r.Died-r.DiedAtKill, r.DiedLong-r.DiedLongAtKill, r.LeaseExpired)
+	for _, e := range r.LeaseExpiries {
+		fmt.Fprintf(w, "chaos: lease expired: %s\n", e)
+	}
 	for _, k := range []string{FaultRestartFast, FaultRestartImmediate} {
 		if len(r.RestartDowntime[k]) > 0 {
 			fmt.Fprintf(w, "chaos: recovery after %s: first step completed %s after the restart began (restart took %s)\n",
 				k, spread(r.RestartRecovery[k]), spread(r.RestartDowntime[k]))
 		}
 	}
-	fmt.Fprintf(w, "chaos: checks: over_budget=%d limit_peak=%d/%d settle=%s elapsed=%s\n",
-		r.OverBudget, r.LimitPeak, r.Limit, r.Settle.Round(100*time.Millisecond), r.Elapsed.Round(time.Second))
+	fmt.Fprintf(w, "chaos: checks: over_budget=%d lease_waits=%d limit_peak=%d/%d settle=%s (%s after the last fault) elapsed=%s\n",
+		r.OverBudget, r.LeaseWaits, r.LimitPeak, r.Limit, r.Settle.Round(100*time.Millisecond),
+		r.SettleAfterFault.Round(100*time.Millisecond), r.Elapsed.Round(time.Second))
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "chaos: violation: %s\n", v)
 	}
@@ -160,6 +185,8 @@ type chaos struct {
 	hangs    int
 	lastHang time.Time
 	started  time.Time
+	// lastFault is when the latest fault was over.
+	lastFault time.Time
 }
 
 // logins are the users the workers and loaders connect as, and their URLs.
@@ -168,10 +195,10 @@ type logins struct {
 	workerName, triggerName, secret string
 }
 
+// kill is a SIGKILL: when (on the database's clock) and which worker.
 type kill struct {
 	at     time.Time
 	victim string
-	steps  []stepRef
 }
 
 type restart struct {
@@ -302,6 +329,9 @@ func (c *chaos) setup(ctx context.Context) error {
 	if c.worker, err = newPool(ctx, c.logins.worker, 2); err != nil {
 		return err
 	}
+	if err := c.configureLongStep(ctx); err != nil {
+		return err
+	}
 	c.fleet = &fleet{c: c, procs: make([]*proc, c.cfg.Workers), gens: make([]int, c.cfg.Workers)}
 	for i := range c.cfg.Workers {
 		if err := c.fleet.start(ctx, i); err != nil {
@@ -309,6 +339,16 @@ func (c *chaos) setup(ctx context.Context) error {
 		}
 	}
 	c.logf("%d workers up", c.cfg.Workers)
+	return nil
+}
+
+// configureLongStep gives the long step its timeout of minutes, as an operator would, before
+// any worker starts; the workers' registrations of the same definition leave it alone.
+func (c *chaos) configureLongStep(ctx context.Context) error {
+	settings := fmt.Sprintf(`{"steps": {%q: {"timeout_ms": %d}}}`, longStep, longTimeout.Milliseconds())
+	if _, err := c.admin.Exec(ctx, "SELECT qflow.configure_workflow($1, $2)", longWorkflow, settings); err != nil {
+		return fmt.Errorf("configuring the long step %s.%s: %w", longWorkflow, longStep, err)
+	}
 	return nil
 }
 
@@ -361,7 +401,7 @@ func (c *chaos) settle(ctx context.Context) {
 	var until time.Time
 	err := retrySQL(ctx, func(ctx context.Context) error {
 		return c.admin.QueryRow(ctx, `SELECT coalesce(max(r.created_at + `+runBound+`), now()) FROM qflow.runs r
-		                               WHERE r.status IN ('pending', 'running')`, c.slack().Milliseconds()).Scan(&until)
+		                               WHERE r.status IN ('pending', 'running')`, c.slack().Milliseconds(), maxWorkMS).Scan(&until)
 	})
 	if err != nil {
 		c.violation("reading the bound of live runs: %v", err)
@@ -386,8 +426,15 @@ func (c *chaos) settle(ctx context.Context) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	c.report.Settle = time.Since(start)
-	c.logf("settled in %s", c.report.Settle.Round(100*time.Millisecond))
+	end := time.Now()
+	c.mu.Lock()
+	lastFault := c.lastFault
+	c.mu.Unlock()
+	if lastFault.IsZero() {
+		lastFault = start
+	}
+	c.report.Settle, c.report.SettleAfterFault = end.Sub(start), end.Sub(lastFault)
+	c.logf("settled in %s, %s after the last fault", c.report.Settle.Round(100*time.Millisecond), c.report.SettleAfterFault.Round(100*time.Millisecond))
 }
 
 // slack is what a run's bound allows beyond its steps' own timing: worker restarts, Postgres

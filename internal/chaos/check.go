@@ -12,9 +12,14 @@ import (
 )
 
 // runBound is the latest a run r may end after its creation: every step of it using all its
-// attempts, each to its timeout plus the lease grace (2 s) and the second a deaf handler is
-// given, then its longest retry delay and a sweep (1 s); plus $1 milliseconds of slack.
-const runBound = `((SELECT sum(s.max_attempts * (s.timeout_ms + 2000 + 1000 + s.retry_max_ms + 1000))
+// attempts, each followed by the step's longest retry delay and a sweep (1 s); plus $1
+// milliseconds of slack. An attempt ends when its handler returns, at its timeout (within the
+// lease grace, 2 s, and the second a handler deaf to cancellation is given), or, its worker
+// dead, at the first sweep after the death, whichever comes first. The loaders never ask a
+// handler to work longer than $2 milliseconds (maxWorkMS), so an attempt of a step whose timeout
+// is longer (the long step) is allowed that much, not its timeout: a run whose long step waited
+// for its lease after a death, rather than for the sweep to notice it, ends past its bound.
+const runBound = `((SELECT sum(s.max_attempts * (least(s.timeout_ms, $2::bigint) + 2000 + 1000 + s.retry_max_ms + 1000))
                       FROM qflow.steps s WHERE s.workflow = r.workflow AND s.version = r.version) + $1::bigint)
                   * interval '1 millisecond'`
 
@@ -92,7 +97,7 @@ func (c *chaos) checkStuck(ctx context.Context, slackMS int64) error {
 	}{
 		{"run still %s: %s", `SELECT r.status, r.id::text FROM qflow.runs r WHERE r.status IN ('pending', 'running') ORDER BY r.id`, nil},
 		{"run ended %s past its bound: %s", `SELECT (r.finished_at - r.created_at - ` + runBound + `)::text, r.id::text FROM qflow.runs r
-		   WHERE r.finished_at IS NOT NULL AND r.finished_at > r.created_at + ` + runBound + ` ORDER BY r.id`, []any{slackMS}},
+		   WHERE r.finished_at IS NOT NULL AND r.finished_at > r.created_at + ` + runBound + ` ORDER BY r.id`, []any{slackMS, maxWorkMS}},
 		{"step left %s in ended run/step %s", `SELECT sr.status, sr.run_id || '/' || sr.step FROM qflow.step_runs sr JOIN qflow.runs r ON r.id = sr.run_id
 		   WHERE r.status NOT IN ('pending', 'running') AND sr.status IN ('waiting', 'ready', 'queued', 'running') ORDER BY 2`, nil},
 		{"attempt left %s in ended run/step/attempt %s", `SELECT a.status, a.run_id || '/' || a.step || '/' || a.attempt FROM qflow.step_attempts a JOIN qflow.runs r ON r.id = a.run_id
@@ -427,7 +432,7 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 
 // checkLimits: at no moment did more attempts of a limited step overlap than its limit. An
 // attempt holds its slot from its start to its end as recorded (a dead worker's until the
-// sweep expires its lease, which is when the slot is handed on).
+// sweep gives it up, which is when the slot is handed on).
 func (c *chaos) checkLimits(ctx context.Context) error {
 	r := c.report
 	n := 0
@@ -467,23 +472,97 @@ func (c *chaos) checkLimits(ctx context.Context) error {
 	})
 }
 
-// measureRecovery turns the faults' records into recovery times: for each step a killed
-// worker was running, until another attempt of it started; for each Postgres restart, until
-// the first step completed after the server was back.
+// Errors the sweep gives an attempt up with (sql/schema/0610_sweep_lease.sql).
+const (
+	diedLike  = "%died: its database session ended%"
+	leaseLike = "lease expired%"
+)
+
+// measureRecovery turns the faults' records into recovery times, and counts the attempts the
+// sweep gave up. For each attempt a killed worker was running (it started before the kill and
+// had not finished by then, on the database's clock), until the step's next attempt started;
+// one that waited for its lease instead of the sweep noticing the death is a violation. For
+// each Postgres restart, until the first step completed after the server was back.
 func (c *chaos) measureRecovery(ctx context.Context) error {
 	r := c.report
+	n := 0
 	for _, k := range c.kills {
-		for _, s := range k.steps {
+		err := c.rows(ctx, `SELECT a.run_id, a.step, a.attempt, s.timeout_ms, a.status, coalesce(a.error, ''), r.status,
+		                           coalesce(a.error LIKE $3, false), coalesce(a.error LIKE $4, false),
+		                           qflow.lease_expiry(a.started_at, s.timeout_ms),
+		                           (SELECT min(x.started_at) FROM qflow.step_attempts x
+		                             WHERE x.run_id = a.run_id AND x.step = a.step AND x.attempt > a.attempt)
+		                      FROM qflow.step_attempts a
+		                      JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
+		                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                      JOIN qflow.runs r ON r.id = a.run_id
+		                     WHERE a.worker = $1 AND a.started_at <= $2 AND (a.finished_at IS NULL OR a.finished_at >= $2)
+		                     ORDER BY 1, 2, 3`, []any{k.victim, k.at, diedLike, leaseLike}, func(row pgx.Rows) error {
+			var s stepRef
+			var timeoutMS int64
+			var status, why, runStatus string
+			var died, leaseExpired bool
+			var lease time.Time
 			var next *time.Time
-			err := c.admin.QueryRow(ctx, `SELECT min(started_at) FROM qflow.step_attempts WHERE run_id = $1 AND step = $2 AND attempt > $3`,
-				s.run, s.step, s.attempt).Scan(&next)
-			if err != nil {
-				return fmt.Errorf("measuring recovery: %w", err)
+			if err := row.Scan(&s.run, &s.step, &s.attempt, &timeoutMS, &status, &why, &runStatus, &died, &leaseExpired, &lease, &next); err != nil {
+				return err
 			}
-			if next != nil {
-				r.KillRecovery = append(r.KillRecovery, next.Sub(k.at))
+			r.KilledAttempts++
+			long := time.Duration(timeoutMS)*time.Millisecond > shortTimeoutMax
+			if died {
+				r.DiedAtKill++
+				if long {
+					r.DiedLongAtKill++
+				}
 			}
+			switch {
+			case leaseExpired:
+				c.listed(&r.LeaseWaits, &n, "lease: step %s of run %d attempt %d (timeout %s) ended by lease expiry although its worker %s was SIGKILLed (%s)",
+					s.step, s.run, s.attempt, time.Duration(timeoutMS)*time.Millisecond, k.victim, why)
+			case long && next != nil && !next.Before(lease):
+				c.listed(&r.LeaseWaits, &n, "lease: long step %s of run %d ran again %s after its worker %s was SIGKILLed, past the lease of attempt %d (it ended %s: %s)",
+					s.step, s.run, next.Sub(k.at).Round(10*time.Millisecond), k.victim, s.attempt, status, why)
+			}
+			switch {
+			case next == nil:
+				r.KilledNotRetried++
+				c.logf("killed attempt %d of step %s of run %d not retried (it ended %s: %s; the run %s)", s.attempt, s.step, s.run, status, why, runStatus)
+			case long:
+				r.KillRecoveryLong = append(r.KillRecoveryLong, next.Sub(k.at))
+			default:
+				r.KillRecoveryShort = append(r.KillRecoveryShort, next.Sub(k.at))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("measuring recovery after the SIGKILL of %s: %w", k.victim, err)
 		}
+	}
+	err := c.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE a.error LIKE $1), count(*) FILTER (WHERE a.error LIKE $1 AND s.timeout_ms > $3),
+	                                     count(*) FILTER (WHERE a.error LIKE $2)
+	                                FROM qflow.step_attempts a
+	                                JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
+	                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step`,
+		diedLike, leaseLike, shortTimeoutMax.Milliseconds()).Scan(&r.Died, &r.DiedLong, &r.LeaseExpired)
+	if err != nil {
+		return fmt.Errorf("counting attempts given up: %w", err)
+	}
+	err = c.rows(ctx, `SELECT a.run_id || '/' || a.step || '/' || a.attempt || ' on ' || coalesce(a.worker, '?')
+	                          || ' (timeout ' || s.timeout_ms || ' ms): ran ' || (a.finished_at - a.started_at)::text
+	                          || ', ' || a.error
+	                     FROM qflow.step_attempts a
+	                     JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
+	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                    WHERE a.error LIKE $1 ORDER BY a.finished_at LIMIT $2`, []any{leaseLike, maxListed}, func(row pgx.Rows) error {
+		var e string
+		if err := row.Scan(&e); err != nil {
+			return err
+		}
+		r.LeaseExpiries = append(r.LeaseExpiries, e)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing lease expiries: %w", err)
 	}
 	for _, rs := range c.restarts {
 		var first *time.Time

@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +152,75 @@ func TestChecksCatchEveryKindOfViolation(t *testing.T) {
 	require.Equal(t, 1, r.LimitViolations, joined)
 	require.Equal(t, 3, r.LimitPeak)
 	require.Equal(t, 5, r.Stuck, joined) // four runs left running, one job
+}
+
+func TestKilledAttemptsAreMeasuredAndALongStepThatWaitedForItsLeaseIsReported(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.c.report
+	b.exec(t, `SELECT qflow.configure_workflow($1, '{"steps": {"c": {"timeout_ms": 180000}}}')`, probe.Limited)
+	var now time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT now()").Scan(&now))
+	ago := func(s float64) time.Time { return now.Add(-time.Duration(s * float64(time.Second))) }
+	died := func(w string) string {
+		return "worker " + w + " died: its database session ended while it ran the step"
+	}
+	// attempt writes one attempt of a run's step; a nil end leaves it running.
+	attempt := func(run int64, step string, n int, worker string, start float64, end *float64, status, why string) {
+		var finished *time.Time
+		if end != nil {
+			f := ago(*end)
+			finished = &f
+		}
+		b.exec(t, `INSERT INTO qflow.step_attempts (run_id, step, attempt, worker, status, error, started_at, finished_at)
+		           VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8)`, run, step, n, worker, status, why, ago(start), finished)
+	}
+	at := func(s float64) *float64 { return &s }
+
+	// w1 was killed 199 s ago: its long step waited for the lease once by the sweep's word and
+	// once by the clock (the next attempt started past the lease, 182 s after the start).
+	b.c.kills = append(b.c.kills, kill{at: ago(199), victim: "w1"})
+	leased := b.start(t, probe.Limited, `{}`, "k1")
+	attempt(leased, "c", 1, "w1", 200, at(18), "timed_out", "lease expired: worker w1 did not finish the step within its timeout")
+	attempt(leased, "c", 2, "w3", 17, nil, "running", "")
+	late := b.start(t, probe.Limited, `{}`, "k2")
+	attempt(late, "c", 1, "w1", 200, at(15), "timed_out", died("w1"))
+	attempt(late, "c", 2, "w3", 15, nil, "running", "")
+	// w2 was killed 5 s ago, and its steps ran again a second or two later, but one whose
+	// run had no attempt left; an attempt it had finished before the kill does not count.
+	b.c.kills = append(b.c.kills, kill{at: ago(5), victim: "w2"})
+	long := b.start(t, probe.Limited, `{}`, "k3")
+	attempt(long, "c", 1, "w2", 10, at(4), "timed_out", died("w2"))
+	attempt(long, "c", 2, "w3", 3.5, nil, "running", "")
+	short := b.start(t, probe.Limited, `{}`, "k4")
+	attempt(short, "a", 1, "w2", 6, at(4), "timed_out", died("w2"))
+	attempt(short, "a", 2, "w3", 3, nil, "running", "")
+	attempt(short, "b", 1, "w2", 30, at(20), "succeeded", "")
+	spent := b.start(t, probe.Limited, `{}`, "k5")
+	attempt(spent, "c", 3, "w2", 8, at(4), "timed_out", died("w2"))
+	// w4 was never killed: its liveness session was cut, and the sweep retried its step.
+	cut := b.start(t, probe.Limited, `{}`, "k6")
+	attempt(cut, "c", 1, "w4", 50, at(40), "timed_out", died("w4"))
+
+	require.NoError(t, b.c.check(b.ctx))
+	joined := strings.Join(r.Violations, "\n")
+	require.Equal(t, 5, r.KilledAttempts)
+	require.Equal(t, 1, r.KilledNotRetried)
+	require.Equal(t, []time.Duration{1500 * time.Millisecond, 182 * time.Second, 184 * time.Second}, sorted(r.KillRecoveryLong))
+	require.Equal(t, []time.Duration{2 * time.Second}, r.KillRecoveryShort)
+	require.Equal(t, 5, r.Died)
+	require.Equal(t, 4, r.DiedAtKill)
+	require.Equal(t, 4, r.DiedLong)
+	require.Equal(t, 3, r.DiedLongAtKill)
+	require.Equal(t, 1, r.LeaseExpired)
+	require.Len(t, r.LeaseExpiries, 1)
+	require.Equal(t, 2, r.LeaseWaits, joined)
+	require.Contains(t, joined, fmt.Sprintf("lease: step c of run %d attempt 1 (timeout 3m0s) ended by lease expiry although its worker w1 was SIGKILLed", leased))
+	require.Contains(t, joined, fmt.Sprintf("lease: long step c of run %d ran again 3m4s after its worker w1 was SIGKILLed, past the lease of attempt 1", late))
+}
+
+func sorted(ds []time.Duration) []time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s
 }

@@ -11,12 +11,13 @@
 // `qflow worker` processes as the worker login, each with its own --id and
 // --metrics-addr 127.0.0.1:0. Loaders, one connection each as the trigger login, insert probe
 // runs with plain SQL: sleeps, retries, permanent failures, panics, hangs past the step
-// timeout, runs of probe_limited (a step limited to two at once) and runs they cancel. Every
-// insert carries an idempotency key, so an insert whose answer was lost to a fault is simply
-// sent again.
+// timeout, runs of probe_limited (a step limited to two at once), runs they cancel, and long
+// runs: probe_limited's c is given a timeout of three minutes at setup, as a training step on
+// a scarce GPU would have, and 3% of runs ask it to work 2-5 s. Every insert carries an
+// idempotency key, so an insert whose answer was lost to a fault is simply sent again.
 //
-// Meanwhile faults are injected: SIGKILL of a worker that is running steps (restarted a
-// moment later under a new id), SIGTERM (a graceful stop, which must exit 0, then a
+// Meanwhile faults are injected: SIGKILL of the worker running the most long steps, then the
+// most steps (restarted a moment later under a new id), SIGTERM (a graceful stop, which must exit 0, then a
 // restart), pg_terminate_backend of worker connections, Postgres restarts (pg_ctl -m fast
 // and -m immediate, the latter a crash and WAL replay), and duplicated and late completions:
 // completions and failures sent through finish_steps with attempts that already finished or
@@ -34,12 +35,19 @@
 //   - limit_violations: at no moment did more attempts of a step overlap than its
 //     max_concurrency (computed from the attempts' intervals).
 //   - stuck: every run ended within a bound derived from its steps' timeouts, retries and
-//     the lease grace; no step, attempt or River job (available, running, scheduled or
-//     retryable) is left live for a finished run.
+//     the lease grace, where a step whose timeout is longer than any work the loaders ask for
+//     (the long step) is allowed that work, not its timeout: a dead worker's attempt ends at
+//     the next sweep, not at its lease. No step, attempt or River job (available, running,
+//     scheduled or retryable) is left live for a finished run.
 //   - budget: no step made more counted attempts than its max_attempts.
+//   - lease_waits: no attempt a SIGKILLed worker was running ended by lease expiry, and no
+//     long step ran again only after that attempt's lease.
 //
 // It prints one summary line, `chaos: runs=N faults=K lost=0 duplicated=0
-// limit_violations=0 stuck=0`, then the faults by kind, the recovery times (from a SIGKILL
-// until the victim's steps ran again elsewhere; from a Postgres restart until the first step
-// completed after it) and every violation, and fails when there is one.
+// limit_violations=0 stuck=0`, then the faults by kind; the recovery after SIGKILL, from the
+// kill until the step's next attempt started (both on the database's clock), p50 and max for
+// short steps (timeouts up to a minute) and long ones apart; the attempts the sweep gave up
+// because their worker's session ended (died) and because their lease expired; the recovery
+// after each Postgres restart, until the first step completed after it; the settle time after
+// the load and after the last fault; and every violation. It fails when there is one.
 package chaos

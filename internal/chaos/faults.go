@@ -60,6 +60,11 @@ func (c *chaos) fault(ctx context.Context, kind string) {
 	// worker's replacement was reported as never announcing itself.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
+	defer func() {
+		c.mu.Lock()
+		c.lastFault = time.Now()
+		c.mu.Unlock()
+	}()
 	switch kind {
 	case FaultKill:
 		c.killWorker(ctx)
@@ -76,15 +81,17 @@ func (c *chaos) fault(ctx context.Context, kind string) {
 	}
 }
 
-// killWorker SIGKILLs the worker running the most steps, mid-step, and starts a new one in
-// its slot a second later. What it was running is remembered to measure recovery.
+// killWorker SIGKILLs a worker mid-step, the one running the most long steps and then the
+// most steps, and starts a new one in its slot a second later. The moment of the kill is read
+// from the database's clock, which the attempts' times are on, to measure recovery from it.
 func (c *chaos) killWorker(ctx context.Context) {
 	slot := c.intn(c.cfg.Workers)
-	var running []stepRef
-	var victim string
 	_ = retrySQL(ctx, func(ctx context.Context) error {
-		rows, err := c.admin.Query(ctx, `SELECT worker FROM qflow.step_runs WHERE status = 'running'
-		                                  GROUP BY worker ORDER BY count(*) DESC`)
+		rows, err := c.admin.Query(ctx, `SELECT sr.worker FROM qflow.step_runs sr
+		                                  JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                                 WHERE sr.status = 'running'
+		                                 GROUP BY sr.worker ORDER BY count(*) FILTER (WHERE s.timeout_ms > $1) DESC, count(*) DESC`,
+			shortTimeoutMax.Milliseconds())
 		if err != nil {
 			return err
 		}
@@ -95,7 +102,7 @@ func (c *chaos) killWorker(ctx context.Context) {
 				return err
 			}
 			if s := c.fleet.slotOf(id); s >= 0 {
-				slot, victim = s, id
+				slot = s
 				break
 			}
 		}
@@ -103,32 +110,24 @@ func (c *chaos) killWorker(ctx context.Context) {
 	})
 	p := c.fleet.kill(slot)
 	at := time.Now()
-	if victim == "" {
-		victim = p.id
-	}
-	// What the victim held when it died: its running attempts (read after the kill, so
-	// none can have finished since).
-	_ = retrySQL(ctx, func(ctx context.Context) error {
-		running = running[:0]
-		rows, err := c.admin.Query(ctx, "SELECT run_id, step, attempt FROM qflow.step_runs WHERE status = 'running' AND worker = $1", p.id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var s stepRef
-			if err := rows.Scan(&s.run, &s.step, &s.attempt); err != nil {
-				return err
-			}
-			running = append(running, s)
-		}
-		return rows.Err()
+	var long, running int
+	// Read after the kill, a few milliseconds after it; only if the server cannot be reached
+	// does the local clock stand in.
+	err := retrySQL(ctx, func(ctx context.Context) error {
+		return c.admin.QueryRow(ctx, `SELECT clock_timestamp(), count(*) FILTER (WHERE s.timeout_ms > $2), count(*)
+		                                FROM qflow.step_runs sr
+		                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                               WHERE sr.status = 'running' AND sr.worker = $1`,
+			p.id, shortTimeoutMax.Milliseconds()).Scan(&at, &long, &running)
 	})
+	if err != nil {
+		c.logf("SIGKILL %s: reading the database's clock: %v (the local clock stands in)", p.id, err)
+	}
 	c.mu.Lock()
-	c.kills = append(c.kills, kill{at: at, victim: p.id, steps: running})
+	c.kills = append(c.kills, kill{at: at, victim: p.id})
 	c.mu.Unlock()
 	c.countFault(FaultKill, 1)
-	c.logf("SIGKILL %s with %d steps running", p.id, len(running))
+	c.logf("SIGKILL %s with %d steps running, %d of them long", p.id, running, long)
 	time.Sleep(time.Second)
 	if err := c.fleet.start(ctx, slot); err != nil {
 		c.violation("restarting after SIGKILL: %v", err)

@@ -31,8 +31,27 @@ var probeSteps = map[string][]string{
 // the second the worker then waits, so that it is abandoned.
 const hangMS = 7000
 
-// nextRun draws a run: mostly plain runs with short sleeps, and a share of each behaviour
-// the engine must survive.
+// The long step stands for a training step on a scarce GPU: probe_limited's c, given a timeout
+// of minutes at setup (configureLongStep), where every other probe step has 5 s. Long runs ask
+// it to work a few seconds, long enough that SIGKILLs often land on it and short enough that a
+// run ends in a few seconds unless the engine waits for a lease instead of noticing the death.
+const (
+	longWorkflow  = "probe_limited"
+	longStep      = "c"
+	longTimeout   = 3 * time.Minute
+	longWorkMinMS = 2000
+	longWorkMaxMS = 5000
+)
+
+// shortTimeoutMax is the longest timeout of a step the report counts as short.
+const shortTimeoutMax = time.Minute
+
+// maxWorkMS is the longest the loaders ask any handler to work, hanging or not.
+const maxWorkMS = max(hangMS, longWorkMaxMS)
+
+// nextRun draws a run: mostly plain runs with short sleeps, a share of each behaviour the
+// engine must survive, and 3% long runs (a few seconds in the long step: with a dozen worker
+// slots that keeps two or three of them busy with long steps, the rest free for the load).
 func (c *chaos) nextRun(key string) runSpec {
 	wf := "probe_chain"
 	if c.intn(2) == 0 {
@@ -60,6 +79,9 @@ func (c *chaos) nextRun(key string) runSpec {
 	case r < 500 && c.mayHang():
 		in["hang"] = []string{step()}
 		in["hang_ms"] = hangMS
+	case r >= 500 && r < 530:
+		spec.workflow = longWorkflow
+		in["sleep_ms"] = map[string]int{longStep: longWorkMinMS + c.intn(longWorkMaxMS-longWorkMinMS+1)}
 	}
 	return spec
 }
