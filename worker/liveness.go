@@ -98,20 +98,25 @@ type liveness struct {
 
 func (l *liveness) run(ctx context.Context) {
 	w := l.w
-	backoff := 100 * time.Millisecond
+	// The sweep gives a cut session 1.5 s to come back before it gives up the worker's attempts:
+	// the first retries come fast.
+	const firstBackoff = 50 * time.Millisecond
+	backoff := firstBackoff
 	for ctx.Err() == nil {
 		err := l.session(ctx)
-		l.alive.Store(false)
+		if l.alive.Swap(false) {
+			backoff = firstBackoff
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		w.log.Warn("liveness session lost; reconnecting (the sweep retries this worker's running attempts meanwhile)", "err", err, "retry_in", backoff)
+		w.log.Warn("liveness session lost; reconnecting (the sweep gives up this worker's running attempts if it is not back within 1.5 s)", "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, time.Second)
 	}
 }
 

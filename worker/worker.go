@@ -36,7 +36,7 @@ type Config struct {
 	// retry whose backoff has passed may start [100ms].
 	FetchPollInterval time.Duration
 	// SweepInterval is how often each worker tries to run qflow.sweep; one of those trying at
-	// a time does (see liveness.go) [1s].
+	// a time does (see liveness.go) [500ms].
 	SweepInterval time.Duration
 	// ScheduleInterval is how often each worker tries a scheduler pass (one at a time across
 	// the fleet does); a fire starts within about this of its due time [250ms].
@@ -134,7 +134,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.FetchPollInterval = 100 * time.Millisecond
 	}
 	if cfg.SweepInterval <= 0 {
-		cfg.SweepInterval = time.Second
+		cfg.SweepInterval = 500 * time.Millisecond
 	}
 	if cfg.ScheduleInterval <= 0 {
 		cfg.ScheduleInterval = 250 * time.Millisecond

@@ -47,7 +47,9 @@ func (b *bench) steadyLoad(ctx context.Context, res *Result) error {
 		}
 		p := LoadPoint{InFlight: k, EngineStepsPerSec: median(eng), EngineQueuedStepsPerSec: median(que),
 			RiverChainHopsPerSec: median(riv), LegacyStepsPerSec: median(leg)}
-		p.Ratio = p.EngineStepsPerSec / p.RiverChainHopsPerSec
+		if p.RiverChainHopsPerSec > 0 { // not measured when -systems leaves the River chain out
+			p.Ratio = p.EngineStepsPerSec / p.RiverChainHopsPerSec
+		}
 		res.ByInFlight = append(res.ByInFlight, p)
 		res.Samples[fmt.Sprintf("engine_k%d", k)] = eng
 		res.Samples[fmt.Sprintf("engine_no_eager_k%d", k)] = que

@@ -1,8 +1,9 @@
 -- sweep_orphaned_jobs cancels running step jobs that nothing waits for any more: their step
 -- moved on (the run finished, or another attempt took over) while the worker holding the job
--- died. A live worker reports a stale job at most a second after the step's timeout; past
--- the lease nobody will, and River would keep the job running until its rescuer, an hour on.
-CREATE FUNCTION qflow.sweep_orphaned_jobs()
+-- died (p_dead: workers the sweep found dead). A live worker reports a stale job at most a
+-- second after the step's timeout; past the lease nobody will, and River would keep the job
+-- running until its rescuer, an hour on; a dead worker's never will.
+CREATE FUNCTION qflow.sweep_orphaned_jobs(p_dead text[])
 RETURNS integer
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -13,6 +14,7 @@ BEGIN
                 JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
                WHERE j.state = 'running' AND j.kind = 'qflow_step'
                  AND NOT (sr.status IN ('queued', 'running') AND sr.job_id = j.id)
-                 AND qflow.lease_expiry(j.attempted_at, s.timeout_ms) < now()),
+                 AND (qflow.lease_expiry(j.attempted_at, s.timeout_ms) < now()
+                      OR j.attempted_by[cardinality(j.attempted_by)] = ANY (p_dead))),
         'cancelled', '{running}');
 END $$;

@@ -1,4 +1,4 @@
--- sweep is run every second by one worker of the fleet: every worker tries, and the one that
+-- sweep is run twice a second by one worker of the fleet: every worker tries, and the one that
 -- gets the sweep's advisory lock runs it (worker/liveness.go), so no election and no dead
 -- leader stands between a death and its recovery. It times out runs past their deadline
 -- (0600_sweep_deadline.sql); gives up and retries attempts whose worker died or whose lease
@@ -33,12 +33,26 @@ BEGIN
         COMMIT;
     END LOOP;
 
-    -- The workers of running attempts and jobs that are gone: one read of the lock table.
+    -- The workers of running attempts and jobs, and the registered ones, that are gone: one
+    -- read of the lock table.
     v_dead := qflow.dead_workers(ARRAY(
         SELECT DISTINCT sr.worker FROM qflow.step_runs sr WHERE sr.status = 'running'
         UNION
         SELECT DISTINCT j.attempted_by[cardinality(j.attempted_by)] FROM river.river_job j
-         WHERE j.state = 'running' AND j.kind IN ('qflow_step', 'qflow_legacy')));
+         WHERE j.state = 'running' AND j.kind IN ('qflow_step', 'qflow_legacy')
+        UNION
+        SELECT w.id FROM qflow.workers w));
+    -- A session cut while its process lives (a dropped connection, pg_terminate_backend, a
+    -- Postgres restart) is back within a second or so: a registered worker is given up only
+    -- once its lock has been free for 1.5 s, so that a blip does not throw away an hour of
+    -- training. A process that died is given up about 2 s after its death.
+    UPDATE qflow.workers w
+       SET dead_since = CASE WHEN w.id = ANY (v_dead) THEN coalesce(w.dead_since, now()) END
+     WHERE (w.id = ANY (v_dead)) <> (w.dead_since IS NOT NULL);
+    COMMIT;
+    v_dead := ARRAY(SELECT d FROM unnest(v_dead) AS d
+                     WHERE NOT EXISTS (SELECT 1 FROM qflow.workers w
+                                        WHERE w.id = d AND w.dead_since > now() - interval '1.5 seconds'));
 
     FOR v_row IN
         SELECT sr.run_id, sr.step, sr.attempt, sr.worker = ANY (v_dead) AS dead FROM qflow.step_runs sr
@@ -86,7 +100,7 @@ BEGIN
         COMMIT;
     END LOOP;
 
-    PERFORM qflow.sweep_orphaned_jobs();
+    PERFORM qflow.sweep_orphaned_jobs(v_dead);
     COMMIT;
 
     FOR v_row IN
@@ -110,7 +124,5 @@ BEGIN
 
     -- A worker's row goes with the worker: its session has ended and its heartbeat stopped.
     DELETE FROM qflow.workers w
-     WHERE w.last_seen_at < now() - interval '15 seconds'
-       AND w.id = ANY (qflow.dead_workers(ARRAY(SELECT o.id FROM qflow.workers o
-                                                 WHERE o.last_seen_at < now() - interval '15 seconds')));
+     WHERE w.dead_since < now() - interval '15 seconds' AND w.last_seen_at < now() - interval '15 seconds';
 END $$;

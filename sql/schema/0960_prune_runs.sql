@@ -11,16 +11,21 @@ CREATE FUNCTION qflow.prune_runs(p_batch integer)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_default integer;
-    v_count   integer;
+    v_default  integer;
+    v_shortest integer;
+    v_count    integer;
 BEGIN
     SELECT value INTO v_default FROM qflow.settings WHERE key = 'retention_days';
     v_default := coalesce(v_default, 30);
+    -- No run finished after now() - the shortest retention can be due: that bound is what lets
+    -- the scan of runs_finished stop at once when nothing is (the per-run test cannot).
+    SELECT least(v_default, min(days)) INTO v_shortest FROM qflow.retention;
     WITH doomed AS (
         SELECT r.id
           FROM qflow.runs r
           LEFT JOIN qflow.retention rt ON rt.workflow = r.workflow
          WHERE r.finished_at IS NOT NULL
+           AND r.finished_at < now() - make_interval(days => v_shortest)
            AND r.finished_at < now() - make_interval(days => coalesce(rt.days, v_default))
          ORDER BY r.finished_at
          LIMIT p_batch

@@ -139,3 +139,39 @@ func TestTheEngineTellsTheWorkerWhenItsAttemptIsNoLongerWanted(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, fmt.Sprintf(`{"worker": "test-worker", "run_id": %d, "step": "a", "attempt": %d}`, run, attempt), n.Payload)
 }
+
+func TestARegisteredWorkersCutSessionHasAMomentToComeBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.register(t, "long", map[string][]string{"a": nil}, func(w *pipelines.Workflow) { w.Steps[0].TimeoutMS = 3_600_000 })
+	b.exec(t, "INSERT INTO qflow.workers (id, host, pid, classes) VALUES ('blip', 'h', 1, '{cpu}')")
+	run := b.start(t, "long", "{}")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM qflow.claim_steps(jsonb_build_array(jsonb_build_object(
+	    'run_id', $1::bigint, 'step', 'a', 'attempt', 1)), 'blip')`, run))
+
+	// Its lock is free (its session was cut): noted, not yet given up.
+	b.exec(t, "CALL qflow.sweep()")
+	require.Equal(t, "running", b.stepStatus(t, run, "a"))
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM qflow.workers WHERE id = 'blip' AND dead_since IS NOT NULL"))
+
+	// It came back: forgotten.
+	b.live(t, "blip")
+	b.exec(t, "CALL qflow.sweep()")
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM qflow.workers WHERE id = 'blip' AND dead_since IS NULL"))
+	require.Equal(t, "running", b.stepStatus(t, run, "a"))
+}
+
+func TestARegisteredWorkerDeadForTwoSweepsIsGivenUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.register(t, "long", map[string][]string{"a": nil}, func(w *pipelines.Workflow) { w.Steps[0].TimeoutMS = 3_600_000 })
+	b.exec(t, "INSERT INTO qflow.workers (id, host, pid, classes, dead_since) VALUES ('gone', 'h', 1, '{cpu}', now() - interval '3 seconds')")
+	run := b.start(t, "long", "{}")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM qflow.claim_steps(jsonb_build_array(jsonb_build_object(
+	    'run_id', $1::bigint, 'step', 'a', 'attempt', 1)), 'gone')`, run))
+
+	b.exec(t, "CALL qflow.sweep()")
+
+	require.Equal(t, "queued", b.stepStatus(t, run, "a"))
+	require.Contains(t, b.scalar(t, "SELECT error FROM qflow.step_attempts WHERE run_id = $1 AND attempt = 1", run), "worker gone died")
+}
