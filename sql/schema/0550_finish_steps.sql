@@ -210,10 +210,16 @@ BEGIN
       LEFT JOIN unnest(v_e_ords, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps)
                 AS c(ord, step, attempt, job_id, workflow, timeout_ms, input, deps)
         ON c.ord = x.ord
-      LEFT JOIN qflow.step_attempts a
-        ON d.run_id IS NULL AND p_worker IS NOT NULL
-       AND a.run_id = x.run_id AND a.step = x.step AND a.attempt = x.attempt AND a.worker = p_worker
-       AND a.outcome IS NOT NULL
+      -- Replays: LATERAL subqueries with LIMIT 1 are not flattened into the join, so their gates
+      -- (d.run_id IS NULL, a.next_step IS NOT NULL) are one-time filters, and a completion
+      -- recorded now -- the hot path -- costs no lookup at all.
+      LEFT JOIN LATERAL (
+            SELECT a.outcome, a.next_step, a.next_attempt
+              FROM qflow.step_attempts a
+             WHERE d.run_id IS NULL AND p_worker IS NOT NULL
+               AND a.run_id = x.run_id AND a.step = x.step AND a.attempt = x.attempt AND a.worker = p_worker
+               AND a.outcome IS NOT NULL
+             LIMIT 1) a ON true
       LEFT JOIN LATERAL (
             SELECT sr.step, sr.attempt, sr.job_id, sr.workflow, s.timeout_ms, r.input, si.deps
               FROM qflow.step_runs sr
@@ -221,7 +227,8 @@ BEGIN
               JOIN qflow.runs r ON r.id = sr.run_id
              CROSS JOIN LATERAL qflow.step_input(sr.run_id, sr.workflow, sr.version, sr.step) si
              WHERE a.next_step IS NOT NULL AND sr.run_id = x.run_id AND sr.step = a.next_step
-               AND sr.attempt = a.next_attempt AND sr.status = 'running' AND sr.worker = p_worker) n ON true
+               AND sr.attempt = a.next_attempt AND sr.status = 'running' AND sr.worker = p_worker
+             LIMIT 1) n ON true
      WHERE x.result = 'complete';
 
     IF v_others > 0 THEN
