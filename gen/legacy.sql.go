@@ -10,6 +10,24 @@ import (
 	"encoding/json"
 )
 
+const conditionHolds = `-- name: ConditionHolds :one
+SELECT ($1::jsonb @> $2::jsonb)::boolean AS holds
+`
+
+type ConditionHoldsParams struct {
+	Context   json.RawMessage `json:"context"`
+	Condition json.RawMessage `json:"condition"`
+}
+
+// Whether a step's context ({"input": ..., <dependency>: <output>}) contains its condition:
+// Postgres's own jsonb containment, so legacy mode decides exactly as the step engine does.
+func (q *Queries) ConditionHolds(ctx context.Context, arg ConditionHoldsParams) (bool, error) {
+	row := q.db.QueryRow(ctx, conditionHolds, arg.Context, arg.Condition)
+	var holds bool
+	err := row.Scan(&holds)
+	return holds, err
+}
+
 const legacyClaim = `-- name: LegacyClaim :one
 
 SELECT c.workflow::text AS workflow, c.version::integer AS version, c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input
@@ -82,7 +100,8 @@ func (q *Queries) LegacyFail(ctx context.Context, arg LegacyFailParams) (string,
 }
 
 const legacySteps = `-- name: LegacySteps :many
-SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::bigint AS timeout_ms
+SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::bigint AS timeout_ms,
+       s.condition::jsonb AS condition
   FROM qflow.legacy_steps($1, $2) AS s
 `
 
@@ -92,9 +111,10 @@ type LegacyStepsParams struct {
 }
 
 type LegacyStepsRow struct {
-	Name      string   `json:"name"`
-	DependsOn []string `json:"depends_on"`
-	TimeoutMs int64    `json:"timeout_ms"`
+	Name      string          `json:"name"`
+	DependsOn []string        `json:"depends_on"`
+	TimeoutMs int64           `json:"timeout_ms"`
+	Condition json.RawMessage `json:"condition"`
 }
 
 func (q *Queries) LegacySteps(ctx context.Context, arg LegacyStepsParams) ([]LegacyStepsRow, error) {
@@ -106,7 +126,12 @@ func (q *Queries) LegacySteps(ctx context.Context, arg LegacyStepsParams) ([]Leg
 	var items []LegacyStepsRow
 	for rows.Next() {
 		var i LegacyStepsRow
-		if err := rows.Scan(&i.Name, &i.DependsOn, &i.TimeoutMs); err != nil {
+		if err := rows.Scan(
+			&i.Name,
+			&i.DependsOn,
+			&i.TimeoutMs,
+			&i.Condition,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

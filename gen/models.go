@@ -177,6 +177,7 @@ type QflowStep struct {
 	MaxConcurrency *int32          `json:"max_concurrency"`
 	OnFailure      string          `json:"on_failure"`
 	ResourceHints  json.RawMessage `json:"resource_hints"`
+	Condition      json.RawMessage `json:"condition"`
 }
 
 type QflowStepAttempt struct {
@@ -271,6 +272,7 @@ type QflowWorker struct {
 	Classes    []string           `json:"classes"`
 	StartedAt  pgtype.Timestamptz `json:"started_at"`
 	LastSeenAt pgtype.Timestamptz `json:"last_seen_at"`
+	DeadSince  pgtype.Timestamptz `json:"dead_since"`
 }
 
 type QflowWorkflow struct {

@@ -37,6 +37,10 @@ type Step struct {
 	// OnFailure is "fail" (the default: the run fails) or "skip" (successors go on without it).
 	OnFailure     string         `json:"on_failure,omitempty"`
 	ResourceHints map[string]any `json:"resource_hints,omitempty"`
+	// Condition makes the step run only when {"input": <run input>, <dependency>: <its output>,
+	// ...} contains it (JSON containment); otherwise it is skipped. A step whose dependencies
+	// were all skipped is skipped too.
+	Condition map[string]any `json:"condition,omitempty"`
 
 	Handler Handler `json:"-"`
 }

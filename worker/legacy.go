@@ -67,6 +67,7 @@ func (lw *legacyWorker) Work(ctx context.Context, job *river.Job[LegacyArgs]) er
 // memory. The run's output is the outputs of the steps nothing depends on.
 func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps []gen.LegacyStepsRow, a LegacyArgs) (json.RawMessage, result) {
 	outputs := map[string]json.RawMessage{}
+	skipped := map[string]bool{}
 	needed := map[string]bool{}
 	for _, s := range steps {
 		for _, d := range s.DependsOn {
@@ -75,8 +76,21 @@ func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps [
 	}
 	for _, s := range steps {
 		deps := make(map[string]json.RawMessage, len(s.DependsOn))
+		ran := len(s.DependsOn) == 0
 		for _, d := range s.DependsOn {
 			deps[d] = outputs[d]
+			ran = ran || !skipped[d]
+		}
+		// Skipped as the step engine would skip it (sql/schema/0515_step_wanted.sql).
+		wanted, err := w.conditionHolds(ctx, ran, s.Condition, claim.Input, deps)
+		if err != nil {
+			// The chain's attempt fails and is retried like any failure of the chain.
+			return nil, result{err: fmt.Errorf("step %s: %w", s.Name, err)}
+		}
+		if !wanted {
+			skipped[s.Name] = true
+			outputs[s.Name] = json.RawMessage("null")
+			continue
 		}
 		res := w.execute(ctx, claimed{Workflow: claim.Workflow, TimeoutMS: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(deps)},
 			StepArgs{RunID: a.RunID, Step: s.Name, Attempt: a.Attempt}, DispatchLegacy)
@@ -91,11 +105,37 @@ func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps [
 	}
 	leaves := map[string]json.RawMessage{}
 	for _, s := range steps {
-		if !needed[s.Name] {
+		if !needed[s.Name] && !skipped[s.Name] {
 			leaves[s.Name] = outputs[s.Name]
 		}
 	}
 	return mustJSON(leaves), result{}
+}
+
+// conditionHolds says whether a step of a legacy chain runs: some dependency ran (or it has
+// none), and its condition, if any, is contained in {"input": <run input>, <dependency>:
+// <output>, ...}, by Postgres's own jsonb containment.
+func (w *Worker) conditionHolds(ctx context.Context, ran bool, condition, input json.RawMessage, deps map[string]json.RawMessage) (bool, error) {
+	if !ran {
+		return false, nil
+	}
+	if len(condition) == 0 || string(condition) == "null" {
+		return true, nil
+	}
+	doc := map[string]json.RawMessage{"input": input}
+	for k, v := range deps {
+		doc[k] = v
+	}
+	var holds bool
+	err := retryDB(ctx, func(ctx context.Context) error {
+		var err error
+		holds, err = w.queries.ConditionHolds(ctx, gen.ConditionHoldsParams{Context: mustJSON(doc), Condition: condition})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("checking the condition: %w", err)
+	}
+	return holds, nil
 }
 
 func (w *Worker) finishLegacy(jobCtx context.Context, job *river.Job[LegacyArgs], output json.RawMessage, res result) error {

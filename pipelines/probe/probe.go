@@ -14,6 +14,10 @@
 // v = 1 + 2*(sum of the dependencies' values) otherwise, so a test can check that data
 // flowed along every edge: probe_chain with seed 0 ends with e = 31, probe_diamond with d = 13.
 // probe_limited (a→b→c, c = 7 with seed 0) runs its b step at most twice at once, fleet-wide.
+// probe_branch (check→{big, small}→finish) takes one branch by its input's size: big runs only
+// when the input holds {"size": "big"}, small only for {"size": "small"}, and finish outputs
+// {"path": "big"} or {"path": "small"}; with any other size both branches and finish are
+// skipped and the run succeeds.
 package probe
 
 import (
@@ -39,6 +43,9 @@ const Limited = "probe_limited"
 // LimitedSlots is how many b steps of probe_limited may run at once across all runs.
 const LimitedSlots = 2
 
+// Branch is check→{big, small}→finish, big and small conditional on the input's size.
+const Branch = "probe_branch"
+
 // Register adds probe_chain, probe_diamond and probe_limited to reg.
 func Register(reg *pipelines.Registry) {
 	reg.MustAdd(Workflow(Chain, map[string][]string{"a": nil, "b": {"a"}, "c": {"b"}, "d": {"c"}, "e": {"d"}}))
@@ -50,6 +57,32 @@ func Register(reg *pipelines.Registry) {
 		}
 	}
 	reg.MustAdd(limited)
+	reg.MustAdd(BranchWorkflow())
+}
+
+// BranchWorkflow is probe_branch.
+func BranchWorkflow() pipelines.Workflow {
+	w := Workflow(Branch, map[string][]string{"check": nil, "big": {"check"}, "small": {"check"}, "finish": {"big", "small"}})
+	for i := range w.Steps {
+		switch w.Steps[i].Name {
+		case "big", "small":
+			w.Steps[i].Condition = map[string]any{"input": map[string]any{"size": w.Steps[i].Name}}
+		case "finish":
+			w.Steps[i].Handler = finishBranch
+		}
+	}
+	return w
+}
+
+// finishBranch names the branch that ran: the dependency whose output is not null (a skipped
+// dependency's is).
+func finishBranch(_ context.Context, in pipelines.Input) (any, error) {
+	for _, name := range []string{"big", "small"} {
+		if raw := in.Deps[name]; len(raw) > 0 && string(raw) != "null" {
+			return map[string]string{"path": name}, nil
+		}
+	}
+	return nil, pipelines.Permanent(errors.New("probe_branch: finish ran with neither branch"))
 }
 
 // Workflow builds a probe workflow with the given edges (step -> dependencies); every step

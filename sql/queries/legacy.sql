@@ -5,8 +5,14 @@ SELECT c.workflow::text AS workflow, c.version::integer AS version, c.timeout_ms
   FROM qflow.legacy_claim(@run_id, @attempt) AS c;
 
 -- name: LegacySteps :many
-SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::bigint AS timeout_ms
+SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::bigint AS timeout_ms,
+       s.condition::jsonb AS condition
   FROM qflow.legacy_steps(@workflow, @version) AS s;
+
+-- name: ConditionHolds :one
+-- Whether a step's context ({"input": ..., <dependency>: <output>}) contains its condition:
+-- Postgres's own jsonb containment, so legacy mode decides exactly as the step engine does.
+SELECT (@context::jsonb @> @condition::jsonb)::boolean AS holds;
 
 -- name: LegacyComplete :one
 SELECT qflow.legacy_complete(@run_id, @attempt, @output) AS completed;

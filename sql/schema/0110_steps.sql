@@ -17,6 +17,9 @@ CREATE TABLE qflow.steps (
     max_concurrency integer CHECK (max_concurrency > 0),     -- NULL: unlimited
     on_failure      text    NOT NULL DEFAULT 'fail' CHECK (on_failure IN ('fail', 'skip')),
     resource_hints  jsonb   NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(resource_hints) = 'object'),
+    -- The step runs only when {"input": <run input>, <dependency>: <its output>, ...} contains
+    -- this object (jsonb @>); otherwise it is skipped (0515_step_skips.sql). NULL: always.
+    condition       jsonb   CHECK (jsonb_typeof(condition) = 'object'),
     PRIMARY KEY (workflow, version, name),
     FOREIGN KEY (workflow, version) REFERENCES qflow.workflows ON DELETE CASCADE
 );

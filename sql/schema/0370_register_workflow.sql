@@ -74,7 +74,7 @@ BEGIN
         v_where := format('workflow %s, step %s', v_name, v_sname);
         FOR v_key IN SELECT jsonb_object_keys(v_step) LOOP
             IF v_key NOT IN ('name', 'depends_on', 'worker_class', 'max_attempts', 'retry_base_ms', 'retry_max_ms',
-                             'timeout_ms', 'max_concurrency', 'on_failure', 'resource_hints') THEN
+                             'timeout_ms', 'max_concurrency', 'on_failure', 'resource_hints', 'condition') THEN
                 RAISE EXCEPTION 'qflow: %: unknown field "%"', v_where, v_key
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
@@ -93,6 +93,11 @@ BEGIN
         END IF;
         IF coalesce(v_step ->> 'on_failure', 'fail') NOT IN ('fail', 'skip') THEN
             RAISE EXCEPTION 'qflow: %: on_failure must be "fail" or "skip", got %', v_where, v_step -> 'on_failure'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF v_step ? 'condition' AND jsonb_typeof(v_step -> 'condition') IS DISTINCT FROM 'object' THEN
+            RAISE EXCEPTION 'qflow: %: condition must be a JSON object ({"input": {...}, "<dependency>": {...}}), got %',
+                            v_where, v_step -> 'condition'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF v_step ? 'resource_hints' AND jsonb_typeof(v_step -> 'resource_hints') <> 'object' THEN
@@ -127,6 +132,22 @@ BEGIN
             RAISE EXCEPTION 'qflow: workflow %, step %: a dependency is listed twice', v_name, v_sname
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
+    END LOOP;
+
+    -- Conditions read the run input ("input") and the step's own dependencies' outputs.
+    FOR v_step IN SELECT value FROM jsonb_array_elements(p_definition -> 'steps') WHERE value ? 'condition' LOOP
+        IF (v_deps -> (v_step ->> 'name')) ? 'input' THEN
+            RAISE EXCEPTION 'qflow: workflow %, step %: a step with a condition cannot depend on a step named "input" (the name a condition gives the run input)',
+                            v_name, v_step ->> 'name'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR v_key IN SELECT jsonb_object_keys(v_step -> 'condition') LOOP
+            IF v_key <> 'input' AND NOT (v_deps -> (v_step ->> 'name')) ? v_key THEN
+                RAISE EXCEPTION 'qflow: workflow %, step %: condition names "%", which is neither "input" nor a dependency of the step',
+                                v_name, v_step ->> 'name', v_key
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        END LOOP;
     END LOOP;
 
     -- Cycles: peel off steps whose dependencies are all placed; whatever is left is a cycle.
@@ -170,7 +191,8 @@ BEGIN
     END IF;
 
     INSERT INTO qflow.steps AS s (workflow, version, name, position, dep_count, is_leaf, worker_class, max_attempts,
-                                  retry_base_ms, retry_max_ms, timeout_ms, max_concurrency, on_failure, resource_hints)
+                                  retry_base_ms, retry_max_ms, timeout_ms, max_concurrency, on_failure, resource_hints,
+                                  condition)
     SELECT v_name, v_version, st ->> 'name',
            array_position(v_order, st ->> 'name') - 1,
            jsonb_array_length(v_deps -> (st ->> 'name')),
@@ -182,13 +204,15 @@ BEGIN
            qflow.definition_int(st, 'timeout_ms', 60000, 1, 31536000000, ''),
            qflow.definition_int(st, 'max_concurrency', NULL, 1, 1000000, '')::integer,
            coalesce(st ->> 'on_failure', 'fail'),
-           coalesce(st -> 'resource_hints', '{}')
+           coalesce(st -> 'resource_hints', '{}'),
+           st -> 'condition'
       FROM jsonb_array_elements(p_definition -> 'steps') st
     ON CONFLICT (workflow, version, name) DO UPDATE
        SET worker_class = excluded.worker_class, max_attempts = excluded.max_attempts,
            retry_base_ms = excluded.retry_base_ms, retry_max_ms = excluded.retry_max_ms,
            timeout_ms = excluded.timeout_ms, max_concurrency = excluded.max_concurrency,
-           on_failure = excluded.on_failure, resource_hints = excluded.resource_hints;
+           on_failure = excluded.on_failure, resource_hints = excluded.resource_hints,
+           condition = excluded.condition;
 
     INSERT INTO qflow.step_deps (workflow, version, step, depends_on)
     SELECT v_name, v_version, e.key, d

@@ -1,7 +1,8 @@
 -- runs_start (AFTER INSERT, per statement, with the inserted rows as a transition table)
 -- creates the step rows of all inserted workflow-mode runs set-wise and dispatches their root
 -- steps, and queues the job of each legacy-mode run, so a bulk INSERT ... SELECT of thousands
--- of runs is a handful of statements, not thousands.
+-- of runs is a handful of statements, not thousands. A root step whose condition the run input
+-- does not meet is skipped at once, and settled (0515_step_wanted.sql).
 CREATE FUNCTION qflow.runs_start()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -10,13 +11,28 @@ DECLARE
     v_legacy bigint[];
     v_ones   integer[];
     v_prios  smallint[];
+    v_skip   record;
 BEGIN
-    INSERT INTO qflow.step_runs (run_id, step, workflow, version, status, remaining_deps, priority)
-    SELECT r.id, s.name, r.workflow, r.version,
-           CASE WHEN s.dep_count = 0 THEN 'ready' ELSE 'waiting' END, s.dep_count, r.priority
-      FROM new_runs r
-      JOIN qflow.steps s ON s.workflow = r.workflow AND s.version = r.version
-     WHERE r.mode = 'workflow';
+    WITH made AS (
+        INSERT INTO qflow.step_runs (run_id, step, workflow, version, status, remaining_deps, priority, finished_at)
+        SELECT r.id, s.name, r.workflow, r.version, x.status, s.dep_count, r.priority,
+               CASE WHEN x.status = 'skipped' THEN now() END
+          FROM new_runs r
+          JOIN qflow.steps s ON s.workflow = r.workflow AND s.version = r.version
+         CROSS JOIN LATERAL (SELECT CASE WHEN s.dep_count > 0 THEN 'waiting'
+                                         WHEN s.condition IS NULL OR jsonb_build_object('input', r.input) @> s.condition THEN 'ready'
+                                         ELSE 'skipped' END AS status) x
+         WHERE r.mode = 'workflow'
+        RETURNING step_runs.run_id, step_runs.step, step_runs.workflow, step_runs.version, step_runs.status
+    )
+    SELECT array_agg(m.run_id) AS runs, array_agg(m.step) AS steps, array_agg(m.workflow) AS flows,
+           array_agg(m.version) AS versions, array_agg(true) AS skipped
+      INTO v_skip
+      FROM made m
+     WHERE m.status = 'skipped';
+    IF v_skip.runs IS NOT NULL THEN
+        PERFORM qflow.settle_steps(v_skip.runs, v_skip.steps, v_skip.flows, v_skip.versions, v_skip.skipped);
+    END IF;
 
     SELECT array_agg(id) FILTER (WHERE mode = 'workflow'),
            array_agg(id) FILTER (WHERE mode = 'legacy'),

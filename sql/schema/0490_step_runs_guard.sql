@@ -1,7 +1,7 @@
 -- step_runs_guard: the moves of a step row (see 0480_runs_guard.sql for how guards work).
 --
--- Steps:  inserted as waiting or ready
---         waiting -> ready | cancelled
+-- Steps:  inserted as waiting, ready or skipped (a root whose condition is false)
+--         waiting -> ready | skipped (every dependency skipped, or its condition false) | cancelled
 --         ready   -> queued | running (eager dispatch) | cancelled
 --         queued  -> running | ready (job lost) | cancelled
 --         running -> succeeded | failed | skipped | ready (retry, release) | cancelled
@@ -30,13 +30,13 @@ END $$;
 
 CREATE TRIGGER step_runs_start_guard BEFORE INSERT ON qflow.step_runs
     FOR EACH ROW
-    WHEN (NEW.status NOT IN ('waiting', 'ready'))
+    WHEN (NEW.status NOT IN ('waiting', 'ready', 'skipped'))
     EXECUTE FUNCTION qflow.step_runs_guard();
 
 CREATE TRIGGER step_runs_guard BEFORE UPDATE ON qflow.step_runs
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status AND NOT (
-             (OLD.status = 'waiting' AND NEW.status IN ('ready', 'cancelled'))
+             (OLD.status = 'waiting' AND NEW.status IN ('ready', 'skipped', 'cancelled'))
           OR (OLD.status = 'ready' AND NEW.status IN ('queued', 'running', 'cancelled'))
           OR (OLD.status = 'queued' AND NEW.status IN ('running', 'ready', 'cancelled'))
           OR (OLD.status = 'running' AND NEW.status IN ('succeeded', 'failed', 'skipped', 'ready', 'cancelled'))))

@@ -1,31 +1,51 @@
 -- settle_steps counts steps that reached succeeded or skipped (given as parallel arrays, each
--- run already locked by the caller): each successor loses one pending dependency per settled
--- dependency and becomes ready at zero; each run loses one remaining step per settled step;
+-- run already locked by the caller; p_skipped says which were skipped, NULL: none): each
+-- successor loses one pending dependency per settled dependency and at zero becomes ready, or
+-- is skipped -- every dependency skipped, or its condition false (0515_step_wanted.sql) -- and
+-- is settled in turn; each run loses one remaining step per settled step;
 -- slots freed under concurrency limits are handed on; and a run with no step left succeeds,
 -- its output being its leaf steps' outputs (finish_run's other work, stopping live steps and
 -- jobs, has nothing to do for such a run). The steps it made ready are not dispatched here:
 -- the caller does that, after taking one itself where it may (eager dispatch,
 -- 0550_finish_steps.sql). Returns the runs with steps made ready and how many were.
 CREATE FUNCTION qflow.settle_steps(p_run_ids bigint[], p_steps text[], p_workflows text[], p_versions integer[],
-                                   OUT ready_runs bigint[], OUT ready_steps integer)
+                                   p_skipped boolean[], OUT ready_runs bigint[], OUT ready_steps integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_finished bigint[];   -- runs whose last step settled
     v_limited  boolean;    -- a settled step has a concurrency limit
     v_group    record;
+    v_sk_runs  bigint[];   -- successors skipped, to settle in turn
+    v_sk_steps text[];
+    v_sk_flows text[];
+    v_sk_vers  integer[];
+    v_more     record;
 BEGIN
     WITH settled AS (
-        SELECT * FROM unnest(p_run_ids, p_steps, p_workflows, p_versions) AS d(run_id, step, workflow, version)
+        SELECT d.run_id, d.step, d.workflow, d.version, coalesce(d.skipped, false) AS skipped
+          FROM unnest(p_run_ids, p_steps, p_workflows, p_versions, p_skipped) AS d(run_id, step, workflow, version, skipped)
+    ), counts AS (
+        SELECT d.run_id, dep.step, count(*)::integer AS n, bool_or(NOT d.skipped) AS ran
+          FROM settled d
+          JOIN qflow.step_deps dep ON dep.workflow = d.workflow AND dep.version = d.version AND dep.depends_on = d.step
+         GROUP BY d.run_id, dep.step
+    ), decided AS (
+        -- A successor reached by a dependency that ran, with no condition, needs no lookup.
+        SELECT c.run_id, c.step, c.n,
+               CASE WHEN sr.remaining_deps > c.n THEN 'waiting'
+                    WHEN (c.ran AND st.condition IS NULL)
+                      OR qflow.step_wanted(sr.run_id, sr.workflow, sr.version, sr.step, st.condition) THEN 'ready'
+                    ELSE 'skipped' END AS status
+          FROM counts c
+          JOIN qflow.step_runs sr ON sr.run_id = c.run_id AND sr.step = c.step AND sr.status = 'waiting'
+          JOIN qflow.steps st ON st.workflow = sr.workflow AND st.version = sr.version AND st.name = sr.step
     ), successors AS (
         UPDATE qflow.step_runs succ
-           SET remaining_deps = succ.remaining_deps - x.n,
-               status = CASE WHEN succ.remaining_deps = x.n THEN 'ready' ELSE 'waiting' END
-          FROM (SELECT d.run_id, dep.step, count(*)::integer AS n
-                  FROM settled d
-                  JOIN qflow.step_deps dep ON dep.workflow = d.workflow AND dep.version = d.version AND dep.depends_on = d.step
-                 GROUP BY d.run_id, dep.step) x
+           SET remaining_deps = succ.remaining_deps - x.n, status = x.status,
+               finished_at = CASE WHEN x.status = 'skipped' THEN now() END
+          FROM decided x
          WHERE succ.run_id = x.run_id AND succ.step = x.step AND succ.status = 'waiting'
-        RETURNING succ.run_id, succ.status
+        RETURNING succ.run_id, succ.step, succ.workflow, succ.version, succ.status
     ), counted AS (
         UPDATE qflow.runs r
            SET remaining_steps = r.remaining_steps - x.n
@@ -38,8 +58,12 @@ BEGIN
            (SELECT count(*) FROM successors s WHERE s.status = 'ready'),
            (SELECT coalesce(bool_or(st.max_concurrency IS NOT NULL), false)
               FROM settled d
-              JOIN qflow.steps st ON st.workflow = d.workflow AND st.version = d.version AND st.name = d.step)
-      INTO v_finished, ready_runs, ready_steps, v_limited;
+              JOIN qflow.steps st ON st.workflow = d.workflow AND st.version = d.version AND st.name = d.step),
+           (SELECT array_agg(s.run_id) FROM successors s WHERE s.status = 'skipped'),
+           (SELECT array_agg(s.step) FROM successors s WHERE s.status = 'skipped'),
+           (SELECT array_agg(s.workflow) FROM successors s WHERE s.status = 'skipped'),
+           (SELECT array_agg(s.version) FROM successors s WHERE s.status = 'skipped')
+      INTO v_finished, ready_runs, ready_steps, v_limited, v_sk_runs, v_sk_steps, v_sk_flows, v_sk_vers;
 
     -- Slots freed under concurrency limits, in (workflow, position) order like every taker of
     -- those locks (0420_dispatch.sql).
@@ -59,5 +83,17 @@ BEGIN
         UPDATE qflow.runs r
            SET status = 'succeeded', finished_at = now(), error = NULL, output = qflow.run_output(r.id)
          WHERE r.id = ANY (v_finished) AND r.status = 'running';
+    END IF;
+
+    -- Skips cascade: the successors skipped here are settled in turn.
+    IF v_sk_runs IS NOT NULL THEN
+        SELECT * INTO v_more
+          FROM qflow.settle_steps(v_sk_runs, v_sk_steps, v_sk_flows, v_sk_vers,
+                                  array_fill(true, ARRAY[cardinality(v_sk_runs)]));
+        ready_runs := ARRAY(SELECT DISTINCT r FROM unnest(ready_runs || v_more.ready_runs) r);
+        ready_steps := ready_steps + v_more.ready_steps;
+        IF cardinality(ready_runs) = 0 THEN
+            ready_runs := NULL;
+        END IF;
     END IF;
 END $$;

@@ -41,7 +41,7 @@ BEGIN
         UPDATE qflow.step_runs
            SET status = 'skipped', error = p_error, lease_expires_at = NULL, finished_at = now()
          WHERE run_id = p_run_id AND step = p_step;
-        PERFORM qflow.settle_steps(ARRAY[p_run_id], ARRAY[p_step], ARRAY[v_sr.workflow], ARRAY[v_sr.version]);
+        PERFORM qflow.settle_steps(ARRAY[p_run_id], ARRAY[p_step], ARRAY[v_sr.workflow], ARRAY[v_sr.version], ARRAY[true]);
         PERFORM qflow.dispatch(ARRAY[p_run_id]);
         RETURN 'skipped';
     END IF;

@@ -120,7 +120,7 @@ BEGIN
 
     IF v_runs IS NOT NULL THEN
         SELECT s.ready_runs, s.ready_steps INTO v_ready_runs, v_n_ready
-          FROM qflow.settle_steps(v_runs, v_steps, v_flows, v_versions) s;
+          FROM qflow.settle_steps(v_runs, v_steps, v_flows, v_versions, NULL) s;
     END IF;
 
     -- Eager dispatch: each completed entry that offers its slot takes one step of its own run

@@ -157,6 +157,9 @@ func FuzzRegisterWorkflow(f *testing.F) {
 		`{"name":"W","steps":[{"name":"a"}]}`,
 		`{"name":"w","steps":{}}`,
 		`{"name":null,"steps":[]}`,
+		`{"name":"w","steps":[{"name":"a","condition":{"input":{"size":"big"}}},{"name":"b","depends_on":["a"],"condition":{"a":{"ok":true}}}]}`,
+		`{"name":"w","steps":[{"name":"a","condition":[1]}]}`,
+		`{"name":"w","steps":[{"name":"a"},{"name":"b","depends_on":["a"],"condition":{"z":1}}]}`,
 		`[]`, `null`, `"w"`, `{`, `{"name":"w","steps":[{"name":"a\u0000"}]}`,
 	} {
 		f.Add([]byte(seed))
