@@ -106,6 +106,8 @@ type QflowRun struct {
 	StartedAt      pgtype.Timestamptz `json:"started_at"`
 	FinishedAt     pgtype.Timestamptz `json:"finished_at"`
 	Schedule       *string            `json:"schedule"`
+	ForkedFrom     *int64             `json:"forked_from"`
+	ForkedStep     *string            `json:"forked_step"`
 }
 
 type QflowRunOverview struct {

@@ -166,6 +166,22 @@ func (q *Queries) RemoveSchedule(ctx context.Context, name string) (int64, error
 	return result.RowsAffected(), nil
 }
 
+const rerunFrom = `-- name: RerunFrom :one
+SELECT qflow.rerun_from($1, $2) AS id
+`
+
+type RerunFromParams struct {
+	RunID int64  `json:"run_id"`
+	Step  string `json:"step"`
+}
+
+func (q *Queries) RerunFrom(ctx context.Context, arg RerunFromParams) (int64, error) {
+	row := q.db.QueryRow(ctx, rerunFrom, arg.RunID, arg.Step)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
 const retryRun = `-- name: RetryRun :one
 SELECT qflow.retry_run($1) AS retried
 `

@@ -46,6 +46,7 @@ func commands() []command {
 		{"list", "list workflows with their runs by status", runList},
 		{"cancel", "cancel a run: cancel <id>", runCancel},
 		{"retry", "re-run the failed steps of a run: retry <id>", runRetry},
+		{"rerun", "fork a finished run from a step, reusing every output before it: rerun <id> --from <step> [--wait]", runRerun},
 		{"schedule", "list, add or remove schedules: schedule list | add <name> <workflow> \"<cron>\" [--input JSON] [--time-zone TZ] [--missed run_once|skip] | remove <name>", runSchedule},
 		{"dag", "print a workflow's DAG: dag <workflow> [--format mermaid|dot]", runDAG},
 		{"seed-data", "generate task executions for complexity_training: seed-data [--rows N] [--if-empty]", runSeedData},

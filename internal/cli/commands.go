@@ -322,3 +322,37 @@ func runID(pos []string) (int64, error) {
 	}
 	return id, nil
 }
+
+// runRerun is `qflow rerun <id> --from <step> [--wait]`: a new run that reuses every output
+// not downstream of the step (qflow.rerun_from).
+func runRerun(ctx context.Context, env Env, args []string) error {
+	fs := newFlags("rerun", env)
+	from := fs.String("from", "", "the step to run again, with everything downstream of it")
+	wait := fs.Bool("wait", false, "wait for the new run to finish, showing live progress")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := runID(pos)
+	if err != nil {
+		return err
+	}
+	if *from == "" {
+		return errors.New("usage: rerun <id> --from <step> [--wait]")
+	}
+	pool, err := connect(ctx, env, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	q := gen.New(pool)
+	fork, err := q.RerunFrom(ctx, gen.RerunFromParams{RunID: id, Step: *from})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "run %d re-runs run %d from step %s\n", fork, id, *from)
+	if *wait {
+		return watch(ctx, env, q, fork)
+	}
+	return nil
+}

@@ -45,3 +45,6 @@ ON CONFLICT (name) DO UPDATE
 
 -- name: RemoveSchedule :execrows
 DELETE FROM qflow.schedules WHERE name = @name;
+
+-- name: RerunFrom :one
+SELECT qflow.rerun_from(@run_id, @step) AS id;

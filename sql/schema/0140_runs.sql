@@ -24,10 +24,16 @@ CREATE TABLE qflow.runs (
     finished_at     timestamptz,
     -- The schedule whose fire started the run (0750_fire_schedule.sql), if one did.
     schedule        text,
+    -- The run this one was forked from and the step it runs from (0597_rerun_from.sql); the
+    -- source may since have gone with retention.
+    forked_from     bigint,
+    forked_step     text,
     FOREIGN KEY (workflow, version) REFERENCES qflow.workflows,
     CHECK ((finished_at IS NOT NULL) = (status IN ('succeeded', 'failed', 'cancelled', 'timed_out'))),
     CHECK (status <> 'succeeded' OR remaining_steps = 0 OR mode = 'legacy'),
-    CONSTRAINT runs_running_has_started CHECK (status <> 'running' OR started_at IS NOT NULL)
+    CONSTRAINT runs_running_has_started CHECK (status <> 'running' OR started_at IS NOT NULL),
+    CONSTRAINT runs_forked_whole CHECK ((forked_from IS NULL) = (forked_step IS NULL)),
+    CONSTRAINT runs_forked_workflow_mode CHECK (forked_from IS NULL OR mode = 'workflow')
 );
 
 CREATE INDEX runs_live_deadline ON qflow.runs (deadline) WHERE status IN ('pending', 'running');

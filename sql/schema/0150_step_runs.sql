@@ -34,9 +34,10 @@ CREATE TABLE qflow.step_runs (
     CHECK (status IN ('waiting', 'cancelled', 'skipped') OR remaining_deps = 0),
     CHECK (status NOT IN ('queued', 'running') OR job_id IS NOT NULL),
     CONSTRAINT step_runs_succeeded_has_output CHECK (status <> 'succeeded' OR output IS NOT NULL),
-    -- (A step skipped by its condition, or because every dependency was, never ran.)
+    -- (A step skipped by its condition, or because every dependency was, never ran; one whose
+    -- output a forked run reuses did not run in it.)
     CONSTRAINT step_runs_dispatched_has_attempt
-        CHECK (status NOT IN ('queued', 'running', 'succeeded', 'failed') OR attempt >= 1),
+        CHECK (status NOT IN ('queued', 'running', 'failed') OR attempt >= 1),
     CONSTRAINT step_runs_running_has_started CHECK (status <> 'running' OR started_at IS NOT NULL)
 );
 

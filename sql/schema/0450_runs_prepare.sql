@@ -44,7 +44,10 @@ BEGIN
     END IF;
 
     NEW.version := v_wf.version;
-    IF NEW.mode IS NULL THEN
+    IF NEW.forked_from IS NOT NULL THEN
+        -- A fork reuses step rows; legacy mode has none (0597_rerun_from.sql).
+        NEW.mode := 'workflow';
+    ELSIF NEW.mode IS NULL THEN
         NEW.mode := qflow.run_mode(NEW.workflow, NEW.id);
     END IF;
     NEW.priority := coalesce(NEW.priority, 2);

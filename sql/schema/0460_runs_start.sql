@@ -12,6 +12,7 @@ DECLARE
     v_ones   integer[];
     v_prios  smallint[];
     v_skip   record;
+    v_fork   record;
 BEGIN
     WITH made AS (
         INSERT INTO qflow.step_runs (run_id, step, workflow, version, status, remaining_deps, priority, finished_at)
@@ -22,7 +23,7 @@ BEGIN
          CROSS JOIN LATERAL (SELECT CASE WHEN s.dep_count > 0 THEN 'waiting'
                                          WHEN s.condition IS NULL OR jsonb_build_object('input', r.input) @> s.condition THEN 'ready'
                                          ELSE 'skipped' END AS status) x
-         WHERE r.mode = 'workflow'
+         WHERE r.mode = 'workflow' AND r.forked_from IS NULL
         RETURNING step_runs.run_id, step_runs.step, step_runs.workflow, step_runs.version, step_runs.status
     )
     SELECT array_agg(m.run_id) AS runs, array_agg(m.step) AS steps, array_agg(m.workflow) AS flows,
@@ -33,6 +34,10 @@ BEGIN
     IF v_skip.runs IS NOT NULL THEN
         PERFORM qflow.settle_steps(v_skip.runs, v_skip.steps, v_skip.flows, v_skip.versions, v_skip.skipped);
     END IF;
+    -- Forks (one at a time: rerun_from inserts them) reuse their source's outputs.
+    FOR v_fork IN SELECT r.id, r.forked_from, r.forked_step FROM new_runs r WHERE r.forked_from IS NOT NULL LOOP
+        PERFORM qflow.fork_steps(v_fork.id, v_fork.forked_from, v_fork.forked_step);
+    END LOOP;
 
     SELECT array_agg(id) FILTER (WHERE mode = 'workflow'),
            array_agg(id) FILTER (WHERE mode = 'legacy'),

@@ -1,6 +1,7 @@
 -- step_runs_guard: the moves of a step row (see 0480_runs_guard.sql for how guards work).
 --
--- Steps:  inserted as waiting, ready or skipped (a root whose condition is false)
+-- Steps:  inserted as waiting, ready or skipped (a root whose condition is false), or as
+--         succeeded or skipped when a forked run reuses its source's step (0465_fork_steps.sql)
 --         waiting -> ready | skipped (every dependency skipped, or its condition false) | cancelled
 --         ready   -> queued | running (eager dispatch) | cancelled
 --         queued  -> running | ready (job lost) | cancelled
@@ -30,7 +31,8 @@ END $$;
 
 CREATE TRIGGER step_runs_start_guard BEFORE INSERT ON qflow.step_runs
     FOR EACH ROW
-    WHEN (NEW.status NOT IN ('waiting', 'ready', 'skipped'))
+    WHEN (NEW.status NOT IN ('waiting', 'ready', 'skipped') AND NOT (NEW.status = 'succeeded' AND NEW.output IS NOT NULL
+                                                                 AND current_setting('qflow.forking', true) = NEW.run_id::text))
     EXECUTE FUNCTION qflow.step_runs_guard();
 
 CREATE TRIGGER step_runs_guard BEFORE UPDATE ON qflow.step_runs

@@ -10,6 +10,7 @@ BEGIN
                'priority', r.priority, 'input', r.input, 'output', r.output, 'error', r.error,
                'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
                'deadline', r.deadline, 'schedule', r.schedule,
+               'forked_from', r.forked_from, 'forked_step', r.forked_step,
                'duration_ms', round(extract(epoch FROM (coalesce(r.finished_at, now()) - r.started_at)) * 1000),
                'steps', coalesce((
                    SELECT jsonb_agg(jsonb_build_object(

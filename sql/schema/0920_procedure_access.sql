@@ -36,6 +36,7 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     ('start_run', '{trigger}', true),
     ('cancel_run', '{trigger}', true),
     ('retry_run', '{trigger}', true),
+    ('rerun_from', '{trigger}', true),
     -- the INSERT triggers: a trigger role's INSERT makes step rows and River jobs
     ('runs_prepare', '{}', true),
     ('runs_start', '{}', true),
