@@ -130,6 +130,9 @@ type EpochStats struct {
 	Epoch, Epochs int
 	// Loss is the epoch's mean training loss, with dropout active.
 	Loss float64
+	// ValidationLoss is the mean loss on Config.Validation after the epoch,
+	// without dropout; 0 when there is no validation data.
+	ValidationLoss float64
 	// Samples is the number of training samples; an epoch sees each once.
 	Samples int
 	// ResumedFrom is the epoch this call of Train started at: 0, or the

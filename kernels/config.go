@@ -105,6 +105,18 @@ type Config struct {
 	// OnEpoch, when not nil, is called after every epoch, on Train's
 	// goroutine, before the epoch's checkpoint is saved: progress reports.
 	OnEpoch func(EpochStats) `json:"-"`
+	// Validation, when it has rows, is data the training never fits: after
+	// every epoch Train measures the model's loss on it, without dropout, and
+	// reports it as EpochStats.ValidationLoss (a loss curve's second line).
+	// It changes nothing the training computes, the checkpoint's fingerprint
+	// included, so a training may be resumed with other validation data.
+	Validation Data `json:"-"`
+}
+
+// Data is a dataset in Train's layout: X row-major with Config.Inputs values
+// per sample, Y the targets as Train takes them.
+type Data struct {
+	X, Y []float32
 }
 
 // DefaultAdam returns the usual Adam hyperparameters with the seed network's

@@ -76,6 +76,10 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	if err != nil {
 		return nil, nil, fmt.Errorf("train on %s: %w", be.Name(), err)
 	}
+	val, err := newValidation(net, cfg, st.model, outputs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train on %s: %w", be.Name(), err)
+	}
 
 	batch := min(cfg.BatchSize, rows)
 	ck := cfg.Checkpoints
@@ -110,13 +114,20 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 			return nil, nil, fmt.Errorf("train on %s: epoch %d: loss is %v; training diverged (lower the learning rate)", be.Name(), epoch, loss)
 		}
 		st.losses = append(st.losses, loss)
+		var valLoss float64
+		if val != nil {
+			if valLoss, err = val.loss(net, batch); err != nil {
+				return nil, nil, fmt.Errorf("train on %s: epoch %d: validation loss: %w", be.Name(), epoch, err)
+			}
+		}
 		if ck.Save != nil {
 			if pending, err = st.checkpoint(net); err != nil {
 				return nil, nil, fmt.Errorf("train on %s: epoch %d: checkpoint: %w", be.Name(), epoch, err)
 			}
 		}
 		if cfg.OnEpoch != nil {
-			cfg.OnEpoch(EpochStats{Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: loss, Samples: rows, ResumedFrom: resumedFrom, Elapsed: time.Since(began)})
+			cfg.OnEpoch(EpochStats{Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: loss, ValidationLoss: valLoss, Samples: rows,
+				ResumedFrom: resumedFrom, Elapsed: time.Since(began)})
 		}
 		if pending != nil && ck.due(epoch+1, cfg.Epochs, time.Since(lastSave)) {
 			if err := ck.Save(ctx, pending); err != nil {
@@ -202,6 +213,71 @@ func (st *trainState) checkpoint(net *network) (*Checkpoint, error) {
 	return c, nil
 }
 
+// validation is Config.Validation resident on the backend, next to the
+// training data.
+type validation struct {
+	x, y, acc Tensor
+	order     []int
+}
+
+// newValidation uploads cfg.Validation, normalized as the training data is;
+// nil when it has no rows.
+func newValidation(net *network, cfg Config, m *Model, outputs int) (*validation, error) {
+	rows, err := rowsOf("validation inputs", cfg.Validation.X, cfg.Inputs)
+	if err != nil || rows == 0 {
+		return nil, err
+	}
+	if len(cfg.Validation.Y) != rows*outputs {
+		return nil, fmt.Errorf("%d validation target values for %d samples of %d outputs", len(cfg.Validation.Y), rows, outputs)
+	}
+	v := &validation{order: make([]int, rows)}
+	for i := range v.order {
+		v.order[i] = i
+	}
+	if v.x, err = net.upload(rows, cfg.Inputs, m.normalize(cfg.Validation.X)); err != nil {
+		return nil, fmt.Errorf("uploading validation inputs: %w", err)
+	}
+	if v.y, err = net.upload(rows, outputs, cfg.Validation.Y); err != nil {
+		return nil, fmt.Errorf("uploading validation targets: %w", err)
+	}
+	if v.acc, err = net.alloc(1, 1); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// loss is the mean loss of the validation data under the network's current
+// weights, in batches of the training's size (whose buffers it reuses).
+func (v *validation) loss(net *network, batch int) (float64, error) {
+	host := []float32{0}
+	if err := net.be.Upload(v.acc, host); err != nil {
+		return 0, err
+	}
+	for start := 0; start < len(v.order); start += batch {
+		idx := v.order[start:min(start+batch, len(v.order))]
+		bb, err := net.buffers(len(idx))
+		if err != nil {
+			return 0, err
+		}
+		if err := net.be.GatherRows(bb.x, v.x, idx); err != nil {
+			return 0, fmt.Errorf("batch inputs: %w", err)
+		}
+		if err := net.be.GatherRows(bb.y, v.y, idx); err != nil {
+			return 0, fmt.Errorf("batch targets: %w", err)
+		}
+		if err := net.forward(bb, validating, 0); err != nil {
+			return 0, err
+		}
+		if err := net.lossGrad(bb, v.acc, false); err != nil {
+			return 0, err
+		}
+	}
+	if err := net.be.Download(host, v.acc); err != nil {
+		return 0, err
+	}
+	return float64(host[0]) / float64(len(v.order)), nil
+}
+
 // trainStep is one minibatch: gather, forward, loss, backward, Adam. Adam's
 // step count is 1-based for its bias correction.
 func trainStep(net *network, dataX, dataY, lossAcc Tensor, idx []int, adam AdamParams, step uint64) error {
@@ -215,10 +291,10 @@ func trainStep(net *network, dataX, dataY, lossAcc Tensor, idx []int, adam AdamP
 	if err := net.be.GatherRows(bb.y, dataY, idx); err != nil {
 		return fmt.Errorf("batch targets: %w", err)
 	}
-	if err := net.forward(bb, true, step); err != nil {
+	if err := net.forward(bb, training, step); err != nil {
 		return err
 	}
-	if err := net.lossGrad(bb, lossAcc); err != nil {
+	if err := net.lossGrad(bb, lossAcc, true); err != nil {
 		return err
 	}
 	if err := net.backward(bb, step); err != nil {
