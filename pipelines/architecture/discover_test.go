@@ -169,3 +169,37 @@ func TestDiscoverReadsAModuleCacheOncePerPackage(t *testing.T) {
 	require.Zero(t, pkgs[0].Funcs, "the first version in walking order")
 	require.Equal(t, 1, pkgs[0].FanIn)
 }
+
+func TestDefaultRootsAreTheStandardLibraryAndTheModuleCache(t *testing.T) {
+	// Not parallel: it sets the environment.
+	goroot, cache := t.TempDir(), t.TempDir()
+	t.Setenv("GOROOT", goroot)
+	t.Setenv("GOMODCACHE", cache)
+	roots, err := defaultRoots(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(goroot, "src"), cache}, roots)
+
+	t.Setenv("GOMODCACHE", filepath.Join(cache, "gone"))
+	roots, err = defaultRoots(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(goroot, "src")}, roots, "no module cache, the standard library alone")
+}
+
+func TestTheDefaultCorpusHoldsThirdPartyCode(t *testing.T) {
+	t.Parallel()
+	roots, err := defaultRoots(context.Background())
+	require.NoError(t, err)
+	require.Len(t, roots, 2, "this module's dependencies are in the module cache, or it would not build")
+	std, err := Discover(context.Background(), roots[:1], DiscoverOptions{})
+	require.NoError(t, err)
+	all, err := Discover(context.Background(), roots, DiscoverOptions{})
+	require.NoError(t, err)
+	paths := map[string]bool{}
+	for _, p := range all {
+		paths[p.Path] = true
+	}
+	t.Logf("default corpus: %d packages, %d of them the standard library's", len(all), len(std))
+	require.True(t, paths["github.com/jackc/pgx/v5"], "a dependency of this module")
+	require.True(t, paths["github.com/riverqueue/river"])
+	require.Greater(t, len(all), len(std)+100)
+}
