@@ -606,13 +606,11 @@ func deployRule(prm Params, h heldOut) ml.Rule[int] {
 		keys[i] = pk.Path
 	}
 	return ml.Rule[int]{
-		Metric:      "macro-F1",
-		Score:       func(pred []int, idx []int) float64 { return ml.MacroF1(pred, h.truth, len(Patterns), idx) },
-		Gain:        func(candidate, other float64) float64 { return candidate - other },
-		MinGain:     prm.MinImprovement,
-		FormatScore: func(v float64) string { return fmt.Sprintf("%.4f", v) },
-		FormatGain:  func(g float64) string { return fmt.Sprintf("%+.4f", g) },
-		Holdout:     holdout(prm), Keys: keys, Unit: "packages",
+		Metric:  "macro-F1",
+		Score:   func(pred []int, idx []int) float64 { return ml.MacroF1(pred, h.truth, len(Patterns), idx) },
+		Gain:    func(candidate, other float64) float64 { return candidate - other },
+		MinGain: prm.MinImprovement, Digits: 4,
+		Holdout: holdout(prm), Keys: keys, Unit: "packages",
 		Active: func(active *ml.StoredModel, idx []int) ([]int, error) {
 			spec, err := usableSpec(active)
 			if err != nil {

@@ -400,10 +400,8 @@ func deployRule(prm Params, h heldOut) ml.Rule[float64] {
 			}
 			return (other - candidate) / other
 		},
-		MinGain:     prm.MinImprovement,
-		FormatScore: func(v float64) string { return fmt.Sprintf("%.5f", v) },
-		FormatGain:  func(g float64) string { return fmt.Sprintf("%+.1f%%", 100*g) },
-		Holdout:     holdout(prm), Keys: keys, Unit: "records",
+		MinGain: prm.MinImprovement, Relative: true, Digits: 5,
+		Holdout: holdout(prm), Keys: keys, Unit: "records",
 		Active: func(active *ml.StoredModel, idx []int) ([]float64, error) {
 			spec, err := usableSpec(active)
 			if err != nil {

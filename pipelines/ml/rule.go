@@ -42,8 +42,10 @@ type Rule[P any] struct {
 	Gain func(candidate, other float64) float64
 	// MinGain is the least gain over the active model worth a replacement.
 	MinGain float64
-	// FormatScore and FormatGain write a score and a gain for people.
-	FormatScore, FormatGain func(float64) string
+	// Relative says the gain is a share of the other model's score (written as a percentage),
+	// Digits how many decimals a score is written with.
+	Relative bool
+	Digits   int
 	// Holdout is the candidate's; Keys are its holdout rows' keys, in prediction order.
 	Holdout Holdout
 	Keys    []string
@@ -71,11 +73,47 @@ type Comparison struct {
 // Decision is what deployment decided about a candidate and on what evidence; Deploy stores it
 // in the model's metrics under "decision", Reason in ml.models.decision.
 type Decision struct {
-	Metric    string      `json:"metric"`
-	Baseline  Comparison  `json:"baseline"`
-	Active    *Comparison `json:"active,omitempty"`
-	Activated bool        `json:"activated"`
-	Reason    string      `json:"reason"`
+	Metric string `json:"metric"`
+	// RelativeGain, Digits and Unit say how the numbers read (Rule's Relative, Digits, Unit).
+	RelativeGain bool        `json:"relative_gain"`
+	Digits       int         `json:"digits"`
+	Unit         string      `json:"unit"`
+	Baseline     Comparison  `json:"baseline"`
+	Active       *Comparison `json:"active,omitempty"`
+	Activated    bool        `json:"activated"`
+	Reason       string      `json:"reason"`
+}
+
+// FormatScore writes a score of the decision's metric.
+func (d Decision) FormatScore(v float64) string { return fmt.Sprintf("%.*f", d.Digits, v) }
+
+// FormatGain writes a gain: a signed percentage when relative, else signed in the metric's
+// digits.
+func (d Decision) FormatGain(g float64) string {
+	if d.RelativeGain {
+		return fmt.Sprintf("%+.1f%%", 100*g)
+	}
+	return fmt.Sprintf("%+.*f", d.Digits, g)
+}
+
+// FormatGainEstimate writes a gain with its interval: "+5.8% [-7.0%, +17.4%]".
+func (d Decision) FormatGainEstimate(e Estimate) string {
+	return fmt.Sprintf("%s [%s, %s]", d.FormatGain(e.Value), d.FormatGain(e.Lo), d.FormatGain(e.Hi))
+}
+
+// FormatScoreEstimate writes a score with its interval.
+func (d Decision) FormatScoreEstimate(e Estimate) string {
+	return fmt.Sprintf("%s [%s, %s]", d.FormatScore(e.Value), d.FormatScore(e.Lo), d.FormatScore(e.Hi))
+}
+
+// Words puts a comparison of the decision in a sentence.
+func (d Decision) Words(c Comparison) string {
+	neither := " neither trained on"
+	if c.Against == "baseline" {
+		neither = ""
+	}
+	return fmt.Sprintf("%s %s vs %s on %d held-out %s%s, gain %s", d.Metric, d.FormatScoreEstimate(c.Candidate),
+		d.FormatScoreEstimate(c.Other), c.Rows, d.Unit, neither, d.FormatGainEstimate(c.Gain))
 }
 
 // Judge returns the Judge through which Deploy applies the rule to a candidate that predicted
@@ -86,8 +124,9 @@ func (r Rule[P]) Judge(candidate, baseline []P) Judge {
 		for i := range all {
 			all[i] = i
 		}
-		d := Decision{Metric: r.Metric, Baseline: r.compare("baseline", all, candidate, baseline, 0)}
-		vsBaseline := r.words(d.Baseline)
+		d := Decision{Metric: r.Metric, RelativeGain: r.Relative, Digits: r.Digits, Unit: r.Unit,
+			Baseline: r.compare("baseline", all, candidate, baseline, 0)}
+		vsBaseline := d.Words(d.Baseline)
 		switch {
 		case !d.Baseline.Wins:
 			d.Reason = "not reliably better than the baseline: " + vsBaseline
@@ -130,12 +169,11 @@ func (r Rule[P]) Judge(candidate, baseline []P) Judge {
 		}
 		c := r.compare(fmt.Sprintf("active v%d", active.Version), unseen, candidate, full, r.MinGain)
 		d.Active = &c
+		verdict := "does not beat"
 		if c.Wins {
-			d.Activated = true
-			d.Reason = fmt.Sprintf("beats active v%d by more than %s: %s", active.Version, r.FormatGain(r.MinGain), r.words(c))
-		} else {
-			d.Reason = fmt.Sprintf("does not beat active v%d by more than %s: %s", active.Version, r.FormatGain(r.MinGain), r.words(c))
+			d.Activated, verdict = true, "beats"
 		}
+		d.Reason = fmt.Sprintf("%s active v%d by more than %s: %s", verdict, active.Version, d.FormatGain(r.MinGain), d.Words(c))
 		return d, nil
 	}
 }
@@ -154,22 +192,4 @@ func (r Rule[P]) compare(against string, rows []int, candidate, other []P, minGa
 	})
 	return Comparison{Against: against, Rows: len(rows), Candidate: e[0], Other: e[1], Gain: e[2], MinGain: minGain,
 		Wins: e[2].Lo > minGain}
-}
-
-// words puts a comparison in a sentence.
-func (r Rule[P]) words(c Comparison) string {
-	return fmt.Sprintf("%s %s vs %s on %d held-out %s%s, gain %s [%s, %s]",
-		r.Metric, r.scoreWords(c.Candidate), r.scoreWords(c.Other), c.Rows, r.Unit, neither(c.Against),
-		r.FormatGain(c.Gain.Value), r.FormatGain(c.Gain.Lo), r.FormatGain(c.Gain.Hi))
-}
-
-func (r Rule[P]) scoreWords(e Estimate) string {
-	return fmt.Sprintf("%s [%s, %s]", r.FormatScore(e.Value), r.FormatScore(e.Lo), r.FormatScore(e.Hi))
-}
-
-func neither(against string) string {
-	if against == "baseline" {
-		return ""
-	}
-	return " neither trained on"
 }

@@ -58,9 +58,7 @@ func (b *ruleBundle) rule(active []float64, err error) ml.Rule[float64] {
 		Metric:  "MSE",
 		Score:   func(pred []float64, idx []int) float64 { return ml.MSE(pred, b.truth, idx) },
 		Gain:    func(c, o float64) float64 { return (o - c) / o },
-		MinGain: 0.02, Holdout: b.holdout, Keys: b.keys, Unit: "records",
-		FormatScore: func(v float64) string { return fmt.Sprintf("%.4f", v) },
-		FormatGain:  func(g float64) string { return fmt.Sprintf("%+.1f%%", 100*g) },
+		MinGain: 0.02, Relative: true, Digits: 4, Holdout: b.holdout, Keys: b.keys, Unit: "records",
 		Active: func(_ *ml.StoredModel, idx []int) ([]float64, error) {
 			b.asked = idx
 			if err != nil {
