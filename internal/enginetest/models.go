@@ -68,3 +68,33 @@ func (e *Env) requireSucceeded(t testing.TB, run int64) {
 	r := e.Wait(t, run, 3*time.Minute)
 	require.Equal(t, "succeeded", r.Status, "run %d: %s", run, r.Error)
 }
+
+// Stored is a model's metrics as ml.models holds them: M is its pipeline's Metrics, to which
+// deployment added its Decision.
+type Stored[M any] struct {
+	Metrics  M
+	Decision ml.Decision
+}
+
+// LoadStored reads the metrics of a model of ml.models.
+func LoadStored[M any](t testing.TB, e *Env, model int64) Stored[M] {
+	t.Helper()
+	var raw []byte
+	require.NoError(t, e.Pool.QueryRow(e.Ctx, "SELECT metrics FROM ml.models WHERE id = $1", model).Scan(&raw))
+	var s Stored[M]
+	require.NoError(t, json.Unmarshal(raw, &s.Metrics))
+	var d struct {
+		Decision ml.Decision `json:"decision"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &d))
+	s.Decision = d.Decision
+	return s
+}
+
+// RequireInterval checks that an estimate came with an interval that holds its value.
+func RequireInterval(t testing.TB, e ml.Estimate, what string) {
+	t.Helper()
+	require.True(t, e.HasInterval(), what)
+	require.LessOrEqual(t, e.Lo, e.Value, what)
+	require.GreaterOrEqual(t, e.Hi, e.Value, what)
+}

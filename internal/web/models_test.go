@@ -3,9 +3,7 @@ package web_test
 import (
 	"encoding/json"
 	"fmt"
-	"html"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quantumflow/qflow/internal/enginetest"
-	"github.com/quantumflow/qflow/internal/web"
 	"github.com/quantumflow/qflow/pipelines/architecture"
 	"github.com/quantumflow/qflow/pipelines/ml"
 )
@@ -23,11 +20,7 @@ import (
 // a challenger of the first) and an architecture classifier, trained through the engine.
 func setupModels(t *testing.T) (*testBundle, enginetest.Models) {
 	t.Helper()
-	b := &testBundle{Env: enginetest.New(t, enginetest.ML)}
-	h, err := web.New(web.Config{DB: b.Pool})
-	require.NoError(t, err)
-	b.srv = httptest.NewServer(h)
-	t.Cleanup(b.srv.Close)
+	b := setupWith(t, enginetest.ML)
 	return b, b.TrainModels(t)
 }
 
@@ -69,9 +62,7 @@ func TestModelsPageListsEveryVersionWithItsFigureAndDecision(t *testing.T) {
 	t.Parallel()
 	b, _ := setupModels(t)
 
-	code, body := b.get(t, "/models")
-	require.Equal(t, http.StatusOK, code)
-	body = html.UnescapeString(body)
+	body := b.page(t, "/models")
 	require.Contains(t, body, `<a href="/models" class="active">Models</a>`)
 	for name, versions := range map[string]int{"complexity": 2, "architecture": 1} {
 		card := section(t, body, `<section class="card" data-model="`+name+`">`, "</section>")
@@ -100,9 +91,7 @@ func TestModelPagesDrawTheLossCurveAndPredictionsOrTheConfusionMatrix(t *testing
 	t.Parallel()
 	b, _ := setupModels(t)
 
-	code, body := b.get(t, "/models/complexity/2")
-	require.Equal(t, http.StatusOK, code)
-	body = html.UnescapeString(body)
+	body := b.page(t, "/models/complexity/2")
 	m := b.storedModel(t, "complexity", 2)
 	// The loss curve: both lines, one point per epoch.
 	require.Equal(t, [][]string{{"training", "30"}, {"validation", "30"}}, submatches(pathPointsRE, section(t, body, `data-chart="loss"`, "</svg>")))
@@ -117,9 +106,7 @@ func TestModelPagesDrawTheLossCurveAndPredictionsOrTheConfusionMatrix(t *testing
 	require.Contains(t, body, "<code>log2_context_length</code>")
 	require.NotContains(t, body, "duration", "no outcome of a run is a feature")
 
-	code, body = b.get(t, "/models/architecture/1")
-	require.Equal(t, http.StatusOK, code)
-	body = html.UnescapeString(body)
+	body = b.page(t, "/models/architecture/1")
 	a := b.storedModel(t, "architecture", 1)
 	k := len(architecture.Patterns)
 	for _, id := range []string{`data-chart="confusion"`, `id="cv-confusion"`} {

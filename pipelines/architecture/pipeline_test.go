@@ -59,27 +59,10 @@ func (b *testBundle) output(t *testing.T, r enginetest.Run) architecture.DeployO
 	return out[architecture.StepModelDeployment]
 }
 
-// stored is what ml.models holds of a model: its metrics with the curve and the decision.
-type stored struct {
-	architecture.Metrics
-	Decision ml.Decision `json:"decision"`
-}
-
-func (b *testBundle) stored(t *testing.T, model int64) stored {
+// stored reads what ml.models holds of a model: its metrics with what deployment added.
+func (b *testBundle) stored(t *testing.T, model int64) enginetest.Stored[architecture.Metrics] {
 	t.Helper()
-	var raw []byte
-	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT metrics FROM ml.models WHERE id = $1", model).Scan(&raw))
-	var s stored
-	require.NoError(t, json.Unmarshal(raw, &s))
-	return s
-}
-
-// requireInterval checks that an estimate has an interval around its value.
-func requireInterval(t *testing.T, e ml.Estimate, what string) {
-	t.Helper()
-	require.True(t, e.HasInterval(), what)
-	require.LessOrEqual(t, e.Lo, e.Value, what)
-	require.GreaterOrEqual(t, e.Hi, e.Value, what)
+	return enginetest.LoadStored[architecture.Metrics](t, b.Env, model)
 }
 
 func TestBothModesLearnTheSamePatterns(t *testing.T) {
@@ -105,7 +88,7 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 		m.CV.Accuracy.Format("%.3f"), m.CV.MacroF1.Format("%.3f"), m.CV.Baseline.Accuracy.Format("%.3f"), m.CV.Baseline.MacroF1.Format("%.3f"))
 	for what, e := range map[string]ml.Estimate{"accuracy": m.Accuracy, "macro-F1": m.MacroF1, "cv accuracy": m.CV.Accuracy,
 		"cv macro-F1": m.CV.MacroF1, "baseline accuracy": m.Baseline.Accuracy, "cv baseline macro-F1": m.CV.Baseline.MacroF1} {
-		requireInterval(t, e, what)
+		enginetest.RequireInterval(t, e, what)
 	}
 	require.Greater(t, m.Accuracy.Value, m.Baseline.Accuracy.Value+0.1)
 	require.Greater(t, m.MacroF1.Value, m.Baseline.MacroF1.Value+0.2)
@@ -137,8 +120,8 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 	}
 	require.Equal(t, ml.StatusActive, first.Model.Status)
 	s := b.stored(t, first.Model.ID)
-	require.Len(t, s.Curve.Train, 150)
-	require.Len(t, s.Curve.Validation, 150)
+	require.Len(t, s.Metrics.Curve.Train, 150)
+	require.Len(t, s.Metrics.Curve.Validation, 150)
 	require.True(t, s.Decision.Activated)
 	require.Equal(t, "macro-F1", s.Decision.Metric)
 

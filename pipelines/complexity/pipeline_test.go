@@ -56,28 +56,10 @@ func (b *testBundle) run(t *testing.T, input string) complexity.DeployOutput {
 	return b.output(t, b.Wait(t, b.StartMode(t, complexity.Name, "workflow", input), 2*time.Minute))
 }
 
-// stored is what ml.models holds of a model: its metrics with the curve, sample and decision.
-type stored struct {
-	complexity.Metrics
-	Decision ml.Decision `json:"decision"`
-}
-
-func (b *testBundle) stored(t *testing.T, model int64) stored {
+// stored reads what ml.models holds of a model: its metrics with what deployment added.
+func (b *testBundle) stored(t *testing.T, model int64) enginetest.Stored[complexity.Metrics] {
 	t.Helper()
-	var raw []byte
-	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT metrics FROM ml.models WHERE id = $1", model).Scan(&raw))
-	var s stored
-	require.NoError(t, json.Unmarshal(raw, &s))
-	return s
-}
-
-// requireInterval checks that an estimate has an interval around its value.
-func requireInterval(t *testing.T, e ml.Estimate, what string) {
-	t.Helper()
-	require.True(t, e.HasInterval(), what)
-	require.LessOrEqual(t, e.Lo, e.Value, what)
-	require.GreaterOrEqual(t, e.Hi, e.Value, what)
-	require.Less(t, e.Lo, e.Hi, what)
+	return enginetest.LoadStored[complexity.Metrics](t, b.Env, model)
 }
 
 func TestBothModesTrainTheSameModel(t *testing.T) {
@@ -105,7 +87,7 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 		m.TrainRows, m.ValidationRows, m.HeldOutRows, first.Training)
 	for what, e := range map[string]ml.Estimate{"mse": m.MSE, "r2": m.R2, "accuracy": m.Accuracy,
 		"baseline mse": m.Baseline.MSE, "baseline accuracy": m.Baseline.Accuracy} {
-		requireInterval(t, e, what)
+		enginetest.RequireInterval(t, e, what)
 	}
 	require.Less(t, m.MSE.Hi, m.Baseline.MSE.Lo/5)
 	require.Greater(t, m.R2.Lo, 0.8)
@@ -121,13 +103,13 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	// The registry has the loss curve of every epoch, a sample of held-out predictions against
 	// their labels, and the decision with its evidence.
 	s := b.stored(t, first.Model.ID)
-	require.Len(t, s.Curve.Train, 30)
-	require.Len(t, s.Curve.Validation, 30)
-	require.Equal(t, first.Training.FinalLoss, s.Curve.Train[29])
-	require.Equal(t, first.Training.FinalValidationLoss, s.Curve.Validation[29])
-	require.Less(t, s.Curve.Validation[29], s.Curve.Validation[0])
-	require.Len(t, s.Sample.Predicted, m.HeldOutRows)
-	require.Len(t, s.Sample.Actual, m.HeldOutRows)
+	require.Len(t, s.Metrics.Curve.Train, 30)
+	require.Len(t, s.Metrics.Curve.Validation, 30)
+	require.Equal(t, first.Training.FinalLoss, s.Metrics.Curve.Train[29])
+	require.Equal(t, first.Training.FinalValidationLoss, s.Metrics.Curve.Validation[29])
+	require.Less(t, s.Metrics.Curve.Validation[29], s.Metrics.Curve.Validation[0])
+	require.Len(t, s.Metrics.Sample.Predicted, m.HeldOutRows)
+	require.Len(t, s.Metrics.Sample.Actual, m.HeldOutRows)
 	require.True(t, s.Decision.Activated)
 	require.True(t, s.Decision.Baseline.Wins)
 	require.Nil(t, s.Decision.Active)
@@ -190,7 +172,7 @@ func TestAnInterruptedTrainingResumesToTheModelOfAnUninterruptedOne(t *testing.T
 	require.Zero(t, training.Training.ResumedFromEpoch)
 	require.Equal(t, first.Training.FinalLoss, second.Training.FinalLoss)
 	require.Equal(t, first.Metrics, second.Metrics)
-	require.Equal(t, b.stored(t, second.Model.ID).Curve, b.stored(t, first.Model.ID).Curve,
+	require.Equal(t, b.stored(t, second.Model.ID).Metrics.Curve, b.stored(t, first.Model.ID).Metrics.Curve,
 		"the resumed training's loss curve is whole: the checkpoint kept its validation losses")
 	var w1, w2 []byte
 	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", first.Model.ID).Scan(&w1))
