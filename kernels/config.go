@@ -111,6 +111,12 @@ type Config struct {
 	// It changes nothing the training computes, the checkpoint's fingerprint
 	// included, so a training may be resumed with other validation data.
 	Validation Data `json:"-"`
+	// KeepBest, with Validation, makes Train return the weights of the epoch
+	// with the lowest validation loss (the first of equals) rather than the
+	// last epoch's: early stopping that still runs every epoch, so the loss
+	// curves stay whole. Checkpoints keep the best weights so far, so that a
+	// resumed training returns the same ones.
+	KeepBest bool `json:"keep_best"`
 }
 
 // Data is a dataset in Train's layout: X row-major with Config.Inputs values

@@ -47,7 +47,7 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	resumedFrom := len(st.losses)
 	if resumedFrom == cfg.Epochs {
 		// The checkpoint is of the finished training: nothing is left to do.
-		return st.model, st.losses, nil
+		return st.result(), st.losses, nil
 	}
 
 	net, err := newNetwork(be, st.model, true, cfg.Seed)
@@ -79,6 +79,9 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	val, err := newValidation(net, cfg, st.model, outputs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train on %s: %w", be.Name(), err)
+	}
+	if cfg.KeepBest && val == nil {
+		return nil, nil, errors.New("train: config: keep best needs validation data")
 	}
 
 	batch := min(cfg.BatchSize, rows)
@@ -120,6 +123,15 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 				return nil, nil, fmt.Errorf("train on %s: epoch %d: validation loss: %w", be.Name(), epoch, err)
 			}
 		}
+		if cfg.KeepBest && (st.bestEpoch == 0 || valLoss < st.bestLoss) {
+			if st.best == nil {
+				st.best = st.model.clone()
+			}
+			if err := net.download(st.best); err != nil {
+				return nil, nil, fmt.Errorf("train on %s: epoch %d: keeping the best weights: %w", be.Name(), epoch, err)
+			}
+			st.bestEpoch, st.bestLoss = epoch+1, valLoss
+		}
 		if ck.Save != nil {
 			if pending, err = st.checkpoint(net); err != nil {
 				return nil, nil, fmt.Errorf("train on %s: epoch %d: checkpoint: %w", be.Name(), epoch, err)
@@ -142,7 +154,16 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	if err := net.download(st.model); err != nil {
 		return nil, nil, fmt.Errorf("train on %s: reading weights: %w", be.Name(), err)
 	}
-	return st.model, st.losses, nil
+	return st.result(), st.losses, nil
+}
+
+// result is the model a finished training returns: the best epoch's with
+// KeepBest, else the last's.
+func (st *trainState) result() *Model {
+	if st.best != nil {
+		return st.best
+	}
+	return st.model
 }
 
 // interrupted is Train's error when ctx ends in epoch (from 0): ctx's, after
@@ -165,6 +186,11 @@ type trainState struct {
 	shuffler    *splitmix
 	order       []int
 	losses      []float64
+	// best is the weights of epoch bestEpoch (from 1), whose validation loss
+	// bestLoss is the lowest so far; nil without KeepBest.
+	best      *Model
+	bestEpoch int
+	bestLoss  float64
 }
 
 // newTrainState starts a training afresh (normalization fitted, weights
@@ -183,6 +209,9 @@ func newTrainState(cfg Config, x, y []float32, rows int) (*trainState, error) {
 		// checkpoint is immutable.
 		st.model, st.step, st.shuffler = c.model.clone(), c.step, &splitmix{state: c.shuffle}
 		st.order, st.losses = slices.Clone(c.order), slices.Clone(c.losses)
+		if c.best != nil {
+			st.best, st.bestEpoch, st.bestLoss = c.best.clone(), c.bestEpoch, c.bestLoss
+		}
 		return st, nil
 	}
 	st.model = newModel(cfg)
@@ -203,6 +232,10 @@ func (st *trainState) checkpoint(net *network) (*Checkpoint, error) {
 		fingerprint: st.fingerprint, epoch: len(st.losses), step: st.step, shuffle: st.shuffler.state,
 		model: st.model.clone(), moments: make([][]float32, len(net.layers)),
 		order: slices.Clone(st.order), losses: slices.Clone(st.losses),
+		bestEpoch: st.bestEpoch, bestLoss: st.bestLoss,
+	}
+	if st.best != nil {
+		c.best = st.best.clone()
 	}
 	if err := net.download(c.model); err != nil {
 		return nil, err

@@ -86,3 +86,65 @@ func TestValidationDataOfTheWrongShapeIsRefused(t *testing.T) {
 	_, _, err = Train(context.Background(), cfg, x, y)
 	require.ErrorContains(t, err, "validation inputs: 30 values is not a whole number of 20-wide rows")
 }
+
+// overfitting is a training that overfits a small sample: its validation loss turns up well
+// before its last epoch.
+func overfitting(t *testing.T) (Config, Data) {
+	t.Helper()
+	r := newTestRand(12)
+	x, y := complexityData(r, 260)
+	tr, val := split(x, y, 10, 1, 200)
+	cfg := Config{
+		Inputs: 10, Loss: MSE, Adam: AdamParams{LR: 0.01}, Epochs: 60, BatchSize: 16, Seed: 3,
+		Layers:     []LayerConfig{{Units: 64, Activation: ReLU}, {Units: 64, Activation: ReLU}, {Units: 1, Activation: Sigmoid}},
+		Validation: val, KeepBest: true,
+	}
+	return cfg, tr
+}
+
+func TestKeepBestReturnsTheWeightsOfTheEpochWithTheLowestValidationLoss(t *testing.T) {
+	t.Parallel()
+	cfg, tr := overfitting(t)
+	var curve []float64
+	cfg.OnEpoch = func(e EpochStats) { curve = append(curve, e.ValidationLoss) }
+	best := train(t, cfg, tr.X, tr.Y)
+	bestEpoch := 0
+	for i, v := range curve {
+		if v < curve[bestEpoch] {
+			bestEpoch = i
+		}
+	}
+	t.Logf("validation loss %.4f at epoch 1, lowest %.4f at epoch %d, %.4f at epoch %d", curve[0], curve[bestEpoch], bestEpoch+1, curve[len(curve)-1], len(curve))
+	require.Less(t, bestEpoch+1, cfg.Epochs-5, "the sample is small enough to overfit")
+
+	// The weights returned are those a training stopped at that epoch ends with, and the
+	// losses are still every epoch's.
+	stopped := cfg
+	stopped.Epochs, stopped.KeepBest, stopped.OnEpoch = bestEpoch+1, false, nil
+	require.Equal(t, train(t, stopped, tr.X, tr.Y).model, best.model)
+	require.Len(t, best.losses, cfg.Epochs)
+
+	// Interrupted after the best epoch, resumed: the same best weights.
+	cfg.OnEpoch = nil
+	ck := interruptedAfter(t, cfg, tr.X, tr.Y, bestEpoch+3)
+	resumed := cfg
+	resumed.Resume = ck
+	requireBitIdentical(t, best, train(t, resumed, tr.X, tr.Y), "resumed")
+	raw, err := ck.MarshalBinary()
+	require.NoError(t, err)
+	again, err := LoadCheckpoint(raw)
+	require.NoError(t, err)
+	require.Equal(t, bestEpoch+1, again.bestEpoch, "the checkpoint keeps the best epoch")
+
+	// A checkpoint of a training that kept no best weights is another training's.
+	plain := cfg
+	plain.KeepBest = false
+	resumed.Resume = interruptedAfter(t, plain, tr.X, tr.Y, 2)
+	_, _, err = Train(context.Background(), resumed, tr.X, tr.Y)
+	require.ErrorIs(t, err, ErrCheckpointMismatch)
+
+	// And there is no best without validation data.
+	cfg.Validation = Data{}
+	_, _, err = Train(context.Background(), cfg, tr.X, tr.Y)
+	require.ErrorContains(t, err, "keep best needs validation data")
+}
