@@ -176,7 +176,11 @@ func printModel(w io.Writer, m gen.GetModelRow, r ml.Report) {
 	tw.Flush()
 
 	if c := r.Curve; c != nil && len(c.Train) > 0 {
-		fmt.Fprintf(w, "\nloss per epoch (%d epochs):\n", len(c.Train))
+		kept := "the last epoch's weights"
+		if c.BestEpoch > 0 {
+			kept = fmt.Sprintf("the weights of epoch %d, of the lowest validation loss", c.BestEpoch)
+		}
+		fmt.Fprintf(w, "\nloss per epoch (%d epochs; the model has %s):\n", len(c.Train), kept)
 		printCurve(w, c)
 	}
 	if s := r.Sample; s != nil && len(s.Actual) > 0 {

@@ -34,7 +34,7 @@ func TestModelsListsEveryVersionWithItsFigureAndDecision(t *testing.T) {
 	require.Regexp(t, `^ {16}decision: no active model; beats the baseline: macro-F1 `, lines[2])
 	require.Regexp(t, `^complexity +v2 +(candidate|active) +cpu +#2 +MSE holdout +0\.\d{5} \[0\.\d{5}, 0\.\d{5}\] +0\.\d{5} \[.*\] +[+-]\d+\.\d% \[.*\] over active v1$`, lines[3])
 	require.Regexp(t, `^ +decision: (does not beat|beats) active v1 by more than \+2\.0%: MSE `, lines[4])
-	require.Regexp(t, `^ +v1 +active +cpu +#1 +MSE holdout `, lines[5])
+	require.Regexp(t, `^ +v1 +(active|retired) +cpu +#1 +MSE holdout `, lines[5])
 }
 
 func TestModelsOfANameShowTheActiveVersionsEvidence(t *testing.T) {
@@ -45,11 +45,13 @@ func TestModelsOfANameShowTheActiveVersionsEvidence(t *testing.T) {
 	require.Zero(t, code, stderr)
 	t.Log("\n" + out)
 	require.NotContains(t, out, "architecture")
-	require.Contains(t, out, "\ncomplexity v1  active  backend cpu  run #1  created ")
+	active := b.Count(t, "SELECT version FROM ml.models WHERE name = 'complexity' AND status = 'active'")
+	require.Contains(t, out, fmt.Sprintf("\ncomplexity v%d  active  backend cpu  run #%d  created ", active, active), "the active version's details")
 	require.Regexp(t, `rows: \d+ train, \d+ validation, \d+ held out \(holdout: 20% by hash of ml.task_executions.id\)`, out)
 	require.Regexp(t, `(?m)^  against +rows +this model's MSE +theirs +gain +needs more than +verdict$`, out)
 	require.Regexp(t, `(?m)^  baseline +\d+ +0\.\d{5} \[.*\] +0\.\d{5} \[.*\] +\+9\d\.\d% \[.*\] +\+0\.0% +wins$`, out)
 	require.Regexp(t, `(?m)^  MSE \(lower is better\) +holdout +0\.\d{5} \[0\.\d{5}, 0\.\d{5}\] +baseline 0\.\d{5} \[`, out)
+	require.Regexp(t, `loss per epoch \(30 epochs; the model has the weights of epoch \d+, of the lowest validation loss\):`, out)
 	require.Regexp(t, `(?m)^  training +[▁▂▃▄▅▆▇█]{30}  0\.\d+ → 0\.\d+ \(lowest 0\.\d+ at epoch \d+\)$`, out)
 	require.Regexp(t, `(?m)^  validation +[▁▂▃▄▅▆▇█]{30}  `, out)
 	// The scatter: 366 sampled rows fill many cells of the grid.

@@ -212,7 +212,7 @@ func TestBrowserShowsTheModelRegistryAndTakesScreenshots(t *testing.T) {
 	dom = browse(t, bin, b.srv.URL+"/models/architecture/1", "--dump-dom")
 	require.Len(t, chromeCellRE.FindAllString(dom, -1), 2*len(architecture.Patterns)*len(architecture.Patterns), "held-out and cross-validated")
 	dom = browse(t, bin, b.srv.URL+"/models", "--dump-dom")
-	require.Contains(t, dom, `<tr data-version="2" data-status="candidate">`)
+	require.Contains(t, dom, fmt.Sprintf(`<tr data-version="2" data-status="%s">`, b.storedModel(t, "complexity", 2).status))
 
 	dir := screenshotDir(t)
 	for name, path := range map[string]string{

@@ -21,6 +21,18 @@ type chart struct {
 	Points                   []chartPoint
 	// Diagonal is the path of y = x, for predicted against actual; "" for none.
 	Diagonal string
+	// Marker is a vertical line at an x value with its label (the epoch whose weights a model
+	// kept); nil for none.
+	Marker *marker
+}
+
+type marker struct {
+	X     float64
+	Label string
+	// TextX and Anchor place the label beside the line, below the legend, on whichever side
+	// has room.
+	TextX, TextY float64
+	Anchor       string
 }
 
 type tick struct {
@@ -103,8 +115,9 @@ func frame(width, height float64) chart {
 }
 
 // lossChart draws training and validation loss per epoch, on a log scale when they span more
-// than a factor of ten (a loss falls by orders of magnitude in the first epochs).
-func lossChart(train, validation []float64) *chart {
+// than a factor of ten (a loss falls by orders of magnitude in the first epochs), and marks
+// the epoch whose weights the model kept (best, from 1; 0 for the last, which needs no mark).
+func lossChart(train, validation []float64, best int) *chart {
 	if len(train) == 0 {
 		return nil
 	}
@@ -145,6 +158,14 @@ func lossChart(train, validation []float64) *chart {
 		}
 		c.Lines = append(c.Lines, chartLine{Name: s.name, Class: s.class, Path: strings.TrimSpace(b.String()), N: len(s.values),
 			LegendX: c.Right - 150, LegendY: c.Top + 14 + 18*float64(i)})
+	}
+	if best > 0 && best <= len(train) {
+		m := &marker{X: x.at(float64(best)), Label: fmt.Sprintf("kept: epoch %d", best), TextY: c.Top + 56, Anchor: "end"}
+		m.TextX = m.X - 5
+		if m.X-c.Left < 110 {
+			m.TextX, m.Anchor = m.X+5, "start"
+		}
+		c.Marker = m
 	}
 	return &c
 }

@@ -112,7 +112,7 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request) {
 	}
 	data := modelPage{Model: m, Report: rep, Architecture: pretty(m.Architecture)}
 	if c := rep.Curve; c != nil {
-		data.Loss = lossChart(c.Train, c.Validation)
+		data.Loss = lossChart(c.Train, c.Validation, c.BestEpoch)
 	}
 	if sm := rep.Sample; sm != nil {
 		data.Scatter = scatterChart(sm.Predicted, sm.Actual)

@@ -94,7 +94,9 @@ func TestModelPagesDrawTheLossCurveAndPredictionsOrTheConfusionMatrix(t *testing
 	body := b.page(t, "/models/complexity/2")
 	m := b.storedModel(t, "complexity", 2)
 	// The loss curve: both lines, one point per epoch.
-	require.Equal(t, [][]string{{"training", "30"}, {"validation", "30"}}, submatches(pathPointsRE, section(t, body, `data-chart="loss"`, "</svg>")))
+	loss := section(t, body, `data-chart="loss"`, "</svg>")
+	require.Equal(t, [][]string{{"training", "30"}, {"validation", "30"}}, submatches(pathPointsRE, loss))
+	require.Contains(t, loss, fmt.Sprintf(`data-marker="kept: epoch %d"`, m.report.Curve.BestEpoch), "the epoch whose weights the model kept")
 	// Predicted against actual: one dot per sampled held-out row.
 	scatter := section(t, body, `data-chart="scatter"`, "</svg>")
 	require.Equal(t, len(m.report.Sample.Actual), strings.Count(scatter, `<circle class="point"`))

@@ -7,7 +7,7 @@
 //
 //	data_collection      cpu, ≤5 at once, 60 s   labelled tasks of the last days_back days → snapshot artifact
 //	feature_engineering  cpu, ≤3 at once, 30 s   stable holdout, validation and training rows, features fitted on training → artifacts
-//	model_training       gpu, ≤1 at once, 180 s  the seed network on the training rows, loss curve on the validation rows → model artifact
+//	model_training       gpu, ≤1 at once, 180 s  the seed network on the training rows, its best epoch on the validation rows → model artifact
 //	model_evaluation     cpu, ≤2 at once, 30 s   MSE, R², accuracy (|error| < 0.1) of model and baseline, with 95% intervals
 //	model_deployment     cpu, ≤1 at once, 60 s   ml.models; champion/challenger decision; backfill predictions
 //
@@ -18,7 +18,10 @@
 // checkpoints and resumes as package ml says (Checkpoints).
 //
 // The network is the seed's: inputs → 64 ReLU (dropout 0.2) → 32 ReLU (dropout 0.1) →
-// 1 sigmoid, MSE loss, Adam with learning rate 1e-3 (kernels.SeedNetwork). The baseline
+// 1 sigmoid, MSE loss, Adam with learning rate 1e-3 (kernels.SeedNetwork). At batch size 32
+// the last epochs' weights wander by several per cent of held-out MSE from one epoch to the
+// next, so the model keeps the weights of the epoch with the lowest loss on the validation
+// rows (kernels.Config.KeepBest; chosen on those rows, never on the holdout). The baseline
 // predicts the mean complexity of the training records for every record.
 //
 // # Features: what is known when a task is submitted
@@ -73,4 +76,6 @@
 // middle, less near 0 and 1 where clamping cuts the noise. Averaged over generated records,
 // the best possible held-out MSE (Ceiling) is about 0.00148; predicting the mean scores the
 // variance of the label, about 0.092 (labels spread with a standard deviation of about 0.30).
+// From 20,000 records the model's held-out MSE comes within about 3-13 % of the ceiling,
+// depending on the seed.
 package complexity

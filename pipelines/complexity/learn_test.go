@@ -96,11 +96,15 @@ func TestSeedNetworkOnSubmissionFeaturesComesCloseToTheCeiling(t *testing.T) {
 	d := x.Cols - 1
 	prm := DefaultParams()
 	cfg := trainConfig(d, prm)
-	cfg.Validation = kernels.Data{X: v.Columns(0, d), Y: v.Columns(d, d+1)}
+	cfg.Validation, cfg.KeepBest = kernels.Data{X: v.Columns(0, d), Y: v.Columns(d, d+1)}, true
 	model, stats, err := ml.NewTrainer(nil).Train(context.Background(), cfg, x.Columns(0, d), x.Columns(d, d+1), nil)
 	require.NoError(t, err)
 	require.Len(t, stats.Curve.Train, prm.Epochs)
 	require.Len(t, stats.Curve.Validation, prm.Epochs)
+	require.Positive(t, stats.Curve.BestEpoch, "the weights of the epoch of the lowest validation loss")
+	for _, v := range stats.Curve.Validation {
+		require.GreaterOrEqual(t, v, stats.Curve.Validation[stats.Curve.BestEpoch-1])
+	}
 
 	hx := spec.Encode(tasksOf(held))
 	pred, err := predict(model, hx.Columns(0, hx.Cols))

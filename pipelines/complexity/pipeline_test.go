@@ -108,6 +108,7 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	require.Equal(t, first.Training.FinalLoss, s.Metrics.Curve.Train[29])
 	require.Equal(t, first.Training.FinalValidationLoss, s.Metrics.Curve.Validation[29])
 	require.Less(t, s.Metrics.Curve.Validation[29], s.Metrics.Curve.Validation[0])
+	require.Positive(t, s.Metrics.Curve.BestEpoch, "the model has the weights of its best validation epoch")
 	require.Len(t, s.Metrics.Sample.Predicted, m.HeldOutRows)
 	require.Len(t, s.Metrics.Sample.Actual, m.HeldOutRows)
 	require.True(t, s.Decision.Activated)

@@ -262,7 +262,7 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 	}
 	d := train.Cols - 1
 	cfg := trainConfig(d, prm)
-	cfg.Validation = kernels.Data{X: val.Columns(0, d), Y: val.Columns(d, d+1)}
+	cfg.Validation, cfg.KeepBest = kernels.Data{X: val.Columns(0, d), Y: val.Columns(d, d+1)}, true
 	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, d), train.Columns(d, d+1), p.artifacts.StepCheckpoint(in, prm.CheckpointParams))
 	if err != nil {
 		return nil, fmt.Errorf("training the complexity model: %w", err)

@@ -226,6 +226,9 @@ func Argmax(probs []float32, k int) (labels []int, confidence []float64) {
 type Curve struct {
 	Train      []float64 `json:"train_loss"`
 	Validation []float64 `json:"validation_loss,omitempty"`
+	// BestEpoch is the epoch whose weights the model has, the one of the lowest validation
+	// loss, when the training kept the best (kernels.Config.KeepBest); 0: the last epoch's.
+	BestEpoch int `json:"best_epoch,omitempty"`
 }
 
 // SampleSize is how many held-out rows a Sample keeps.

@@ -127,6 +127,16 @@ func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32,
 	}
 	if v := st.Curve.Validation; len(v) > 0 {
 		st.FinalValidationLoss = v[len(v)-1]
+		if cfg.KeepBest {
+			// kernels kept the first epoch of the lowest validation loss.
+			best := 0
+			for i, l := range v {
+				if l < v[best] {
+					best = i
+				}
+			}
+			st.Curve.BestEpoch = best + 1
+		}
 	}
 	if cfg.Resume != nil {
 		st.ResumedFromEpoch = cfg.Resume.Epoch()
@@ -169,7 +179,7 @@ func reportEpochs(ctx context.Context, validating bool) func(kernels.EpochStats)
 func Architecture(cfg kernels.Config) map[string]any {
 	return map[string]any{
 		"inputs": cfg.Inputs, "layers": cfg.Layers, "loss": cfg.Loss, "optimizer": "adam", "adam": cfg.Adam,
-		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "seed": cfg.Seed,
+		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "seed": cfg.Seed, "keep_best": cfg.KeepBest,
 	}
 }
 
