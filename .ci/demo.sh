@@ -2,14 +2,18 @@
 # The demo behind `make demo`: migrate, seed task executions if there are none, start workers
 # (the gpu class on qflow-gpu when this machine has a GPU and the binary, else on the CPU
 # backend), trigger one run of each ML pipeline with SQL inserts, show their steps live, and
-# print both models' held-out metrics next to their baselines. Then each pipeline runs alone in
-# workflow mode and in legacy mode (one job per run), DEMO_COMPARE_RUNS times each, to compare
-# end-to-end times. It stops its workers and finishes by itself.
+# print both models' held-out figures with their 95% intervals next to their baselines (and the
+# complexity labels' ceiling). Then challengers: each pipeline again with the other seeds of
+# DEMO_SEEDS (default "1 2 3"), and the champion/challenger decisions deployment made. Then
+# each pipeline runs alone in workflow mode and in legacy mode (one job per run),
+# DEMO_COMPARE_RUNS times each, to compare end-to-end times. It ends with the registry as
+# `qflow models` prints it and where to look. It stops its workers and finishes by itself.
 set -euo pipefail
 qflow=${QFLOW_BIN:-bin/qflow}
 qflow_gpu=${QFLOW_GPU_BIN:-bin/qflow-gpu}
 limit=${DEMO_TIMEOUT_S:-300}
 compare=${DEMO_COMPARE_RUNS:-1}
+read -r -a seeds <<<"${DEMO_SEEDS:-1 2 3}"
 : "${DATABASE_URL:?}"
 export DATABASE_URL
 
@@ -29,7 +33,9 @@ echo "== qflow migrate"
 
 echo
 echo "== task executions for complexity_training"
-"$qflow" seed-data --if-empty --rows "${DEMO_ROWS:-20000}"
+seeded=$("$qflow" seed-data --if-empty --rows "${DEMO_ROWS:-20000}")
+echo "$seeded"
+ceiling=$(sed -n 's/^ceiling: \([0-9.]*\) .*/\1/p' <<<"$seeded")
 
 # The seeds' variables, as an operator would set them to move both pipelines to the new mode.
 export PGFLOW_COMPLEXITY_TRAINING_ENABLED=true COMPLEXITY_TRAINING_CANARY_PERCENT=100
@@ -54,9 +60,14 @@ for _ in $(seq 1 100); do
 done
 table "SELECT workflow, enabled, canary_percent FROM qflow.rollouts WHERE workflow IN ('complexity_training', 'architecture_learning') ORDER BY 1"
 
-goroot=$(go env GOROOT 2>/dev/null || true)
-arch_input='{}'
-[[ -n $goroot ]] && arch_input="{\"roots\": [\"$goroot/src\"]}"
+# The architecture corpus: the standard library and the module cache, the pipeline's default,
+# named here so that workers need no Go toolchain of their own.
+roots=()
+if goroot=$(go env GOROOT 2>/dev/null) && [[ -n $goroot ]]; then roots+=("\"$goroot/src\""); fi
+if modcache=$(go env GOMODCACHE 2>/dev/null) && [[ -d $modcache ]]; then roots+=("\"$modcache\""); fi
+arch_roots=$(IFS=,; echo "[${roots[*]}]")
+arch_input() { if ((${#roots[@]})); then echo "{\"roots\": $arch_roots, \"seed\": $1}"; else echo "{\"seed\": $1}"; fi; }
+complexity_input() { echo "{\"days_back\": 30, \"seed\": $1}"; }
 
 # watch prints each run's steps whenever they change, until every run has finished.
 watch() {
@@ -81,27 +92,45 @@ watch() {
   done
 }
 
-echo
-echo "== one run of each pipeline, started with SQL"
-echo "INSERT INTO qflow.runs (workflow, input) VALUES ('complexity_training', '{\"days_back\": 30}'), ('architecture_learning', '$arch_input')"
-wf_ids=$(sql "INSERT INTO qflow.runs (workflow, input) VALUES ('complexity_training', '{\"days_back\": 30}'), ('architecture_learning', '$arch_input') RETURNING id" | paste -sd,)
-watch "$wf_ids"
+# run_pair starts one run of each pipeline with a seed, shows them and fails the demo if either
+# fails; it leaves their ids in $pair.
+run_pair() {
+  local values="('complexity_training', '$(complexity_input "$1")'), ('architecture_learning', '$(arch_input "$1")')"
+  echo "INSERT INTO qflow.runs (workflow, input) VALUES $values"
+  pair=$(sql "INSERT INTO qflow.runs (workflow, input) VALUES $values RETURNING id" | paste -sd,)
+  watch "$pair"
+  if [[ $(sql "SELECT count(*) FROM qflow.runs WHERE id IN ($pair) AND status <> 'succeeded'") != 0 ]]; then
+    table "SELECT id, workflow, status, error FROM qflow.runs WHERE id IN ($pair)"
+    exit 1
+  fi
+}
 
-failed=$(sql "SELECT count(*) FROM qflow.runs WHERE id IN ($wf_ids) AND status <> 'succeeded'")
-if [[ $failed != 0 ]]; then
-  table "SELECT id, workflow, status, error FROM qflow.runs WHERE id IN ($wf_ids)"
-  exit 1
-fi
+# figure writes an estimate of the metrics jsonb as "value [lo, hi]" in SQL.
+figure() { echo "format('%s [%s, %s]', round(($1 ->> 'value')::numeric, $2), round(($1 ->> 'lo')::numeric, $2), round(($1 ->> 'hi')::numeric, $2))"; }
 
 echo
-echo "== held-out metrics: model vs baseline"
-table "SELECT m.name AS model, k.metric, round((m.metrics ->> k.metric)::numeric, 4) AS model_value,
-              round((m.metrics -> 'baseline' ->> k.metric)::numeric, 4) AS baseline, m.metrics ->> 'held_out_rows' AS held_out
+echo "== one run of each pipeline, started with SQL (seed ${seeds[0]})"
+run_pair "${seeds[0]}"
+wf_ids=$pair
+
+echo
+echo "== held-out figures with 95% intervals: model vs baseline, on the same rows"
+table "SELECT m.name AS model, k.label AS metric, k.rows,
+              CASE k.src WHEN 'cv' THEN $(figure "m.metrics -> 'cv' -> k.metric" 4) ELSE $(figure "m.metrics -> k.metric" 5) END AS model_value,
+              CASE k.src WHEN 'cv' THEN $(figure "m.metrics -> 'cv' -> 'baseline' -> k.metric" 4) ELSE $(figure "m.metrics -> 'baseline' -> k.metric" 5) END AS baseline,
+              CASE k.src WHEN 'cv' THEN m.metrics -> 'cv' ->> 'rows' ELSE m.metrics ->> 'held_out_rows' END AS n
          FROM ml.models m
-         JOIN (VALUES ('complexity', 1, 'mse'), ('complexity', 2, 'r2'), ('complexity', 3, 'accuracy'),
-                      ('architecture', 1, 'accuracy'), ('architecture', 2, 'macro_f1')) k(name, ord, metric) ON k.name = m.name
+         JOIN (VALUES ('complexity', 1, 'mse', 'MSE', 'holdout', ''), ('complexity', 2, 'r2', 'R²', 'holdout', ''),
+                      ('complexity', 3, 'accuracy', 'accuracy (±0.1)', 'holdout', ''),
+                      ('architecture', 1, 'accuracy', 'accuracy', 'holdout', ''), ('architecture', 2, 'macro_f1', 'macro-F1', 'holdout', ''),
+                      ('architecture', 3, 'accuracy', 'accuracy', '5-fold CV', 'cv'), ('architecture', 4, 'macro_f1', 'macro-F1', '5-fold CV', 'cv'))
+              k(name, ord, metric, label, rows, src) ON k.name = m.name
         WHERE m.training_run_id IN ($wf_ids)
         ORDER BY m.name DESC, k.ord"
+[[ -n $ceiling ]] && echo "complexity: the best possible MSE (the labels' clamped noise, see seed-data above) is $ceiling; predicting the training mean is the baseline"
+sql "SELECT format('architecture: %s packages (%s files, %s lines) under %s; baseline = the training side''s most common pattern',
+                   output ->> 'packages', output ->> 'files', output ->> 'lines', output ->> 'roots')
+       FROM qflow.step_runs WHERE run_id IN ($wf_ids) AND step = 'pattern_discovery'"
 
 echo
 echo "== training step (model_training, gpu class)"
@@ -118,11 +147,25 @@ table "SELECT count(*) AS task_executions, count(predicted_complexity) AS with_p
 table "SELECT rule_pattern, predicted_pattern, count(*) AS packages FROM ml.package_patterns GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8"
 
 echo
+echo "== champion and challenger: both pipelines again with seeds ${seeds[*]:1}"
+cc_ids=$wf_ids
+for seed in "${seeds[@]:1}"; do
+  run_pair "$seed"
+  cc_ids+=",$pair"
+done
+echo
+echo "Every record and package is held out or not by a hash of its identity, whatever the seed, so a challenger"
+echo "is compared with the active model on held-out rows neither trained on (paired bootstrap, 95% intervals)."
+table "SELECT m.name AS model, 'v' || m.version AS version, r.input ->> 'seed' AS seed, m.status, m.decision
+         FROM ml.models m JOIN qflow.runs r ON r.id = m.training_run_id
+        WHERE r.id IN ($cc_ids) ORDER BY m.name DESC, m.version"
+
+echo
 echo "== end to end, workflow mode vs legacy mode: each pipeline alone, $compare run(s) per mode, in turn"
 cmp_ids=0
 for wf in complexity_training architecture_learning; do
-  input='{"days_back": 30}'
-  [[ $wf == architecture_learning ]] && input=$arch_input
+  input=$(complexity_input "${seeds[0]}")
+  [[ $wf == architecture_learning ]] && input=$(arch_input "${seeds[0]}")
   for _ in $(seq 1 "$compare"); do
     for mode in workflow legacy; do
       id=$(sql "INSERT INTO qflow.runs (workflow, mode, input) VALUES ('$wf', '$mode', '$input') RETURNING id")
@@ -143,4 +186,14 @@ table "SELECT workflow, mode, count(*) AS runs,
               round(min(extract(epoch FROM finished_at - created_at))::numeric, 2) AS min_seconds,
               round(max(extract(epoch FROM finished_at - created_at))::numeric, 2) AS max_seconds
          FROM qflow.runs WHERE id IN ($cmp_ids) AND status = 'succeeded' GROUP BY 1, 2 ORDER BY 1, 2 DESC"
-echo "SELECT qflow.status(id) and qflow.metrics(id) show any run in detail, e.g. SELECT qflow.metrics(${wf_ids%%,*});"
+
+echo
+echo "== the model registry (qflow models)"
+"$qflow" models
+
+echo
+echo "== where to look"
+echo "  qflow models complexity | qflow models architecture   every version, then the active one's evidence, loss curve and plots"
+echo "  qflow ui, then http://127.0.0.1:8080/models           the same as pages: /models/complexity/<version>, /models/architecture/<version>"
+echo "  SELECT name, version, status, decision, metrics -> 'decision' FROM ml.models ORDER BY name, version;"
+echo "  SELECT qflow.status(id) and qflow.metrics(id) show any run in detail, e.g. SELECT qflow.metrics(${wf_ids%%,*});"

@@ -44,8 +44,7 @@ func (q *Queries) ActiveModel(ctx context.Context, name string) (ActiveModelRow,
 }
 
 const collectTaskExecutions = `-- name: CollectTaskExecutions :many
-SELECT id, task_type, context_length, output_tokens, parameter_count, input_price, output_price,
-       uses_tools, uses_vision, duration_ms, success, quality_score, user_satisfaction,
+SELECT id, task_type, context_length, uses_tools, uses_vision,
        observed_complexity::double precision AS observed_complexity
   FROM ml.task_executions
  WHERE executed_at >= now() - make_interval(days => $1::integer)
@@ -63,20 +62,14 @@ type CollectTaskExecutionsRow struct {
 	ID                 int64   `json:"id"`
 	TaskType           string  `json:"task_type"`
 	ContextLength      int32   `json:"context_length"`
-	OutputTokens       int32   `json:"output_tokens"`
-	ParameterCount     int64   `json:"parameter_count"`
-	InputPrice         float64 `json:"input_price"`
-	OutputPrice        float64 `json:"output_price"`
 	UsesTools          bool    `json:"uses_tools"`
 	UsesVision         bool    `json:"uses_vision"`
-	DurationMs         int32   `json:"duration_ms"`
-	Success            bool    `json:"success"`
-	QualityScore       float64 `json:"quality_score"`
-	UserSatisfaction   *int16  `json:"user_satisfaction"`
 	ObservedComplexity float64 `json:"observed_complexity"`
 }
 
-// The labelled records of the last days, newest first, at most max_rows of them.
+// The labelled records of the last days, newest first, at most max_rows of them: what was known
+// when each task was submitted, and the label. Nothing a task's run produced (the model chosen,
+// tokens, duration, success, quality, satisfaction) is read: the score is wanted before the run.
 func (q *Queries) CollectTaskExecutions(ctx context.Context, arg CollectTaskExecutionsParams) ([]CollectTaskExecutionsRow, error) {
 	rows, err := q.db.Query(ctx, collectTaskExecutions, arg.DaysBack, arg.MaxRows)
 	if err != nil {
@@ -90,16 +83,8 @@ func (q *Queries) CollectTaskExecutions(ctx context.Context, arg CollectTaskExec
 			&i.ID,
 			&i.TaskType,
 			&i.ContextLength,
-			&i.OutputTokens,
-			&i.ParameterCount,
-			&i.InputPrice,
-			&i.OutputPrice,
 			&i.UsesTools,
 			&i.UsesVision,
-			&i.DurationMs,
-			&i.Success,
-			&i.QualityScore,
-			&i.UserSatisfaction,
 			&i.ObservedComplexity,
 		); err != nil {
 			return nil, err
@@ -455,8 +440,7 @@ func (q *Queries) SetPredictedComplexity(ctx context.Context, arg SetPredictedCo
 }
 
 const unpredictedTaskExecutions = `-- name: UnpredictedTaskExecutions :many
-SELECT id, task_type, context_length, output_tokens, parameter_count, input_price, output_price,
-       uses_tools, uses_vision, duration_ms, success, quality_score, user_satisfaction
+SELECT id, task_type, context_length, uses_tools, uses_vision
   FROM ml.task_executions
  WHERE predicted_complexity IS NULL AND id > $1::bigint
  ORDER BY id
@@ -469,22 +453,15 @@ type UnpredictedTaskExecutionsParams struct {
 }
 
 type UnpredictedTaskExecutionsRow struct {
-	ID               int64   `json:"id"`
-	TaskType         string  `json:"task_type"`
-	ContextLength    int32   `json:"context_length"`
-	OutputTokens     int32   `json:"output_tokens"`
-	ParameterCount   int64   `json:"parameter_count"`
-	InputPrice       float64 `json:"input_price"`
-	OutputPrice      float64 `json:"output_price"`
-	UsesTools        bool    `json:"uses_tools"`
-	UsesVision       bool    `json:"uses_vision"`
-	DurationMs       int32   `json:"duration_ms"`
-	Success          bool    `json:"success"`
-	QualityScore     float64 `json:"quality_score"`
-	UserSatisfaction *int16  `json:"user_satisfaction"`
+	ID            int64  `json:"id"`
+	TaskType      string `json:"task_type"`
+	ContextLength int32  `json:"context_length"`
+	UsesTools     bool   `json:"uses_tools"`
+	UsesVision    bool   `json:"uses_vision"`
 }
 
-// The next batch of records without a predicted complexity, labelled or not.
+// The next batch of records without a predicted complexity, labelled or not: their tasks as
+// submitted.
 func (q *Queries) UnpredictedTaskExecutions(ctx context.Context, arg UnpredictedTaskExecutionsParams) ([]UnpredictedTaskExecutionsRow, error) {
 	rows, err := q.db.Query(ctx, unpredictedTaskExecutions, arg.AfterID, arg.BatchSize)
 	if err != nil {
@@ -498,16 +475,8 @@ func (q *Queries) UnpredictedTaskExecutions(ctx context.Context, arg Unpredicted
 			&i.ID,
 			&i.TaskType,
 			&i.ContextLength,
-			&i.OutputTokens,
-			&i.ParameterCount,
-			&i.InputPrice,
-			&i.OutputPrice,
 			&i.UsesTools,
 			&i.UsesVision,
-			&i.DurationMs,
-			&i.Success,
-			&i.QualityScore,
-			&i.UserSatisfaction,
 		); err != nil {
 			return nil, err
 		}

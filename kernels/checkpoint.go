@@ -23,7 +23,9 @@ import (
 //   - the state of the random streams: the shuffler's state and the batch
 //     order it permutes in place each epoch. Dropout masks are a function of
 //     the seed and the step count (DropoutKeep), and weight init happens once
-//     before the first epoch, so nothing else is random.
+//     before the first epoch, so nothing else is random;
+//   - with Config.KeepBest, the weights of the epoch with the lowest
+//     validation loss so far, that epoch and its loss.
 //
 // It also carries a fingerprint of the config (less Epochs and Backend) and
 // the data, so that a checkpoint is never resumed by another training.
@@ -39,6 +41,10 @@ type Checkpoint struct {
 	moments [][]float32
 	order   []int
 	losses  []float64
+	// best, bestEpoch and bestLoss are trainState's (nil, 0, 0 without KeepBest).
+	best      *Model
+	bestEpoch int
+	bestLoss  float64
 }
 
 // Epoch is the number of epochs the checkpointed training had completed.
@@ -130,6 +136,9 @@ type EpochStats struct {
 	Epoch, Epochs int
 	// Loss is the epoch's mean training loss, with dropout active.
 	Loss float64
+	// ValidationLoss is the mean loss on Config.Validation after the epoch,
+	// without dropout; 0 when there is no validation data.
+	ValidationLoss float64
 	// Samples is the number of training samples; an epoch sees each once.
 	Samples int
 	// ResumedFrom is the epoch this call of Train started at: 0, or the
@@ -165,6 +174,10 @@ func fingerprint(cfg Config, x, y []float32) uint64 {
 	}
 	buf = le.AppendUint64(buf, uint64(cfg.BatchSize))
 	buf = le.AppendUint64(buf, cfg.Seed)
+	if cfg.KeepBest {
+		// Only when set, so that other trainings keep the fingerprints they had.
+		buf = append(buf, "keep best"...)
+	}
 	for _, v := range [][]float32{x, y} {
 		flush(8)
 		buf = le.AppendUint64(buf, uint64(len(v)))
@@ -177,7 +190,7 @@ func fingerprint(cfg Config, x, y []float32) uint64 {
 	return h.Sum64()
 }
 
-// The serialized checkpoint, version 1, all integers and floats little-endian:
+// The serialized checkpoint, version 2, all integers and floats little-endian:
 //
 //	magic        "QFCK"
 //	version      uint16 (1)
@@ -193,17 +206,23 @@ func fingerprint(cfg Config, x, y []float32) uint64 {
 //	             then m and v of the bias (units float32 each)
 //	order        samples uint32: the batch order after the last shuffle
 //	losses       epoch float64: the mean loss of every epoch completed
+//	best epoch   uint32 (0 without KeepBest), then its validation loss float64
+//	best bytes   uint32 (0 without KeepBest), then the best weights as a model
 //	crc32        uint32, IEEE, of every byte before it
 //
+// Version 1 had no best section; this build reads only version 2, and a step
+// finding a version 1 checkpoint trains afresh.
 // Embedding the model format keeps one definition of how weights are
 // written; the outer checksum covers the state around it.
 const (
 	checkpointMagic      = "QFCK"
-	checkpointVersion    = 1
+	checkpointVersion    = 2
 	checkpointHeaderSize = 4 + 2 + 2 + 8 + 4 + 8 + 8 + 4 + 4
 	// maxCheckpointEpochs and maxSamples reject absurd headers before any allocation.
 	maxCheckpointEpochs = 1 << 24
 	maxSamples          = 1 << 31
+	// bestHeaderSize is the best epoch, its loss and the best weights' size.
+	bestHeaderSize = 4 + 8 + 4
 )
 
 // MarshalBinary encodes the checkpoint in the versioned format above.
@@ -215,7 +234,13 @@ func (c *Checkpoint) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshaling checkpoint: %w", err)
 	}
-	size := checkpointHeaderSize + len(model) + 4*len(c.order) + 8*len(c.losses) + 4
+	var best []byte
+	if c.best != nil {
+		if best, err = c.best.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("marshaling checkpoint: the best weights: %w", err)
+		}
+	}
+	size := checkpointHeaderSize + len(model) + 4*len(c.order) + 8*len(c.losses) + bestHeaderSize + len(best) + 4
 	for _, m := range c.moments {
 		size += 4 * len(m)
 	}
@@ -240,6 +265,10 @@ func (c *Checkpoint) MarshalBinary() ([]byte, error) {
 	for _, l := range c.losses {
 		buf = le.AppendUint64(buf, math.Float64bits(l))
 	}
+	buf = le.AppendUint32(buf, uint32(c.bestEpoch))
+	buf = le.AppendUint64(buf, math.Float64bits(c.bestLoss))
+	buf = le.AppendUint32(buf, uint32(len(best)))
+	buf = append(buf, best...)
 	return le.AppendUint32(buf, crc32.ChecksumIEEE(buf)), nil
 }
 
@@ -277,11 +306,15 @@ func (c *Checkpoint) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: the model: %w", ErrInvalidCheckpoint, err)
 	}
 	d.off += int(modelSize)
-	want := int64(checkpointHeaderSize) + modelSize + 4*samples + 8*int64(out.epoch) + 4
+	bestAt := int64(checkpointHeaderSize) + modelSize + 4*samples + 8*int64(out.epoch)
 	for _, l := range model.layers {
-		want += 4 * 2 * int64(len(l.w)+len(l.b))
+		bestAt += 4 * 2 * int64(len(l.w)+len(l.b))
 	}
-	if err := checkpointFormat.seal(data, want); err != nil {
+	if int64(len(data)) < bestAt+bestHeaderSize+4 {
+		return invalidCheckpoint("truncated: %d bytes, the header describes at least %d", len(data), bestAt+bestHeaderSize+4)
+	}
+	bestSize := int64(binary.LittleEndian.Uint32(data[bestAt+bestHeaderSize-4:]))
+	if err := checkpointFormat.seal(data, bestAt+bestHeaderSize+bestSize+4); err != nil {
 		return err
 	}
 	out.model = model
@@ -301,6 +334,16 @@ func (c *Checkpoint) UnmarshalBinary(data []byte) error {
 	out.losses = make([]float64, out.epoch)
 	for i := range out.losses {
 		out.losses[i] = math.Float64frombits(d.uint64())
+	}
+	out.bestEpoch, out.bestLoss = int(d.uint32()), math.Float64frombits(d.uint64())
+	d.uint32() // the best weights' size, read above
+	if bestSize > 0 {
+		if out.best, err = LoadModel(data[d.off : d.off+int(bestSize)]); err != nil {
+			return fmt.Errorf("%w: the best weights: %w", ErrInvalidCheckpoint, err)
+		}
+	}
+	if (out.best != nil) != (out.bestEpoch > 0) || out.bestEpoch > out.epoch {
+		return invalidCheckpoint("best epoch %d of %d epochs, %d bytes of best weights", out.bestEpoch, out.epoch, bestSize)
 	}
 	*c = *out
 	return nil
@@ -328,6 +371,12 @@ func (c *Checkpoint) resumes(cfg Config, fp uint64, rows int) error {
 			return fmt.Errorf("%w: its layer %d differs from the config's", ErrCheckpointMismatch, i)
 		}
 	}
+	if cfg.KeepBest && c.epoch > 0 && c.best == nil {
+		return fmt.Errorf("%w: it keeps no best weights", ErrCheckpointMismatch)
+	}
+	if c.best != nil && !c.best.sameShape(c.model) {
+		return fmt.Errorf("%w: its best weights have another shape", ErrCheckpointMismatch)
+	}
 	if batches := uint64((rows + cfg.BatchSize - 1) / cfg.BatchSize); c.step != uint64(c.epoch)*batches {
 		return fmt.Errorf("%w: %d steps done in %d epochs of %d batches", ErrCheckpointMismatch, c.step, c.epoch, batches)
 	}
@@ -344,4 +393,17 @@ func (m *Model) clone() *Model {
 		out.layers = append(out.layers, l)
 	}
 	return out
+}
+
+// sameShape reports whether o has m's inputs, loss and layers.
+func (m *Model) sameShape(o *Model) bool {
+	if m.inputs != o.inputs || m.loss != o.loss || len(m.layers) != len(o.layers) {
+		return false
+	}
+	for i, l := range m.layers {
+		if l.LayerConfig != o.layers[i].LayerConfig || l.in != o.layers[i].in {
+			return false
+		}
+	}
+	return true
 }

@@ -307,7 +307,7 @@ func TestLoadCheckpointRejectsDamagedBytes(t *testing.T) {
 	raw, err := interruptedAfter(t, b.cfg, b.x, b.y, 2).MarshalBinary()
 	require.NoError(t, err)
 	modelSize := int(binary.LittleEndian.Uint32(raw[checkpointHeaderSize-4:]))
-	orderAt := len(raw) - 4 - 8*2 - 4*300
+	orderAt := len(raw) - 4 - bestHeaderSize - 8*2 - 4*300
 	mutate := func(f func([]byte) []byte) []byte { return mutated(raw, f) }
 	cases := []struct {
 		name string
@@ -321,7 +321,12 @@ func TestLoadCheckpointRejectsDamagedBytes(t *testing.T) {
 		{"truncated state", raw[:len(raw)-9], "truncated"},
 		{"trailing bytes", append(append([]byte(nil), raw...), 0), "1 trailing bytes"},
 		{"flipped moment bit", mutate(func(d []byte) []byte { d[checkpointHeaderSize+modelSize+5] ^= 1; return d }), "checksum mismatch"},
-		{"future version", mutate(func(d []byte) []byte { d[4] = 2; return d }), "unsupported version 2"},
+		{"future version", mutate(func(d []byte) []byte { d[4] = 3; return d }), "unsupported version 3"},
+		{"version 1, without best weights", mutate(func(d []byte) []byte { d[4] = 1; return d }), "unsupported version 1 (this build reads 2)"},
+		{"a best epoch without weights", mutate(func(d []byte) []byte {
+			d[orderAt+4*300+8*2] = 1
+			return resigned(d)
+		}), "best epoch 1 of 2 epochs, 0 bytes of best weights"},
 		{"damaged model", mutate(func(d []byte) []byte { d[checkpointHeaderSize+30] ^= 1; return resigned(d) }), "the model: invalid model data: checksum mismatch"},
 		{"order not a permutation", mutate(func(d []byte) []byte {
 			copy(d[orderAt:orderAt+4], d[orderAt+4:orderAt+8])

@@ -105,6 +105,24 @@ type Config struct {
 	// OnEpoch, when not nil, is called after every epoch, on Train's
 	// goroutine, before the epoch's checkpoint is saved: progress reports.
 	OnEpoch func(EpochStats) `json:"-"`
+	// Validation, when it has rows, is data the training never fits: after
+	// every epoch Train measures the model's loss on it, without dropout, and
+	// reports it as EpochStats.ValidationLoss (a loss curve's second line).
+	// It changes nothing the training computes, the checkpoint's fingerprint
+	// included, so a training may be resumed with other validation data.
+	Validation Data `json:"-"`
+	// KeepBest, with Validation, makes Train return the weights of the epoch
+	// with the lowest validation loss (the first of equals) rather than the
+	// last epoch's: early stopping that still runs every epoch, so the loss
+	// curves stay whole. Checkpoints keep the best weights so far, so that a
+	// resumed training returns the same ones.
+	KeepBest bool `json:"keep_best"`
+}
+
+// Data is a dataset in Train's layout: X row-major with Config.Inputs values
+// per sample, Y the targets as Train takes them.
+type Data struct {
+	X, Y []float32
 }
 
 // DefaultAdam returns the usual Adam hyperparameters with the seed network's

@@ -172,7 +172,7 @@ func (m *Model) PredictOn(be Backend, x []float32) (out []float32, err error) {
 		if err := be.Upload(bb.x, xn[r0*m.inputs:r1*m.inputs]); err != nil {
 			return nil, fmt.Errorf("predict on %s: %w", be.Name(), err)
 		}
-		if err := net.forward(bb, false, 0); err != nil {
+		if err := net.forward(bb, predicting, 0); err != nil {
 			return nil, fmt.Errorf("predict on %s: %w", be.Name(), err)
 		}
 		if err := be.Download(out[r0*outs:r1*outs], bb.out[len(bb.out)-1]); err != nil {

@@ -148,16 +148,30 @@ func (n *network) buffers(rows int) (*batchBuffers, error) {
 }
 
 // input is what layer l reads: the batch for the first layer, otherwise the
-// previous layer's output after its dropout.
-func (bb *batchBuffers) input(l int) Tensor {
+// previous layer's output, after its dropout when dropped is set.
+func (bb *batchBuffers) input(l int, dropped bool) Tensor {
 	if l == 0 {
 		return bb.x
 	}
-	if bb.drop[l-1] != nil {
+	if dropped && bb.drop[l-1] != nil {
 		return bb.drop[l-1]
 	}
 	return bb.out[l-1]
 }
+
+// pass is what a forward pass is for.
+type pass int
+
+const (
+	// predicting applies the configured output activation, without dropout.
+	predicting pass = iota
+	// training stops the output layer at what the loss takes and applies
+	// dropout with the masks of the step.
+	training
+	// validating is training's pass without dropout: the loss of data the
+	// training does not fit, measured as the model would predict it.
+	validating
+)
 
 // outputActivation is the activation the forward pass applies to the last
 // layer. Training with softmax cross-entropy stops at the logits because the
@@ -170,22 +184,22 @@ func (n *network) outputActivation(train bool) Activation {
 	return last.Activation
 }
 
-// forward runs bb.x through every layer. With train set, dropout uses the
-// masks of the given step.
-func (n *network) forward(bb *batchBuffers, train bool, step uint64) error {
+// forward runs bb.x through every layer for pass p; a training pass uses the
+// dropout masks of the given step.
+func (n *network) forward(bb *batchBuffers, p pass, step uint64) error {
 	last := len(n.layers) - 1
 	for i, l := range n.layers {
 		act := l.Activation
 		if i == last {
-			act = n.outputActivation(train)
+			act = n.outputActivation(p != predicting)
 		}
-		if err := n.be.MatMul(false, false, 1, bb.input(i), l.w, 0, bb.out[i]); err != nil {
+		if err := n.be.MatMul(false, false, 1, bb.input(i, p == training), l.w, 0, bb.out[i]); err != nil {
 			return fmt.Errorf("layer %d forward: %w", i, err)
 		}
 		if err := n.be.BiasActivate(act, bb.out[i], l.b, bb.out[i]); err != nil {
 			return fmt.Errorf("layer %d forward: %w", i, err)
 		}
-		if train && bb.drop[i] != nil {
+		if p == training && bb.drop[i] != nil {
 			if err := n.be.Dropout(bb.out[i], bb.drop[i], l.Dropout, l.dropoutSeed, step); err != nil {
 				return fmt.Errorf("layer %d forward: %w", i, err)
 			}
@@ -194,16 +208,21 @@ func (n *network) forward(bb *batchBuffers, train bool, step uint64) error {
 	return nil
 }
 
-// lossGrad adds the batch's summed loss to lossAcc (if not nil) and seeds the
-// backward pass with the loss gradient of the last layer's output.
-func (n *network) lossGrad(bb *batchBuffers, lossAcc Tensor) error {
+// lossGrad adds the batch's summed loss to lossAcc (if not nil) and, with
+// grad set, seeds the backward pass with the loss gradient of the last
+// layer's output.
+func (n *network) lossGrad(bb *batchBuffers, lossAcc Tensor, grad bool) error {
 	last := len(n.layers) - 1
+	var g Tensor
+	if grad {
+		g = bb.grad[last]
+	}
 	var err error
 	switch n.loss {
 	case MSE:
-		err = n.be.MSELoss(bb.out[last], bb.y, bb.grad[last], lossAcc)
+		err = n.be.MSELoss(bb.out[last], bb.y, g, lossAcc)
 	case SoftmaxCrossEntropy:
-		err = n.be.SoftmaxCrossEntropyLoss(bb.out[last], bb.y, bb.grad[last], lossAcc)
+		err = n.be.SoftmaxCrossEntropyLoss(bb.out[last], bb.y, g, lossAcc)
 	default:
 		err = fmt.Errorf("unknown loss %s", n.loss)
 	}
@@ -232,7 +251,7 @@ func (n *network) backward(bb *batchBuffers, step uint64) error {
 		if err := n.be.ActivationBackward(act, bb.out[i], g, g, l.gb); err != nil {
 			return fmt.Errorf("layer %d backward: %w", i, err)
 		}
-		if err := n.be.MatMul(true, false, 1, bb.input(i), g, 0, l.gw); err != nil {
+		if err := n.be.MatMul(true, false, 1, bb.input(i, true), g, 0, l.gw); err != nil {
 			return fmt.Errorf("layer %d weight gradient: %w", i, err)
 		}
 		if i > 0 {

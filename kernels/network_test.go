@@ -62,8 +62,8 @@ func setupGradBundle(t *testing.T, cfg Config, seed uint64) *gradBundle {
 // objective is the batch-mean training loss at the current device weights.
 func (b *gradBundle) objective(t *testing.T) float64 {
 	require.NoError(t, b.be.Upload(b.loss, []float32{0}))
-	require.NoError(t, b.net.forward(b.bb, true, gradStep))
-	require.NoError(t, b.net.lossGrad(b.bb, b.loss))
+	require.NoError(t, b.net.forward(b.bb, training, gradStep))
+	require.NoError(t, b.net.lossGrad(b.bb, b.loss, true))
 	return float64(download(t, b.be, b.loss)[0]) / float64(b.rows)
 }
 
@@ -105,8 +105,8 @@ func TestNetworkGradientsMatchCentralDifferences(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setupGradBundle(t, tc.cfg, uint64(100+i))
-			require.NoError(t, b.net.forward(b.bb, true, gradStep))
-			require.NoError(t, b.net.lossGrad(b.bb, nil))
+			require.NoError(t, b.net.forward(b.bb, training, gradStep))
+			require.NoError(t, b.net.lossGrad(b.bb, nil, true))
 			require.NoError(t, b.net.backward(b.bb, gradStep))
 			type analytic struct{ w, b []float32 }
 			grads := make([]analytic, len(b.net.layers))

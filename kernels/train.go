@@ -47,7 +47,7 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	resumedFrom := len(st.losses)
 	if resumedFrom == cfg.Epochs {
 		// The checkpoint is of the finished training: nothing is left to do.
-		return st.model, st.losses, nil
+		return st.result(), st.losses, nil
 	}
 
 	net, err := newNetwork(be, st.model, true, cfg.Seed)
@@ -75,6 +75,13 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	lossAcc, err := net.alloc(1, 1)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train on %s: %w", be.Name(), err)
+	}
+	val, err := newValidation(net, cfg, st.model, outputs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train on %s: %w", be.Name(), err)
+	}
+	if cfg.KeepBest && val == nil {
+		return nil, nil, errors.New("train: config: keep best needs validation data")
 	}
 
 	batch := min(cfg.BatchSize, rows)
@@ -110,13 +117,29 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 			return nil, nil, fmt.Errorf("train on %s: epoch %d: loss is %v; training diverged (lower the learning rate)", be.Name(), epoch, loss)
 		}
 		st.losses = append(st.losses, loss)
+		var valLoss float64
+		if val != nil {
+			if valLoss, err = val.loss(net, batch); err != nil {
+				return nil, nil, fmt.Errorf("train on %s: epoch %d: validation loss: %w", be.Name(), epoch, err)
+			}
+		}
+		if cfg.KeepBest && (st.bestEpoch == 0 || valLoss < st.bestLoss) {
+			if st.best == nil {
+				st.best = st.model.clone()
+			}
+			if err := net.download(st.best); err != nil {
+				return nil, nil, fmt.Errorf("train on %s: epoch %d: keeping the best weights: %w", be.Name(), epoch, err)
+			}
+			st.bestEpoch, st.bestLoss = epoch+1, valLoss
+		}
 		if ck.Save != nil {
 			if pending, err = st.checkpoint(net); err != nil {
 				return nil, nil, fmt.Errorf("train on %s: epoch %d: checkpoint: %w", be.Name(), epoch, err)
 			}
 		}
 		if cfg.OnEpoch != nil {
-			cfg.OnEpoch(EpochStats{Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: loss, Samples: rows, ResumedFrom: resumedFrom, Elapsed: time.Since(began)})
+			cfg.OnEpoch(EpochStats{Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: loss, ValidationLoss: valLoss, Samples: rows,
+				ResumedFrom: resumedFrom, Elapsed: time.Since(began)})
 		}
 		if pending != nil && ck.due(epoch+1, cfg.Epochs, time.Since(lastSave)) {
 			if err := ck.Save(ctx, pending); err != nil {
@@ -131,7 +154,16 @@ func Train(ctx context.Context, cfg Config, x, y []float32) (model *Model, losse
 	if err := net.download(st.model); err != nil {
 		return nil, nil, fmt.Errorf("train on %s: reading weights: %w", be.Name(), err)
 	}
-	return st.model, st.losses, nil
+	return st.result(), st.losses, nil
+}
+
+// result is the model a finished training returns: the best epoch's with
+// KeepBest, else the last's.
+func (st *trainState) result() *Model {
+	if st.best != nil {
+		return st.best
+	}
+	return st.model
 }
 
 // interrupted is Train's error when ctx ends in epoch (from 0): ctx's, after
@@ -154,6 +186,11 @@ type trainState struct {
 	shuffler    *splitmix
 	order       []int
 	losses      []float64
+	// best is the weights of epoch bestEpoch (from 1), whose validation loss
+	// bestLoss is the lowest so far; nil without KeepBest.
+	best      *Model
+	bestEpoch int
+	bestLoss  float64
 }
 
 // newTrainState starts a training afresh (normalization fitted, weights
@@ -172,6 +209,9 @@ func newTrainState(cfg Config, x, y []float32, rows int) (*trainState, error) {
 		// checkpoint is immutable.
 		st.model, st.step, st.shuffler = c.model.clone(), c.step, &splitmix{state: c.shuffle}
 		st.order, st.losses = slices.Clone(c.order), slices.Clone(c.losses)
+		if c.best != nil {
+			st.best, st.bestEpoch, st.bestLoss = c.best.clone(), c.bestEpoch, c.bestLoss
+		}
 		return st, nil
 	}
 	st.model = newModel(cfg)
@@ -192,6 +232,10 @@ func (st *trainState) checkpoint(net *network) (*Checkpoint, error) {
 		fingerprint: st.fingerprint, epoch: len(st.losses), step: st.step, shuffle: st.shuffler.state,
 		model: st.model.clone(), moments: make([][]float32, len(net.layers)),
 		order: slices.Clone(st.order), losses: slices.Clone(st.losses),
+		bestEpoch: st.bestEpoch, bestLoss: st.bestLoss,
+	}
+	if st.best != nil {
+		c.best = st.best.clone()
 	}
 	if err := net.download(c.model); err != nil {
 		return nil, err
@@ -200,6 +244,71 @@ func (st *trainState) checkpoint(net *network) (*Checkpoint, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// validation is Config.Validation resident on the backend, next to the
+// training data.
+type validation struct {
+	x, y, acc Tensor
+	order     []int
+}
+
+// newValidation uploads cfg.Validation, normalized as the training data is;
+// nil when it has no rows.
+func newValidation(net *network, cfg Config, m *Model, outputs int) (*validation, error) {
+	rows, err := rowsOf("validation inputs", cfg.Validation.X, cfg.Inputs)
+	if err != nil || rows == 0 {
+		return nil, err
+	}
+	if len(cfg.Validation.Y) != rows*outputs {
+		return nil, fmt.Errorf("%d validation target values for %d samples of %d outputs", len(cfg.Validation.Y), rows, outputs)
+	}
+	v := &validation{order: make([]int, rows)}
+	for i := range v.order {
+		v.order[i] = i
+	}
+	if v.x, err = net.upload(rows, cfg.Inputs, m.normalize(cfg.Validation.X)); err != nil {
+		return nil, fmt.Errorf("uploading validation inputs: %w", err)
+	}
+	if v.y, err = net.upload(rows, outputs, cfg.Validation.Y); err != nil {
+		return nil, fmt.Errorf("uploading validation targets: %w", err)
+	}
+	if v.acc, err = net.alloc(1, 1); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// loss is the mean loss of the validation data under the network's current
+// weights, in batches of the training's size (whose buffers it reuses).
+func (v *validation) loss(net *network, batch int) (float64, error) {
+	host := []float32{0}
+	if err := net.be.Upload(v.acc, host); err != nil {
+		return 0, err
+	}
+	for start := 0; start < len(v.order); start += batch {
+		idx := v.order[start:min(start+batch, len(v.order))]
+		bb, err := net.buffers(len(idx))
+		if err != nil {
+			return 0, err
+		}
+		if err := net.be.GatherRows(bb.x, v.x, idx); err != nil {
+			return 0, fmt.Errorf("batch inputs: %w", err)
+		}
+		if err := net.be.GatherRows(bb.y, v.y, idx); err != nil {
+			return 0, fmt.Errorf("batch targets: %w", err)
+		}
+		if err := net.forward(bb, validating, 0); err != nil {
+			return 0, err
+		}
+		if err := net.lossGrad(bb, v.acc, false); err != nil {
+			return 0, err
+		}
+	}
+	if err := net.be.Download(host, v.acc); err != nil {
+		return 0, err
+	}
+	return float64(host[0]) / float64(len(v.order)), nil
 }
 
 // trainStep is one minibatch: gather, forward, loss, backward, Adam. Adam's
@@ -215,10 +324,10 @@ func trainStep(net *network, dataX, dataY, lossAcc Tensor, idx []int, adam AdamP
 	if err := net.be.GatherRows(bb.y, dataY, idx); err != nil {
 		return fmt.Errorf("batch targets: %w", err)
 	}
-	if err := net.forward(bb, true, step); err != nil {
+	if err := net.forward(bb, training, step); err != nil {
 		return err
 	}
-	if err := net.lossGrad(bb, lossAcc); err != nil {
+	if err := net.lossGrad(bb, lossAcc, true); err != nil {
 		return err
 	}
 	if err := net.backward(bb, step); err != nil {

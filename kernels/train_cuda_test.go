@@ -37,20 +37,28 @@ func TestCUDATrainingMatchesCPU(t *testing.T) {
 	t.Parallel()
 	b := setupCUDA(t, 20)
 	x, y := complexityData(b.r, 2000)
-	xt, _ := complexityData(b.r, 500)
+	xt, yt := complexityData(b.r, 500)
 	cfg := SeedNetwork(10)
 	for i := range cfg.Layers {
 		cfg.Layers[i].Dropout = 0
 	}
 	cfg.Epochs = 30
 	cfg.Seed = 7
+	// The held-out samples are the validation data too: their loss per epoch must agree.
+	cfg.Validation = Data{X: xt, Y: yt}
+	var validation [2][]float64
+	onEpoch := func(i int) func(EpochStats) {
+		return func(e EpochStats) { validation[i] = append(validation[i], e.ValidationLoss) }
+	}
 
+	cfg.OnEpoch = onEpoch(0)
 	cpuModel, cpuLosses, err := Train(context.Background(), cfg, x, y)
 	require.NoError(t, err)
-	cfg.Backend = b.gpu
+	cfg.Backend, cfg.OnEpoch = b.gpu, onEpoch(1)
 	gpuModel, gpuLosses, err := Train(context.Background(), cfg, x, y)
 	require.NoError(t, err)
 	requireSameCurve(t, cpuLosses, gpuLosses)
+	requireSameCurve(t, validation[0], validation[1])
 
 	// The two trained models score held-out samples alike.
 	want, err := cpuModel.Predict(xt)

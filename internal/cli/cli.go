@@ -1,5 +1,5 @@
 // Package cli implements the qflow command line: migrate, worker, start, status, list,
-// cancel, retry and dag. cmd/qflow is a thin main around Main.
+// cancel, retry, dag, seed-data, models and ui. cmd/qflow is a thin main around Main.
 package cli
 
 import (
@@ -50,6 +50,7 @@ func commands() []command {
 		{"schedule", "list, add or remove schedules: schedule list | add <name> <workflow> \"<cron>\" [--input JSON] [--time-zone TZ] [--missed run_once|skip] | remove <name>", runSchedule},
 		{"dag", "print a workflow's DAG: dag <workflow> [--format mermaid|dot]", runDAG},
 		{"seed-data", "generate task executions for complexity_training: seed-data [--rows N] [--if-empty]", runSeedData},
+		{"models", "the model registry: models [name [version]] (figures with intervals, decisions, loss curves)", runModels},
 		{"ui", "serve the read-only web view: ui [--addr 127.0.0.1:8080]", runUI},
 	}
 }

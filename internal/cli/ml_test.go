@@ -44,6 +44,7 @@ func TestSeedDataFillsTaskExecutions(t *testing.T) {
 
 	require.Zero(t, Main([]string{"seed-data", "--rows", "800", "--unlabelled", "0.25", "--seed", "4"}, b.env(nil)), b.stderr.String())
 	require.Contains(t, b.stdout.String(), "inserted 800 task executions")
+	require.Regexp(t, `ceiling: 0\.001[3-5]\d is the best possible MSE of these \d+ labelled records \(the clamped noise's variance\); predicting their mean scores 0\.0[89]\d\d`, b.stdout.String())
 	require.EqualValues(t, 800, b.Count(t, "SELECT count(*) FROM ml.task_executions"))
 	require.InDelta(t, 200, b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE observed_complexity IS NULL"), 50)
 	require.Zero(t, b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE executed_at < now() - interval '20 days' OR executed_at > now()"))
@@ -52,6 +53,7 @@ func TestSeedDataFillsTaskExecutions(t *testing.T) {
 	b.stdout.Reset()
 	require.Zero(t, Main([]string{"seed-data", "--if-empty"}, b.env(nil)))
 	require.Contains(t, b.stdout.String(), "already holds 800 records")
+	require.Contains(t, b.stdout.String(), "is the best possible MSE of 50000 records generated as seed-data would (if those are seed-data's)")
 	require.EqualValues(t, 800, b.Count(t, "SELECT count(*) FROM ml.task_executions"))
 
 	require.Equal(t, 1, Main([]string{"seed-data", "--rows", "0"}, b.env(nil)))

@@ -53,6 +53,8 @@ func runSeedData(ctx context.Context, env Env, args []string) error {
 	}
 	if *ifEmpty && before.Total > 0 {
 		fmt.Fprintf(env.Stdout, "ml.task_executions already holds %d records (%d labelled); nothing inserted\n", before.Total, before.Labelled)
+		ref := complexity.Generate(complexity.GenerateOptions{Rows: ceilingReference, Days: *days, Now: time.Now(), Seed: *seed})
+		printCeiling(env, ref, fmt.Sprintf("of %d records generated as seed-data would (if those are seed-data's)", len(ref)))
 		return nil
 	}
 	start := time.Now()
@@ -67,6 +69,29 @@ func runSeedData(ctx context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "inserted %d task executions over the last %g days in %s; ml.task_executions now holds %d (%d labelled)\n",
 		n, *days, time.Since(start).Round(time.Millisecond), after.Total, after.Labelled)
-	fmt.Fprintf(env.Stdout, "labels: complexity.HiddenComplexity(task) + N(0, %.2f), clamped to [0, 1]\n", complexity.LabelNoise)
+	var labelled []complexity.Record
+	for _, r := range recs {
+		if r.ObservedComplexity >= 0 {
+			labelled = append(labelled, r)
+		}
+	}
+	printCeiling(env, labelled, fmt.Sprintf("of these %d labelled records", len(labelled)))
 	return nil
+}
+
+// ceilingReference is how many records stand for seed-data's when the table is not filled now.
+const ceilingReference = 50000
+
+// printCeiling says how the labels are made, the best MSE any model can reach on them and what
+// predicting their mean scores, so a model's held-out MSE can be read against both.
+func printCeiling(env Env, labelled []complexity.Record, of string) {
+	fmt.Fprintf(env.Stdout, "labels: complexity.HiddenComplexity(task) + N(0, %.2f), clamped to [0, 1]\n", complexity.LabelNoise)
+	var sum, sumSq float64
+	for _, r := range labelled {
+		sum += r.ObservedComplexity
+		sumSq += r.ObservedComplexity * r.ObservedComplexity
+	}
+	n := float64(max(len(labelled), 1))
+	fmt.Fprintf(env.Stdout, "ceiling: %.5f is the best possible MSE %s (the clamped noise's variance); predicting their mean scores %.4f\n",
+		complexity.Ceiling(labelled), of, sumSq/n-(sum/n)*(sum/n))
 }

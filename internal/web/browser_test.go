@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quantumflow/qflow/pipelines/architecture"
 	"github.com/quantumflow/qflow/worker"
 )
 
@@ -189,4 +191,39 @@ func blankBottom(img image.Image, rows int) bool {
 		}
 	}
 	return true
+}
+
+var (
+	chromeSeriesRE = regexp.MustCompile(`<path class="series [a-z]+" data-series="([a-z]+)" data-points="(\d+)"`)
+	chromeCellRE   = regexp.MustCompile(`<g class="cell (?:hit|miss)" data-count="\d+">`)
+)
+
+func TestBrowserShowsTheModelRegistryAndTakesScreenshots(t *testing.T) {
+	t.Parallel()
+	bin := chromium(t)
+	b, _ := setupModels(t)
+
+	// The DOM Chromium builds holds the charts: both loss lines, a dot per sampled held-out
+	// record, and a full confusion grid.
+	dom := browse(t, bin, b.srv.URL+"/models/complexity/2", "--dump-dom")
+	require.Equal(t, [][]string{{"training", "30"}, {"validation", "30"}}, submatches(chromeSeriesRE, dom))
+	require.Equal(t, b.storedModel(t, "complexity", 2).report.HeldOutRows, strings.Count(dom, `<circle class="point"`))
+	require.Contains(t, dom, `data-against="active v1"`)
+	dom = browse(t, bin, b.srv.URL+"/models/architecture/1", "--dump-dom")
+	require.Len(t, chromeCellRE.FindAllString(dom, -1), 2*len(architecture.Patterns)*len(architecture.Patterns), "held-out and cross-validated")
+	dom = browse(t, bin, b.srv.URL+"/models", "--dump-dom")
+	require.Contains(t, dom, fmt.Sprintf(`<tr data-version="2" data-status="%s">`, b.storedModel(t, "complexity", 2).status))
+
+	dir := screenshotDir(t)
+	for name, path := range map[string]string{
+		"models.png":             "/models",
+		"model-complexity.png":   "/models/complexity/2",
+		"model-architecture.png": "/models/architecture/1",
+	} {
+		img := screenshot(t, bin, b.srv.URL+path, filepath.Join(dir, name))
+		if name != "models.png" {
+			require.False(t, blankBottom(img, 40), "%s: the bottom of the window is blank", name)
+		}
+	}
+	t.Logf("screenshots of the models page, a complexity challenger and an architecture classifier: %s", dir)
 }

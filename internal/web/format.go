@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/quantumflow/qflow/pipelines/ml"
 )
 
 // funcs are the template helpers: how numbers and times read on a page.
@@ -30,6 +32,16 @@ var funcs = template.FuncMap{
 	"trim":  short,
 	"clip":  func(p *string, n int) string { return short(deref(p), n) },
 	"list":  func(s ...string) []string { return s },
+	"est":   func(e ml.Estimate, verb string) string { return e.Format(verb) },
+	"estp": func(e *ml.Estimate, verb string) string {
+		if e == nil {
+			return "—"
+		}
+		return e.Format(verb)
+	},
+	"add": func(a, b float64) float64 { return a + b },
+	"sub": func(a, b float64) float64 { return a - b },
+	"div": func(a, b float64) float64 { return a / b },
 	"int32": func(p *int32) string {
 		if p == nil {
 			return "—"

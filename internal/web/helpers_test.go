@@ -1,15 +1,18 @@
 package web_test
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quantumflow/qflow/internal/enginetest"
 	"github.com/quantumflow/qflow/internal/web"
+	"github.com/quantumflow/qflow/pipelines"
 )
 
 type testBundle struct {
@@ -19,9 +22,12 @@ type testBundle struct {
 
 // setup gives the test its own database with the probe workflows registered, and the web
 // view served on it.
-func setup(t *testing.T) *testBundle {
+func setup(t *testing.T) *testBundle { return setupWith(t, enginetest.Probes) }
+
+// setupWith is setup with the workflows register adds.
+func setupWith(t *testing.T, register func(*pipelines.Registry, *pgxpool.Pool)) *testBundle {
 	t.Helper()
-	b := &testBundle{Env: enginetest.New(t, enginetest.Probes)}
+	b := &testBundle{Env: enginetest.New(t, register)}
 	h, err := web.New(web.Config{DB: b.Pool})
 	require.NoError(t, err)
 	b.srv = httptest.NewServer(h)
@@ -40,4 +46,13 @@ func (b *testBundle) get(t *testing.T, path string) (int, string) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(body)
+}
+
+// page fetches a page that must be served and returns its body with HTML entities decoded, as
+// a reader sees its text.
+func (b *testBundle) page(t *testing.T, path string) string {
+	t.Helper()
+	code, body := b.get(t, path)
+	require.Equal(t, http.StatusOK, code, path)
+	return html.UnescapeString(body)
 }

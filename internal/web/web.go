@@ -1,10 +1,14 @@
 // Package web is QuantumFlow's read-only web view (`qflow ui`): the runs list, a run with its
-// DAG drawn as SVG, and a workflow's definition and statistics.
+// DAG drawn as SVG, a workflow's definition and statistics, and the model registry: every
+// model's versions with their figures, intervals and deployment decisions (/models), and one
+// version with its loss curve, predicted-vs-actual plot or confusion matrix
+// (/models/{name}/{version}).
 //
-// Pages are rendered on the server from embedded templates; there is no JavaScript build and
-// no write action. Every number comes from the views and functions a psql user reads
-// (qflow.run_overview, step_overview, status(), list_workflows(), workflow_stats(),
-// step_stats()) through sqlc queries, so the page and the terminal always agree.
+// Pages are rendered on the server from embedded templates, charts as SVG computed in Go;
+// there is no JavaScript build and no write action. Every number comes from the views and
+// functions a psql user reads (qflow.run_overview, step_overview, status(), list_workflows(),
+// workflow_stats(), step_stats()) and from ml.models, through sqlc queries, so the page and the
+// terminal always agree.
 package web
 
 import (
@@ -79,8 +83,8 @@ func New(cfg Config) (*Server, error) {
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
-	for _, page := range []string{"index", "run", "workflow", "error"} {
-		t, err := template.New("base.html").Funcs(funcs).ParseFS(templateFiles, "templates/base.html", "templates/"+page+".html")
+	for _, page := range []string{"index", "run", "workflow", "models", "model", "error"} {
+		t, err := template.New("base.html").Funcs(funcs).ParseFS(templateFiles, "templates/base.html", "templates/charts.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing template %s: %w", page, err)
 		}
@@ -94,6 +98,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("GET /runs/{id}", s.run)
 	s.mux.HandleFunc("GET /workflows/{name}", s.workflow)
+	s.mux.HandleFunc("GET /models", s.models)
+	s.mux.HandleFunc("GET /models/{name}/{version}", s.model)
 	s.mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "There is no page at "+r.URL.Path+".", nil)
 	})

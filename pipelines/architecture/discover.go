@@ -171,9 +171,13 @@ type DiscoverOptions struct {
 
 // Discover scans the Go source trees under roots and returns the facts of every package,
 // sorted by import path. Directories named testdata or vendor, and those starting with . or _,
-// are skipped, as Go's tooling does. Import paths come from the nearest go.mod above each
+// are skipped, as Go's tooling does, and so is the download cache of a Go module cache
+// (GOMODCACHE/cache: zips, not source). Import paths come from the nearest go.mod above each
 // package (module "std", the standard library, has no prefix); without one the path is
-// relative to its root. Fan-in and fan-out count only packages found in the scan.
+// relative to its root, less the module cache's @version suffixes and case escapes. A path
+// found twice (two versions of a module in the cache) is scanned once, the first in walking
+// order: near-copies of one package would otherwise sit on both sides of a split. Fan-in and
+// fan-out count only packages found in the scan.
 func Discover(ctx context.Context, roots []string, o DiscoverOptions) ([]*Package, error) {
 	type job struct{ dir, path string }
 	var jobs []job
@@ -196,6 +200,9 @@ func Discover(ctx context.Context, roots []string, o DiscoverOptions) ([]*Packag
 			}
 			name := d.Name()
 			if p != abs && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir
+			}
+			if filepath.Dir(p) == abs && name == "cache" && isDir(filepath.Join(p, "download")) {
 				return filepath.SkipDir
 			}
 			if !hasGoFiles(p) {
@@ -273,6 +280,11 @@ feed:
 	return out, nil
 }
 
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
 func hasGoFiles(dir string) bool {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -324,6 +336,12 @@ func (f *moduleFinder) importPath(root, dir string) string {
 	}
 	rel = filepath.ToSlash(rel)
 	switch {
+	case prefix == "" && m.dir == "":
+		rel = unversioned(rel)
+		if rel == "" {
+			return filepath.Base(dir)
+		}
+		return rel
 	case prefix == "":
 		if rel == "" {
 			return filepath.Base(dir)
@@ -333,6 +351,29 @@ func (f *moduleFinder) importPath(root, dir string) string {
 		return prefix
 	}
 	return prefix + "/" + rel
+}
+
+// unversioned is a path of the module cache as an import path: without the @version of a
+// module's directory (golang.org/x/text@v0.3.0/unicode → golang.org/x/text/unicode) and with
+// its case escapes undone (github.com/!burnt!sushi → github.com/BurntSushi).
+func unversioned(rel string) string {
+	parts := strings.Split(rel, "/")
+	for i, p := range parts {
+		if at := strings.IndexByte(p, '@'); at >= 0 {
+			p = p[:at]
+		}
+		var b strings.Builder
+		for j := 0; j < len(p); j++ {
+			if p[j] == '!' && j+1 < len(p) {
+				j++
+				b.WriteString(strings.ToUpper(p[j : j+1]))
+				continue
+			}
+			b.WriteByte(p[j])
+		}
+		parts[i] = b.String()
+	}
+	return strings.Join(parts, "/")
 }
 
 // modulePath reads the module line of a go.mod file.

@@ -145,3 +145,61 @@ func TestDiscoverNamesStandardLibraryPackagesByImportPath(t *testing.T) {
 	_, err = Discover(context.Background(), []string{filepath.Join(root, "nope")}, DiscoverOptions{})
 	require.ErrorContains(t, err, "is not a readable directory")
 }
+
+func TestDiscoverReadsAModuleCacheOncePerPackage(t *testing.T) {
+	t.Parallel()
+	root := writeTree(t, map[string]string{
+		"example.com/lib@v1.0.0/go.mod":                 "module example.com/lib\n",
+		"example.com/lib@v1.0.0/lib.go":                 "package lib\n",
+		"example.com/lib@v1.2.0/go.mod":                 "module example.com/lib\n",
+		"example.com/lib@v1.2.0/lib.go":                 "package lib\n\nfunc New() {}\n",
+		"example.com/lib@v1.2.0/sub/sub.go":             "package sub\n\nimport \"example.com/lib\"\n",
+		"github.com/!burnt!sushi/toml@v0.3.1/decode.go": "package toml\n",
+		"cache/download/example.com/lib/@v/v1.0.0.mod":  "module example.com/lib\n",
+		"cache/download/stray/x.go":                     "package stray\n",
+	})
+	pkgs, err := Discover(context.Background(), []string{root}, DiscoverOptions{})
+	require.NoError(t, err)
+	var paths []string
+	for _, p := range pkgs {
+		paths = append(paths, p.Path)
+	}
+	require.Equal(t, []string{"example.com/lib", "example.com/lib/sub", "github.com/BurntSushi/toml"}, paths,
+		"one package per import path, versions and case escapes gone, the download cache skipped")
+	require.Zero(t, pkgs[0].Funcs, "the first version in walking order")
+	require.Equal(t, 1, pkgs[0].FanIn)
+}
+
+func TestDefaultRootsAreTheStandardLibraryAndTheModuleCache(t *testing.T) {
+	// Not parallel: it sets the environment.
+	goroot, cache := t.TempDir(), t.TempDir()
+	t.Setenv("GOROOT", goroot)
+	t.Setenv("GOMODCACHE", cache)
+	roots, err := defaultRoots(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(goroot, "src"), cache}, roots)
+
+	t.Setenv("GOMODCACHE", filepath.Join(cache, "gone"))
+	roots, err = defaultRoots(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(goroot, "src")}, roots, "no module cache, the standard library alone")
+}
+
+func TestTheDefaultCorpusHoldsThirdPartyCode(t *testing.T) {
+	t.Parallel()
+	roots, err := defaultRoots(context.Background())
+	require.NoError(t, err)
+	require.Len(t, roots, 2, "this module's dependencies are in the module cache, or it would not build")
+	std, err := Discover(context.Background(), roots[:1], DiscoverOptions{})
+	require.NoError(t, err)
+	all, err := Discover(context.Background(), roots, DiscoverOptions{})
+	require.NoError(t, err)
+	paths := map[string]bool{}
+	for _, p := range all {
+		paths[p.Path] = true
+	}
+	t.Logf("default corpus: %d packages, %d of them the standard library's", len(all), len(std))
+	require.True(t, paths["github.com/jackc/pgx/v5"], "a dependency of this module")
+	require.True(t, paths["github.com/riverqueue/river"])
+	require.Greater(t, len(all), len(std)+100)
+}

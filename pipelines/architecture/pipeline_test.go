@@ -59,6 +59,12 @@ func (b *testBundle) output(t *testing.T, r enginetest.Run) architecture.DeployO
 	return out[architecture.StepModelDeployment]
 }
 
+// stored reads what ml.models holds of a model: its metrics with what deployment added.
+func (b *testBundle) stored(t *testing.T, model int64) enginetest.Stored[architecture.Metrics] {
+	t.Helper()
+	return enginetest.LoadStored[architecture.Metrics](t, b.Env, model)
+}
+
 func TestBothModesLearnTheSamePatterns(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -75,10 +81,22 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 	require.Less(t, b.Count(t, "SELECT max(octet_length(output::text)) FROM qflow.step_runs WHERE run_id = $1", wf.ID), 8192)
 
 	m := first.Metrics
-	t.Logf("accuracy %.3f macro-F1 %.3f | majority baseline accuracy %.3f macro-F1 %.3f; %d train, %d held out",
-		m.Accuracy, m.MacroF1, m.Baseline.Accuracy, m.Baseline.MacroF1, m.TrainRows, m.HeldOutRows)
-	require.Greater(t, m.Accuracy, m.Baseline.Accuracy+0.1)
-	require.Greater(t, m.MacroF1, m.Baseline.MacroF1+0.2)
+	t.Logf("held out: accuracy %s macro-F1 %s | majority baseline %s, %s; %d train, %d validation, %d held out",
+		m.Accuracy.Format("%.3f"), m.MacroF1.Format("%.3f"), m.Baseline.Accuracy.Format("%.3f"), m.Baseline.MacroF1.Format("%.3f"),
+		m.TrainRows, m.ValidationRows, m.HeldOutRows)
+	t.Logf("%d-fold cross-validation on %d packages: accuracy %s macro-F1 %s | baseline %s, %s", m.CV.Folds, m.CV.Rows,
+		m.CV.Accuracy.Format("%.3f"), m.CV.MacroF1.Format("%.3f"), m.CV.Baseline.Accuracy.Format("%.3f"), m.CV.Baseline.MacroF1.Format("%.3f"))
+	for what, e := range map[string]ml.Estimate{"accuracy": m.Accuracy, "macro-F1": m.MacroF1, "cv accuracy": m.CV.Accuracy,
+		"cv macro-F1": m.CV.MacroF1, "baseline accuracy": m.Baseline.Accuracy, "cv baseline macro-F1": m.CV.Baseline.MacroF1} {
+		enginetest.RequireInterval(t, e, what)
+	}
+	require.Greater(t, m.Accuracy.Value, m.Baseline.Accuracy.Value+0.1)
+	require.Greater(t, m.MacroF1.Value, m.Baseline.MacroF1.Value+0.2)
+	require.Greater(t, m.CV.Accuracy.Lo, m.CV.Baseline.Accuracy.Hi, "cross-validated, the classifier beats the majority")
+	require.Greater(t, m.CV.MacroF1.Lo, m.CV.Baseline.MacroF1.Hi)
+	require.Equal(t, 5, m.CV.Folds)
+	require.Equal(t, m.TrainRows+m.ValidationRows, m.CV.Rows, "every training-side package is predicted once, by a model it did not train")
+	require.Equal(t, disc.Packages, m.TrainRows+m.ValidationRows+m.HeldOutRows)
 	require.Len(t, m.Confusion, len(architecture.Patterns))
 	total := 0
 	for _, row := range m.Confusion {
@@ -87,7 +105,25 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 		}
 	}
 	require.Equal(t, m.HeldOutRows, total)
+	// Every class is reported, those too small to evaluate as such.
+	require.Len(t, m.Classes, len(architecture.Patterns))
+	require.Len(t, m.CV.Classes, len(architecture.Patterns))
+	for i, c := range m.CV.Classes {
+		require.Equal(t, architecture.Patterns[i], c.Class)
+		require.Equal(t, c.Support < ml.MinSupport, c.TooSmall, c.Class)
+		require.Equal(t, c.TooSmall, c.F1 == nil, c.Class)
+		if c.F1 != nil {
+			t.Logf("  %-18s %4d packages (cv)  F1 %s", c.Class, c.Support, c.F1.Format("%.3f"))
+		} else {
+			t.Logf("  %-18s %4d packages (cv)  too small to evaluate", c.Class, c.Support)
+		}
+	}
 	require.Equal(t, ml.StatusActive, first.Model.Status)
+	s := b.stored(t, first.Model.ID)
+	require.Len(t, s.Metrics.Curve.Train, 150)
+	require.Len(t, s.Metrics.Curve.Validation, 150)
+	require.True(t, s.Decision.Activated)
+	require.Equal(t, "macro-F1", s.Decision.Metric)
 
 	// Deployment labelled every discovered package with the active model.
 	require.EqualValues(t, disc.Packages, first.Labelled)
@@ -99,7 +135,10 @@ func TestBothModesLearnTheSamePatterns(t *testing.T) {
 	second := b.output(t, lg)
 	require.Equal(t, m, second.Metrics, "same trees, same seed: the same held-out metrics in both modes")
 	require.Equal(t, ml.StatusCandidate, second.Model.Status)
-	require.Contains(t, second.Model.Decision, "does not beat active v1")
+	require.Contains(t, second.Model.Decision, "does not beat active v1 by more than +0.0100: macro-F1 ")
+	d := b.stored(t, second.Model.ID).Decision
+	require.Equal(t, m.HeldOutRows, d.Active.Rows)
+	require.Equal(t, ml.Estimate{}, d.Active.Gain)
 }
 
 func TestAnInterruptedTrainingResumesToTheClassifierOfAnUninterruptedOne(t *testing.T) {
@@ -131,11 +170,18 @@ func TestWorseClassifierStaysCandidate(t *testing.T) {
 	good := b.output(t, b.Wait(t, b.StartMode(t, architecture.Name, "workflow", in), 3*time.Minute))
 	require.Equal(t, ml.StatusActive, good.Model.Status)
 
-	// One epoch at a tiny learning rate: barely moved from its random start.
-	weak := b.output(t, b.Wait(t, b.StartMode(t, architecture.Name, "workflow", b.input(`, "epochs": 1, "learning_rate": 0.00001`, "net", "encoding", "runtime", "internal", "go", "crypto")), 3*time.Minute))
-	t.Logf("good: acc %.3f f1 %.3f; weak: acc %.3f f1 %.3f; %s", good.Metrics.Accuracy, good.Metrics.MacroF1, weak.Metrics.Accuracy, weak.Metrics.MacroF1, weak.Model.Decision)
+	// One epoch at a tiny learning rate: barely moved from its random start, no better than
+	// the majority class.
+	dead := b.output(t, b.Wait(t, b.StartMode(t, architecture.Name, "workflow", b.input(`, "epochs": 1, "learning_rate": 0.00001`, "net", "encoding", "runtime", "internal", "go", "crypto")), 3*time.Minute))
+	t.Logf("good: macro-F1 %s; dead: %s; %s", good.Metrics.MacroF1.Format("%.3f"), dead.Metrics.MacroF1.Format("%.3f"), dead.Model.Decision)
+	require.Equal(t, ml.StatusCandidate, dead.Model.Status)
+	require.Contains(t, dead.Model.Decision, "not reliably better than the baseline: macro-F1 ")
+
+	// Fifteen epochs: better than the majority, worse than the active model.
+	weak := b.output(t, b.Wait(t, b.StartMode(t, architecture.Name, "workflow", b.input(`, "epochs": 15`, "net", "encoding", "runtime", "internal", "go", "crypto")), 3*time.Minute))
+	t.Logf("weak: %s; %s", weak.Metrics.MacroF1.Format("%.3f"), weak.Model.Decision)
 	require.Equal(t, ml.StatusCandidate, weak.Model.Status)
-	require.Contains(t, weak.Model.Decision, "does not beat")
+	require.Contains(t, weak.Model.Decision, "does not beat active v1")
 	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM ml.models WHERE name = 'architecture' AND status = 'active' AND id = $1", good.Model.ID))
 }
 

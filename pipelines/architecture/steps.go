@@ -1,6 +1,7 @@
 package architecture
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,7 +21,8 @@ import (
 
 // Params is the run input; every field is optional.
 type Params struct {
-	// Roots are the source trees to scan [the Go standard library under GOROOT].
+	// Roots are the source trees to scan [the Go standard library under GOROOT and the Go
+	// module cache, GOMODCACHE].
 	Roots       []string `json:"roots"`
 	MaxPackages int      `json:"max_packages"`
 	MinPackages int      `json:"min_packages"`
@@ -31,6 +33,11 @@ type Params struct {
 	BatchSize    int     `json:"batch_size"`
 	LearningRate float32 `json:"learning_rate"`
 	Seed         uint64  `json:"seed"`
+	// Folds is the k of the k-fold cross-validation on the training side.
+	Folds int `json:"folds"`
+	// MinImprovement is the least macro-F1 gain over the active model, with 95% confidence,
+	// for which a candidate replaces it.
+	MinImprovement float64 `json:"min_improvement"`
 	// CheckpointParams are model_training's checkpoint_every and checkpoint_seconds.
 	ml.CheckpointParams
 }
@@ -38,7 +45,7 @@ type Params struct {
 // DefaultParams are the defaults of every run input field but roots (ml's for checkpoints).
 func DefaultParams() Params {
 	return Params{MaxPackages: 5000, MinPackages: 30, HeldOut: 0.25, Epochs: 150, BatchSize: 32, LearningRate: 3e-3,
-		CheckpointParams: ml.DefaultCheckpointParams()}
+		Folds: 5, MinImprovement: 0.01, CheckpointParams: ml.DefaultCheckpointParams()}
 }
 
 func params(in pipelines.Input) (Params, error) {
@@ -50,6 +57,8 @@ func params(in pipelines.Input) (Params, error) {
 		check(p.Epochs >= 1 && p.Epochs <= 100000, "epochs must be between 1 and 100000, got %d", p.Epochs)
 		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
 		check(p.LearningRate > 0 && p.LearningRate <= 1, "learning_rate must be in (0, 1], got %v", p.LearningRate)
+		check(p.Folds >= 2 && p.Folds <= 20, "folds must be between 2 and 20, got %d", p.Folds)
+		check(p.MinImprovement >= 0 && p.MinImprovement < 1, "min_improvement must be in [0, 1), got %v", p.MinImprovement)
 		p.CheckpointParams.Check(check)
 		for _, r := range p.Roots {
 			check(filepath.IsAbs(r), "roots must be absolute paths, got %q", r)
@@ -57,28 +66,41 @@ func params(in pipelines.Input) (Params, error) {
 	})
 }
 
-// defaultRoots is the standard library's source: $GOROOT/src, else `go env GOROOT`.
+// defaultRoots are the Go source on this machine: the standard library ($GOROOT/src) and the
+// third-party modules of the module cache ($GOMODCACHE, when it exists), each from the
+// environment or else `go env`.
 func defaultRoots(ctx context.Context) ([]string, error) {
-	goroot := os.Getenv("GOROOT")
-	if goroot == "" {
-		out, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
-		if err != nil {
-			return nil, errors.New("no roots in the run input, GOROOT is not set and `go env GOROOT` failed; give roots")
+	goroot, modcache := os.Getenv("GOROOT"), os.Getenv("GOMODCACHE")
+	if goroot == "" || modcache == "" {
+		out, err := exec.CommandContext(ctx, "go", "env", "GOROOT", "GOMODCACHE").Output()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err != nil || len(lines) != 2 {
+			return nil, errors.New("no roots in the run input, GOROOT or GOMODCACHE is not set and `go env` failed; give roots")
 		}
-		goroot = strings.TrimSpace(string(out))
+		goroot, modcache = cmp.Or(goroot, strings.TrimSpace(lines[0])), cmp.Or(modcache, strings.TrimSpace(lines[1]))
 	}
-	return []string{filepath.Join(goroot, "src")}, nil
+	roots := []string{filepath.Join(goroot, "src")}
+	if isDir(modcache) {
+		roots = append(roots, modcache)
+	}
+	return roots, nil
 }
+
+// holdout is the run's holdout: packages by import path.
+func holdout(prm Params) ml.Holdout { return ml.NewHoldout("import path", prm.HeldOut) }
 
 // Refs are the artifact ids a run has made so far; each step passes them on.
 type Refs struct {
-	Packages int64 `json:"packages,omitempty"`
-	Spec     int64 `json:"features,omitempty"`
-	Split    int64 `json:"split,omitempty"`
-	Train    int64 `json:"train,omitempty"`
-	HeldOut  int64 `json:"held_out,omitempty"`
-	Model    int64 `json:"model,omitempty"`
-	// Majority is the most common pattern of the training split: the baseline's answer.
+	Packages   int64 `json:"packages,omitempty"`
+	Spec       int64 `json:"features,omitempty"`
+	Split      int64 `json:"split,omitempty"`
+	Train      int64 `json:"train,omitempty"`
+	Validation int64 `json:"validation,omitempty"`
+	HeldOut    int64 `json:"held_out,omitempty"`
+	Model      int64 `json:"model,omitempty"`
+	// CV holds the cross-validation's out-of-fold predictions.
+	CV int64 `json:"cv,omitempty"`
+	// Majority is the most common pattern of the training side: the baseline's answer.
 	Majority int `json:"majority"`
 }
 
@@ -94,27 +116,32 @@ type DiscoveryOutput struct {
 
 // AnalysisOutput is pattern_analysis's output.
 type AnalysisOutput struct {
-	Artifacts   Refs           `json:"artifacts"`
-	Patterns    map[string]int `json:"patterns"`
-	Features    []string       `json:"features"`
-	TrainRows   int            `json:"train_rows"`
-	HeldOutRows int            `json:"held_out_rows"`
+	Artifacts      Refs           `json:"artifacts"`
+	Patterns       map[string]int `json:"patterns"`
+	Features       []string       `json:"features"`
+	TrainRows      int            `json:"train_rows"`
+	ValidationRows int            `json:"validation_rows"`
+	HeldOutRows    int            `json:"held_out_rows"`
 }
 
 // TrainOutput is model_training's output.
 type TrainOutput struct {
-	Artifacts Refs          `json:"artifacts"`
-	Training  ml.TrainStats `json:"training"`
+	Artifacts      Refs          `json:"artifacts"`
+	Training       ml.TrainStats `json:"training"`
+	ValidationRows int           `json:"validation_rows"`
+	// Folds is how many models the cross-validation trained besides the classifier.
+	Folds int `json:"folds"`
 }
 
-// Metrics are the held-out metrics of the classifier and of the majority-class baseline, as
-// stored in ml.models; confusion rows are true patterns, columns predicted ones.
+// Metrics are the classifier's held-out metrics and the majority-class baseline's, with its
+// cross-validation on the training side, each figure with its interval, as stored in ml.models;
+// confusion rows are true patterns, columns predicted ones.
 type Metrics struct {
 	ml.Classification
-	Baseline    ml.Classification `json:"baseline"`
-	Patterns    []string          `json:"patterns"`
-	TrainRows   int               `json:"train_rows"`
-	HeldOutRows int               `json:"held_out_rows"`
+	Baseline ml.Classification  `json:"baseline"`
+	CV       ml.CrossValidation `json:"cv"`
+	Patterns []string           `json:"patterns"`
+	ml.Evaluation
 }
 
 // ValidationOutput is model_validation's output.
@@ -134,10 +161,22 @@ type DeployOutput struct {
 	LabelledBy int64 `json:"labelled_by,omitempty"`
 }
 
-// split is the held-out choice of pattern_analysis, as indices into the packages artifact.
+// split is where pattern_analysis put each package, as indices into the packages artifact,
+// with the cross-validation fold of each training-side package (Train's, then Validation's).
 type split struct {
-	Train   []int `json:"train"`
-	HeldOut []int `json:"held_out"`
+	Train      []int `json:"train"`
+	Validation []int `json:"validation"`
+	HeldOut    []int `json:"held_out"`
+	Folds      []int `json:"folds"`
+}
+
+// cvPredictions are the cross-validation's out-of-fold predictions of the training side, in
+// the order of split.Folds: each package's pattern, the prediction of the model of the other
+// folds, and their majority pattern.
+type cvPredictions struct {
+	Truth     []int `json:"truth"`
+	Predicted []int `json:"predicted"`
+	Baseline  []int `json:"baseline"`
 }
 
 type pipeline struct {
@@ -226,14 +265,23 @@ func (p *pipeline) patternAnalysis(ctx context.Context, in pipelines.Input) (any
 	}
 	labels := make([]int, len(pkgs))
 	counts := map[string]int{}
+	var sp split
+	parts := [3]*[]int{&sp.Train, &sp.Validation, &sp.HeldOut}
+	h := holdout(prm)
 	for i, pk := range pkgs {
 		pattern := Detect(pk)
 		labels[i] = PatternIndex(pattern)
 		counts[pattern]++
+		*parts[h.PartOf(pk.Path)] = append(*parts[h.PartOf(pk.Path)], i)
 	}
-	trainIdx, heldIdx := ml.StratifiedSplit(labels, prm.HeldOut, prm.Seed)
-	train := pick(pkgs, trainIdx)
-	spec := FitSpec(train)
+	if len(sp.Train) == 0 || len(sp.HeldOut) == 0 {
+		return nil, pipelines.Permanent(fmt.Errorf("too little data: %d packages make %d training and %d held-out rows; give more roots or change held_out",
+			len(pkgs), len(sp.Train), len(sp.HeldOut)))
+	}
+	for _, i := range append(append([]int(nil), sp.Train...), sp.Validation...) {
+		sp.Folds = append(sp.Folds, ml.Fold(pkgs[i].Path, prm.Folds))
+	}
+	spec := FitSpec(pick(pkgs, sp.Train))
 	pickLabels := func(idx []int) []int {
 		out := make([]int, len(idx))
 		for i, j := range idx {
@@ -242,20 +290,25 @@ func (p *pipeline) patternAnalysis(ctx context.Context, in pipelines.Input) (any
 		return out
 	}
 	refs := prev.Artifacts
-	refs.Majority = majority(pickLabels(trainIdx))
+	refs.Majority = majority(pickLabels(append(append([]int(nil), sp.Train...), sp.Validation...)))
 	if refs.Spec, err = p.artifacts.PutJSON(ctx, in.RunID, "features", spec); err != nil {
 		return nil, err
 	}
-	if refs.Split, err = p.artifacts.PutJSON(ctx, in.RunID, "split", split{Train: trainIdx, HeldOut: heldIdx}); err != nil {
+	if refs.Split, err = p.artifacts.PutJSON(ctx, in.RunID, "split", sp); err != nil {
 		return nil, err
 	}
-	if refs.Train, err = p.artifacts.PutMatrix(ctx, in.RunID, "train", withLabels(spec.Encode(train), pickLabels(trainIdx)), map[string]any{"target": "pattern index", "patterns": Patterns}); err != nil {
-		return nil, err
+	target := map[string]any{"target": "pattern index", "patterns": Patterns}
+	for _, m := range []struct {
+		ref  *int64
+		name string
+		idx  []int
+	}{{&refs.Train, "train", sp.Train}, {&refs.Validation, "validation", sp.Validation}, {&refs.HeldOut, "held_out", sp.HeldOut}} {
+		if *m.ref, err = p.artifacts.PutMatrix(ctx, in.RunID, m.name, withLabels(spec.Encode(pick(pkgs, m.idx)), pickLabels(m.idx)), target); err != nil {
+			return nil, err
+		}
 	}
-	if refs.HeldOut, err = p.artifacts.PutMatrix(ctx, in.RunID, "held_out", withLabels(spec.Encode(pick(pkgs, heldIdx)), pickLabels(heldIdx)), map[string]any{"target": "pattern index", "patterns": Patterns}); err != nil {
-		return nil, err
-	}
-	return AnalysisOutput{Artifacts: refs, Patterns: counts, Features: spec.Names, TrainRows: len(trainIdx), HeldOutRows: len(heldIdx)}, nil
+	return AnalysisOutput{Artifacts: refs, Patterns: counts, Features: spec.Names, TrainRows: len(sp.Train),
+		ValidationRows: len(sp.Validation), HeldOutRows: len(sp.HeldOut)}, nil
 }
 
 // majority is the most common label, the smallest of equals.
@@ -292,6 +345,25 @@ func classifierConfig(prm Params) kernels.Config {
 	return cfg
 }
 
+// features is a feature-and-label matrix without its label column.
+func features(m *ml.Matrix) *ml.Matrix {
+	x := ml.NewMatrix(m.Rows, m.Cols-1)
+	for i := 0; i < m.Rows; i++ {
+		copy(x.Row(i), m.Row(i)[:m.Cols-1])
+	}
+	return x
+}
+
+// concat stacks matrices of equal width.
+func concat(ms ...*ml.Matrix) *ml.Matrix {
+	out := &ml.Matrix{Cols: ms[0].Cols}
+	for _, m := range ms {
+		out.Rows += m.Rows
+		out.Data = append(out.Data, m.Data...)
+	}
+	return out
+}
+
 func labelsOf(m *ml.Matrix) []int {
 	col := m.Column(m.Cols - 1)
 	out := make([]int, len(col))
@@ -314,20 +386,98 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 	if err != nil {
 		return nil, err
 	}
+	val, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.Validation, nil)
+	if err != nil {
+		return nil, err
+	}
+	var sp split
+	if err := p.artifacts.JSON(ctx, in.RunID, prev.Artifacts.Split, &sp); err != nil {
+		return nil, err
+	}
 	y, err := kernels.OneHot(labelsOf(train), len(Patterns))
 	if err != nil {
 		return nil, pipelines.Permanent(fmt.Errorf("train labels: %w", err))
 	}
+	vy, err := kernels.OneHot(labelsOf(val), len(Patterns))
+	if err != nil {
+		return nil, pipelines.Permanent(fmt.Errorf("validation labels: %w", err))
+	}
 	cfg := classifierConfig(prm)
+	cfg.Validation = kernels.Data{X: features(val).Columns(0, val.Cols-1), Y: vy}
 	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, train.Cols-1), y, p.artifacts.StepCheckpoint(in, prm.CheckpointParams))
 	if err != nil {
 		return nil, fmt.Errorf("training the architecture classifier: %w", err)
 	}
 	refs := prev.Artifacts
-	if refs.Model, err = p.artifacts.PutModel(ctx, in.RunID, "model", model, map[string]any{"architecture": ml.Architecture(cfg)}); err != nil {
+	if refs.Model, err = p.artifacts.PutModel(ctx, in.RunID, "model", model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve}); err != nil {
 		return nil, err
 	}
-	return TrainOutput{Artifacts: refs, Training: stats}, nil
+	cv, err := p.crossValidate(ctx, prm, concat(train, val), sp.Folds)
+	if err != nil {
+		return nil, err
+	}
+	if refs.CV, err = p.artifacts.PutJSON(ctx, in.RunID, "cv_predictions", cv); err != nil {
+		return nil, err
+	}
+	return TrainOutput{Artifacts: refs, Training: stats, ValidationRows: val.Rows, Folds: prm.Folds}, nil
+}
+
+// crossValidate trains a classifier on all folds of the training side (rows, with their
+// labels) but one and predicts that one, for each fold, on the trainer's backend. The
+// holdout takes no part.
+func (p *pipeline) crossValidate(ctx context.Context, prm Params, rows *ml.Matrix, folds []int) (cvPredictions, error) {
+	truth := labelsOf(rows)
+	cv := cvPredictions{Truth: truth, Predicted: make([]int, len(truth)), Baseline: make([]int, len(truth))}
+	x := features(rows)
+	for k := 0; k < prm.Folds; k++ {
+		var fit, test []int
+		for i, f := range folds {
+			if f == k {
+				test = append(test, i)
+			} else {
+				fit = append(fit, i)
+			}
+		}
+		if len(test) == 0 || len(fit) == 0 {
+			continue
+		}
+		fitLabels := make([]int, len(fit))
+		for j, i := range fit {
+			fitLabels[j] = truth[i]
+		}
+		y, err := kernels.OneHot(fitLabels, len(Patterns))
+		if err != nil {
+			return cv, pipelines.Permanent(fmt.Errorf("fold %d labels: %w", k, err))
+		}
+		progress := foldProgress{ctx: ctx, fold: k, folds: prm.Folds}
+		m, _, err := p.trainer.Train(pipelines.WithProgress(ctx, progress), classifierConfig(prm), x.Select(fit).Columns(0, x.Cols), y, nil)
+		if err != nil {
+			return cv, fmt.Errorf("cross-validation fold %d of %d: %w", k+1, prm.Folds, err)
+		}
+		pred, _, err := classify(m, x.Select(test))
+		if err != nil {
+			return cv, fmt.Errorf("cross-validation fold %d of %d: %w", k+1, prm.Folds, err)
+		}
+		base := majority(fitLabels)
+		for j, i := range test {
+			cv.Predicted[i], cv.Baseline[i] = pred[j], base
+		}
+	}
+	return cv, nil
+}
+
+// foldProgress reports a cross-validation fold's training as part of the step's progress.
+type foldProgress struct {
+	ctx         context.Context
+	fold, folds int
+}
+
+// ReportProgress implements pipelines.ProgressReporter.
+func (f foldProgress) ReportProgress(p pipelines.Progress) {
+	p.Message = fmt.Sprintf("cross-validation fold %d/%d: %s", f.fold+1, f.folds, p.Message)
+	p.Done += int64(f.fold) * p.Total
+	p.Total *= int64(f.folds)
+	pipelines.ReportProgress(f.ctx, p)
 }
 
 // classify returns the most likely pattern index of each standardized row, with its probability.
@@ -340,36 +490,62 @@ func classify(m *kernels.Model, x *ml.Matrix) ([]int, []float64, error) {
 	return labels, conf, nil
 }
 
+// heldOut is a run's held-out packages classified by its model, and by the baseline.
+type heldOut struct {
+	packages          []*Package
+	truth, pred, base []int
+}
+
+// classifyHeldOut classifies the run's held-out packages with its model and its baseline.
+func (p *pipeline) classifyHeldOut(ctx context.Context, runID int64, refs Refs, model *kernels.Model) (heldOut, error) {
+	var h heldOut
+	held, err := p.artifacts.Matrix(ctx, runID, refs.HeldOut, nil)
+	if err != nil {
+		return h, err
+	}
+	if h.pred, _, err = classify(model, features(held)); err != nil {
+		return h, fmt.Errorf("classifying the held-out packages: %w", err)
+	}
+	h.truth = labelsOf(held)
+	h.base = make([]int, len(h.truth))
+	for i := range h.base {
+		h.base[i] = refs.Majority
+	}
+	return h, nil
+}
+
 func (p *pipeline) modelValidation(ctx context.Context, in pipelines.Input) (any, error) {
+	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
 	var prev TrainOutput
 	if err := ml.DecodeDep(in, StepModelTraining, &prev); err != nil {
 		return nil, err
 	}
-	model, _, err := p.artifacts.Model(ctx, in.RunID, prev.Artifacts.Model)
+	model, _, err := p.artifacts.Model(ctx, in.RunID, prev.Artifacts.Model, nil)
 	if err != nil {
 		return nil, err
 	}
-	held, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.HeldOut, nil)
+	h, err := p.classifyHeldOut(ctx, in.RunID, prev.Artifacts, model)
 	if err != nil {
 		return nil, err
 	}
-	x := ml.NewMatrix(held.Rows, held.Cols-1)
-	for i := 0; i < held.Rows; i++ {
-		copy(x.Row(i), held.Row(i)[:held.Cols-1])
-	}
-	pred, _, err := classify(model, x)
-	if err != nil {
-		return nil, fmt.Errorf("classifying the held-out packages: %w", err)
-	}
-	truth := labelsOf(held)
-	base := make([]int, len(truth))
-	for i := range base {
-		base[i] = prev.Artifacts.Majority
+	var cv cvPredictions
+	if err := p.artifacts.JSON(ctx, in.RunID, prev.Artifacts.CV, &cv); err != nil {
+		return nil, err
 	}
 	m := Metrics{
-		Classification: ml.ClassificationMetrics(pred, truth, len(Patterns)),
-		Baseline:       ml.ClassificationMetrics(base, truth, len(Patterns)),
-		Patterns:       Patterns, TrainRows: prev.Training.Samples, HeldOutRows: held.Rows,
+		Classification: ml.ClassificationMetrics(h.pred, h.truth, Patterns),
+		Baseline:       ml.ClassificationMetrics(h.base, h.truth, Patterns).Headline(),
+		CV: ml.CrossValidation{
+			Folds: prev.Folds, Rows: len(cv.Truth),
+			Classification: ml.ClassificationMetrics(cv.Predicted, cv.Truth, Patterns),
+			Baseline:       ml.ClassificationMetrics(cv.Baseline, cv.Truth, Patterns).Headline(),
+		},
+		Patterns: Patterns,
+		Evaluation: ml.Evaluation{Holdout: holdout(prm), TrainRows: prev.Training.Samples, ValidationRows: prev.ValidationRows,
+			HeldOutRows: len(h.truth)},
 	}
 	return ValidationOutput{Artifacts: prev.Artifacts, Metrics: m, Training: prev.Training}, nil
 }
@@ -384,7 +560,8 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 		return nil, err
 	}
 	refs := prev.Artifacts
-	_, weights, err := p.artifacts.Model(ctx, in.RunID, refs.Model)
+	var meta ml.ModelMeta
+	model, weights, err := p.artifacts.Model(ctx, in.RunID, refs.Model, &meta)
 	if err != nil {
 		return nil, err
 	}
@@ -400,11 +577,17 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	if err != nil {
 		return nil, err
 	}
-	held := pick(pkgs, sp.HeldOut)
+	h, err := p.classifyHeldOut(ctx, in.RunID, refs, model)
+	if err != nil {
+		return nil, err
+	}
+	h.packages = pick(pkgs, sp.HeldOut)
+	metrics := prev.Metrics
+	metrics.Curve = &meta.Curve
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
-		Architecture: ml.Architecture(classifierConfig(prm)), Normalization: spec, Metrics: prev.Metrics,
-	}, deployRule(held).Judge(prev.Metrics.Classification, prev.Metrics.Baseline))
+		Architecture: ml.Architecture(classifierConfig(prm)), Normalization: spec, Metrics: metrics,
+	}, deployRule(prm, h).Judge(h.pred, h.base))
 	if err != nil {
 		return nil, err
 	}
@@ -415,49 +598,40 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	return DeployOutput{Model: deployed, Metrics: prev.Metrics, Training: prev.Training, Labelled: n, LabelledBy: by}, nil
 }
 
-// better reports whether a beats b: higher macro-F1, or equal macro-F1 and higher accuracy.
-func better(a, b ml.Classification) bool {
-	return a.MacroF1 > b.MacroF1 || (a.MacroF1 == b.MacroF1 && a.Accuracy > b.Accuracy)
-}
-
-// deployRule is the deployment rule (see the package documentation) in macro-F1, then
-// accuracy; held are this run's held-out packages.
-func deployRule(held []*Package) ml.Rule[ml.Classification] {
-	return ml.Rule[ml.Classification]{
-		Beats: better,
-		Score: func(active *ml.StoredModel) (ml.Classification, bool, error) {
-			var spec FeatureSpec
-			if err := json.Unmarshal(active.Normalization, &spec); err != nil || spec.check(active.Model.Inputs(), active.Model.Outputs()) != nil {
-				return ml.Classification{}, false, nil
-			}
-			pred, _, err := classify(active.Model, spec.Encode(held))
+// deployRule is the deployment rule (see the package documentation) in held-out macro-F1, its
+// gain the difference.
+func deployRule(prm Params, h heldOut) ml.Rule[int] {
+	keys := make([]string, len(h.packages))
+	for i, pk := range h.packages {
+		keys[i] = pk.Path
+	}
+	return ml.Rule[int]{
+		Metric:  "macro-F1",
+		Score:   func(pred []int, idx []int) float64 { return ml.MacroF1(pred, h.truth, len(Patterns), idx) },
+		Gain:    func(candidate, other float64) float64 { return candidate - other },
+		MinGain: prm.MinImprovement, Digits: 4,
+		Holdout: holdout(prm), Keys: keys, Unit: "packages",
+		Active: func(active *ml.StoredModel, idx []int) ([]int, error) {
+			spec, err := usableSpec(active)
 			if err != nil {
-				return ml.Classification{}, true, err
+				return nil, fmt.Errorf("%v (%w)", err, ml.ErrCannotScore)
 			}
-			truth := make([]int, len(held))
-			for i, pk := range held {
-				truth[i] = PatternIndex(Detect(pk))
-			}
-			return ml.ClassificationMetrics(pred, truth, len(Patterns)), true, nil
-		},
-		Deployed: func(metrics json.RawMessage) (ml.Classification, error) {
-			var stored Metrics
-			err := json.Unmarshal(metrics, &stored)
-			return stored.Classification, err
-		},
-		HeldOut: "packages", Own: "metrics",
-		Below: func(m, baseline ml.Classification) string {
-			return fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) does not beat the majority baseline's %.4f (%.4f)",
-				m.MacroF1, m.Accuracy, baseline.MacroF1, baseline.Accuracy)
-		},
-		First: func(m, baseline ml.Classification) string {
-			return fmt.Sprintf("no active model; held-out macro-F1 %.4f beats the majority baseline's %.4f", m.MacroF1, baseline.MacroF1)
-		},
-		Versus: func(m, active ml.Classification, verdict string, version int32, how string) string {
-			return fmt.Sprintf("held-out macro-F1 %.4f (accuracy %.4f) %s active v%d's %.4f (%.4f) (%s)",
-				m.MacroF1, m.Accuracy, verdict, version, active.MacroF1, active.Accuracy, how)
+			pred, _, err := classify(active.Model, spec.Encode(pick(h.packages, idx)))
+			return pred, err
 		},
 	}
+}
+
+// usableSpec is the feature spec of a stored model, if this build can encode packages for it.
+func usableSpec(m *ml.StoredModel) (FeatureSpec, error) {
+	var spec FeatureSpec
+	if err := json.Unmarshal(m.Normalization, &spec); err != nil {
+		return spec, fmt.Errorf("has a feature spec this build cannot read: %v", err)
+	}
+	if err := spec.check(m.Model.Inputs(), m.Model.Outputs()); err != nil {
+		return spec, fmt.Errorf("cannot encode today's packages: %v", err)
+	}
+	return spec, nil
 }
 
 // label records the active model's pattern for every package of the run in
@@ -467,12 +641,9 @@ func (p *pipeline) label(ctx context.Context, runID int64, pkgs []*Package) (int
 	if err != nil || active == nil {
 		return 0, 0, err
 	}
-	var spec FeatureSpec
-	if err := json.Unmarshal(active.Normalization, &spec); err != nil {
-		return 0, 0, fmt.Errorf("decoding the feature spec of active model v%d: %w", active.Version, err)
-	}
-	if err := spec.check(active.Model.Inputs(), active.Model.Outputs()); err != nil {
-		return 0, 0, fmt.Errorf("active model v%d cannot classify packages: %w", active.Version, err)
+	spec, err := usableSpec(active)
+	if err != nil {
+		return 0, 0, fmt.Errorf("active model v%d %w", active.Version, err)
 	}
 	pred, conf, err := classify(active.Model, spec.Encode(pkgs))
 	if err != nil {

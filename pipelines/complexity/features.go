@@ -9,17 +9,15 @@ import (
 )
 
 // featureVersion changes whenever the meaning of the features changes; a model whose spec has
-// another version cannot score today's records and is compared by its stored metrics instead.
-const featureVersion = 1
+// another version cannot score today's records. Version 2 dropped every outcome of a run
+// (model chosen, output tokens, duration, success, quality, satisfaction): they are not known
+// when a task is submitted.
+const featureVersion = 2
 
 // numericFeatures follow the one-hot task types, in this order.
-var numericFeatures = []string{
-	"log2_context_length", "log2_output_tokens", "log10_parameters", "log_input_price", "log_output_price",
-	"uses_tools", "uses_vision", "log_duration_ms", "success", "quality_score", "user_satisfaction",
-	"satisfaction_missing",
-}
+var numericFeatures = []string{"log2_context_length", "uses_tools", "uses_vision"}
 
-// FeatureSpec turns records into model inputs: it is stored with a model as its normalization.
+// FeatureSpec turns tasks into model inputs: it is stored with a model as its normalization.
 type FeatureSpec struct {
 	Version   int       `json:"version"`
 	TaskTypes []string  `json:"task_types"`
@@ -37,33 +35,21 @@ func FeatureNames(taskTypes []string) []string {
 	return append(names, numericFeatures...)
 }
 
-// raw writes the unstandardized features of r into dst.
-func (s *FeatureSpec) raw(dst []float64, r Record) {
+// raw writes the unstandardized features of t into dst.
+func (s *FeatureSpec) raw(dst []float64, t Task) {
 	clear(dst[:len(s.TaskTypes)])
-	if i := slices.Index(s.TaskTypes, r.TaskType); i >= 0 {
+	if i := slices.Index(s.TaskTypes, t.TaskType); i >= 0 {
 		dst[i] = 1
 	}
 	f := dst[len(s.TaskTypes):]
-	f[0] = math.Log2(math.Max(float64(r.ContextLength), 1))
-	f[1] = math.Log2(1 + math.Max(float64(r.OutputTokens), 0))
-	f[2] = math.Log10(math.Max(float64(r.ParameterCount), 1))
-	f[3] = math.Log1p(math.Max(r.InputPrice, 0))
-	f[4] = math.Log1p(math.Max(r.OutputPrice, 0))
-	f[5] = b2f(r.UsesTools)
-	f[6] = b2f(r.UsesVision)
-	f[7] = math.Log1p(math.Max(float64(r.DurationMS), 0))
-	f[8] = b2f(r.Success)
-	f[9] = r.QualityScore
-	if r.UserSatisfaction >= 1 && r.UserSatisfaction <= 5 {
-		f[10], f[11] = float64(r.UserSatisfaction), 0
-	} else {
-		f[10], f[11] = 3, 1
-	}
+	f[0] = math.Log2(math.Max(float64(t.ContextLength), 1))
+	f[1] = b2f(t.UsesTools)
+	f[2] = b2f(t.UsesVision)
 }
 
 // FitSpec builds the spec for a vocabulary of task types with the mean and standard deviation
-// of each feature over the training records.
-func FitSpec(train []Record, taskTypes []string) FeatureSpec {
+// of each feature over the training tasks.
+func FitSpec(train []Task, taskTypes []string) FeatureSpec {
 	s := FeatureSpec{Version: featureVersion, TaskTypes: append([]string(nil), taskTypes...), Names: FeatureNames(taskTypes)}
 	d := len(s.Names)
 	s.Mean, s.Std = make([]float64, d), make([]float64, d)
@@ -91,17 +77,17 @@ func FitSpec(train []Record, taskTypes []string) FeatureSpec {
 	return s
 }
 
-func (s *FeatureSpec) rawMatrix(recs []Record) *ml.Matrix {
-	m := ml.NewMatrix(len(recs), len(s.Names))
-	for i, r := range recs {
-		s.raw(m.Row(i), r)
+func (s *FeatureSpec) rawMatrix(tasks []Task) *ml.Matrix {
+	m := ml.NewMatrix(len(tasks), len(s.Names))
+	for i, t := range tasks {
+		s.raw(m.Row(i), t)
 	}
 	return m
 }
 
-// Encode returns the standardized feature matrix of recs, one row per record.
-func (s *FeatureSpec) Encode(recs []Record) *ml.Matrix {
-	m := s.rawMatrix(recs)
+// Encode returns the standardized feature matrix of tasks, one row per task.
+func (s *FeatureSpec) Encode(tasks []Task) *ml.Matrix {
+	m := s.rawMatrix(tasks)
 	d := len(s.Names)
 	for i := range m.Data {
 		j := i % d

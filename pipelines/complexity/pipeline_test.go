@@ -50,6 +50,18 @@ func (b *testBundle) output(t *testing.T, r enginetest.Run) complexity.DeployOut
 	return out[complexity.StepModelDeployment]
 }
 
+// run starts a run in workflow mode, waits for it and returns its output.
+func (b *testBundle) run(t *testing.T, input string) complexity.DeployOutput {
+	t.Helper()
+	return b.output(t, b.Wait(t, b.StartMode(t, complexity.Name, "workflow", input), 2*time.Minute))
+}
+
+// stored reads what ml.models holds of a model: its metrics with what deployment added.
+func (b *testBundle) stored(t *testing.T, model int64) enginetest.Stored[complexity.Metrics] {
+	t.Helper()
+	return enginetest.LoadStored[complexity.Metrics](t, b.Env, model)
+}
+
 func TestBothModesTrainTheSameModel(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1500)
@@ -67,14 +79,44 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	require.Less(t, b.Count(t, "SELECT max(octet_length(output::text)) FROM qflow.step_runs WHERE run_id = $1", wf.ID), 4096)
 	require.Greater(t, b.Count(t, "SELECT sum(octet_length(data)) FROM ml.artifacts WHERE run_id = $1", wf.ID), 100000)
 
-	// The model learned the hidden function far better than the mean.
+	// The model learned the hidden function far better than the mean, on records of the stable
+	// holdout; every figure comes with its interval.
 	m := first.Metrics
-	t.Logf("workflow mode: %+v; training %+v", m, first.Training)
-	require.Less(t, m.MSE, m.Baseline.MSE/5)
-	require.Greater(t, m.R2, 0.8)
-	require.Greater(t, m.Accuracy, m.Baseline.Accuracy+0.3)
+	t.Logf("workflow mode: MSE %s (baseline %s), R² %s, accuracy %s; %d/%d/%d rows; training %+v",
+		m.MSE.Format("%.5f"), m.Baseline.MSE.Format("%.5f"), m.R2.Format("%.3f"), m.Accuracy.Format("%.3f"),
+		m.TrainRows, m.ValidationRows, m.HeldOutRows, first.Training)
+	for what, e := range map[string]ml.Estimate{"mse": m.MSE, "r2": m.R2, "accuracy": m.Accuracy,
+		"baseline mse": m.Baseline.MSE, "baseline accuracy": m.Baseline.Accuracy} {
+		enginetest.RequireInterval(t, e, what)
+	}
+	require.Less(t, m.MSE.Hi, m.Baseline.MSE.Lo/5)
+	require.Greater(t, m.R2.Lo, 0.8)
+	require.Greater(t, m.Accuracy.Lo, m.Baseline.Accuracy.Hi+0.3)
+	require.Equal(t, ml.NewHoldout("ml.task_executions.id", 0.2), m.Holdout)
+	labelled := b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE observed_complexity IS NOT NULL")
+	require.Equal(t, labelled, m.TrainRows+m.ValidationRows+m.HeldOutRows, "every labelled record in one part")
+	require.InDelta(t, 270, m.HeldOutRows, 45)
+	require.InDelta(t, 108, m.ValidationRows, 30)
 	require.Equal(t, ml.StatusActive, first.Model.Status)
 	require.EqualValues(t, 1, first.Model.Version)
+
+	// The registry has the loss curve of every epoch, a sample of held-out predictions against
+	// their labels, and the decision with its evidence.
+	s := b.stored(t, first.Model.ID)
+	require.Len(t, s.Metrics.Curve.Train, 30)
+	require.Len(t, s.Metrics.Curve.Validation, 30)
+	require.Equal(t, first.Training.FinalLoss, s.Metrics.Curve.Train[29])
+	require.Equal(t, first.Training.FinalValidationLoss, s.Metrics.Curve.Validation[29])
+	require.Less(t, s.Metrics.Curve.Validation[29], s.Metrics.Curve.Validation[0])
+	require.Positive(t, s.Metrics.Curve.BestEpoch, "the model has the weights of its best validation epoch")
+	require.Len(t, s.Metrics.Sample.Predicted, m.HeldOutRows)
+	require.Len(t, s.Metrics.Sample.Actual, m.HeldOutRows)
+	require.True(t, s.Decision.Activated)
+	require.True(t, s.Decision.Baseline.Wins)
+	require.Nil(t, s.Decision.Active)
+	require.Equal(t, m.MSE, s.Decision.Baseline.Candidate, "the decision scores the candidate on its holdout")
+	require.Equal(t, first.Model.Decision, s.Decision.Reason)
+	require.Contains(t, s.Decision.Reason, "no active model; beats the baseline: MSE ")
 
 	// Deployment backfilled every record, labelled or not, with the active model.
 	require.Zero(t, b.Count(t, "SELECT count(*) FROM ml.task_executions WHERE predicted_complexity IS NULL"))
@@ -94,9 +136,16 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", second.Model.ID).Scan(&w2))
 	require.Equal(t, w1, w2, "bit-identical weights")
 
-	// An equal model does not replace the active one.
+	// An equal model does not replace the active one: compared on every held-out record (none
+	// trained either), it gains exactly nothing.
 	require.Equal(t, ml.StatusCandidate, second.Model.Status)
-	require.Contains(t, second.Model.Decision, "does not beat active v1")
+	require.Contains(t, second.Model.Decision, "does not beat active v1 by more than +2.0%: MSE ")
+	d := b.stored(t, second.Model.ID).Decision
+	require.False(t, d.Activated)
+	require.NotNil(t, d.Active)
+	require.Equal(t, m.HeldOutRows, d.Active.Rows)
+	require.Equal(t, d.Active.Candidate, d.Active.Other)
+	require.Equal(t, ml.Estimate{}, d.Active.Gain)
 	require.Equal(t, 1, b.Count(t, "SELECT count(*) FROM ml.models WHERE name = 'complexity' AND status = 'active'"))
 }
 
@@ -124,34 +173,70 @@ func TestAnInterruptedTrainingResumesToTheModelOfAnUninterruptedOne(t *testing.T
 	require.Zero(t, training.Training.ResumedFromEpoch)
 	require.Equal(t, first.Training.FinalLoss, second.Training.FinalLoss)
 	require.Equal(t, first.Metrics, second.Metrics)
+	require.Equal(t, b.stored(t, second.Model.ID).Metrics.Curve, b.stored(t, first.Model.ID).Metrics.Curve,
+		"the resumed training's loss curve is whole: the checkpoint kept its validation losses")
 	var w1, w2 []byte
 	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", first.Model.ID).Scan(&w1))
 	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT weights FROM ml.models WHERE id = $1", second.Model.ID).Scan(&w2))
 	require.Equal(t, w1, w2, "bit-identical weights")
 }
 
-func TestWorseModelStaysCandidate(t *testing.T) {
+func TestAClearlyBetterCandidateReplacesTheActiveModelAndAWorseOneDoesNot(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1500)
 
-	good := b.output(t, b.Wait(t, b.StartMode(t, complexity.Name, "workflow", small), 2*time.Minute))
+	// Two epochs on a quarter of the data: better than the mean, so it is the first champion.
+	const weakInput = `{"epochs": 2, "seed": 3, "max_rows": 400, "min_rows": 50}`
+	weak := b.run(t, weakInput)
+	require.Equal(t, ml.StatusActive, weak.Model.Status)
+
+	good := b.run(t, small)
+	t.Logf("weak MSE %s, good MSE %s; %s", weak.Metrics.MSE.Format("%.5f"), good.Metrics.MSE.Format("%.5f"), good.Model.Decision)
 	require.Equal(t, ml.StatusActive, good.Model.Status)
+	require.Contains(t, good.Model.Decision, "beats active v1 by more than +2.0%: MSE ")
+	d := b.stored(t, good.Model.ID).Decision
+	require.True(t, d.Active.Wins)
+	require.Greater(t, d.Active.Gain.Lo, 0.02)
+	// Every held-out record of this run is one v1 held out too (whether or not its window
+	// reached it): neither model trained on any, so all are compared.
+	require.Greater(t, good.Metrics.HeldOutRows, weak.Metrics.HeldOutRows)
+	require.Equal(t, good.Metrics.HeldOutRows, d.Active.Rows)
 
-	// Two epochs on a quarter of the data: still better than the mean, worse than the active model.
-	weak := b.output(t, b.Wait(t, b.StartMode(t, complexity.Name, "workflow", `{"epochs": 2, "seed": 3, "max_rows": 400, "min_rows": 50}`), 2*time.Minute))
-	t.Logf("good %+v\nweak %+v\nweak decision: %s", good.Metrics, weak.Metrics, weak.Model.Decision)
-	require.Greater(t, weak.Metrics.MSE, good.Metrics.MSE)
-	require.Equal(t, ml.StatusCandidate, weak.Model.Status)
-	require.Contains(t, weak.Model.Decision, "does not beat")
-	require.EqualValues(t, 2, weak.Model.Version)
-
+	again := b.run(t, weakInput)
+	require.Equal(t, ml.StatusCandidate, again.Model.Status)
+	require.Contains(t, again.Model.Decision, "does not beat active v2")
+	require.Less(t, b.stored(t, again.Model.ID).Decision.Active.Gain.Hi, 0.0)
 	var activeID int64
 	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT id FROM ml.models WHERE name = 'complexity' AND status = 'active'").Scan(&activeID))
 	require.Equal(t, good.Model.ID, activeID)
 
 	// The database itself refuses a second active model.
-	_, err := b.Pool.Exec(b.Ctx, "UPDATE ml.models SET status = 'active', activated_at = now() WHERE id = $1", weak.Model.ID)
+	_, err := b.Pool.Exec(b.Ctx, "UPDATE ml.models SET status = 'active', activated_at = now() WHERE id = $1", again.Model.ID)
 	require.ErrorContains(t, err, "models_one_active")
+}
+
+func TestAnotherSeedOrShareComparesOnRecordsTheActiveModelNeverSaw(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1500)
+	champion := b.run(t, small)
+	require.Equal(t, ml.StatusActive, champion.Model.Status)
+
+	// Another seed used to mean another split, whose held-out records had mostly trained the
+	// active model, which then looked better than it is. Now the holdout is the same records
+	// whatever the seed: the active model is scored on exactly its own held-out records, with
+	// exactly the MSE it was deployed with.
+	for _, input := range []string{
+		`{"epochs": 30, "seed": 8, "min_rows": 50}`,
+		`{"epochs": 30, "seed": 9, "min_rows": 50, "held_out": 0.3}`,
+	} {
+		challenger := b.run(t, input)
+		d := b.stored(t, challenger.Model.ID).Decision
+		t.Logf("%s: %s", input, d.Reason)
+		require.NotNil(t, d.Active, input)
+		require.Equal(t, champion.Metrics.HeldOutRows, d.Active.Rows, input)
+		require.Equal(t, champion.Metrics.MSE.Value, d.Active.Other.Value, input)
+		require.Greater(t, d.Active.Gain.Hi, 0.0, "%s: a model of the same data and network is not shown worse", input)
+	}
 }
 
 func TestTooLittleDataFailsPermanently(t *testing.T) {

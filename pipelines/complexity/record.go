@@ -4,32 +4,46 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/quantumflow/qflow/gen"
 	"github.com/quantumflow/qflow/pipelines/ml"
 )
 
-// Record is one task execution, as ml.task_executions holds it.
+// Task is what is known of a task when it is submitted, before it runs: all the complexity
+// model sees. A complexity score is wanted then, to route the task, so nothing that running it
+// produces may be a feature.
+type Task struct {
+	TaskType      string
+	ContextLength int
+	// UsesTools and UsesVision are the capabilities the task asks for.
+	UsesTools, UsesVision bool
+}
+
+// Record is one task execution, as ml.task_executions holds it: the task, what running it
+// produced, and the label.
 type Record struct {
-	ID             int64
-	TaskType       string
-	Model          string
-	ContextLength  int
-	OutputTokens   int
-	ParameterCount int64
-	// InputPrice and OutputPrice are USD per million tokens.
+	ID int64
+	Task
+	// The outcome, known only after the task ran: the model chosen for it (its name, size and
+	// prices in USD per million tokens), tokens produced, duration, success, quality and the
+	// user's satisfaction (1-5, 0 when unknown). The pipeline never reads them.
+	Model                   string
+	ParameterCount          int64
 	InputPrice, OutputPrice float64
-	UsesTools, UsesVision   bool
+	OutputTokens            int
 	DurationMS              int
 	Success                 bool
 	QualityScore            float64
-	// UserSatisfaction is 1-5, 0 when unknown.
-	UserSatisfaction int
+	UserSatisfaction        int
 	// ObservedComplexity is the label in [0, 1], negative when unknown.
 	ObservedComplexity float64
 	ExecutedAt         time.Time
 }
+
+// holdoutKey is a record's identity for the holdout: its id.
+func holdoutKey(id int64) string { return strconv.FormatInt(id, 10) }
 
 // The snapshot matrix's columns: one row per record, the task type as an index into the
 // snapshot's vocabulary.
@@ -37,16 +51,8 @@ const (
 	colID = iota
 	colTaskType
 	colContextLength
-	colOutputTokens
-	colParameterCount
-	colInputPrice
-	colOutputPrice
 	colUsesTools
 	colUsesVision
-	colDurationMS
-	colSuccess
-	colQualityScore
-	colUserSatisfaction
 	colObservedComplexity
 	snapshotCols
 )
@@ -63,7 +69,8 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// toSnapshot lays records out as the snapshot matrix, with the sorted task-type vocabulary.
+// toSnapshot lays records' ids, tasks and labels out as the snapshot matrix, with the sorted
+// task-type vocabulary.
 func toSnapshot(recs []Record) (*ml.Matrix, snapshotMeta) {
 	var vocab []string
 	for _, r := range recs {
@@ -78,16 +85,8 @@ func toSnapshot(recs []Record) (*ml.Matrix, snapshotMeta) {
 		row[colID] = float64(r.ID)
 		row[colTaskType] = float64(slices.Index(vocab, r.TaskType))
 		row[colContextLength] = float64(r.ContextLength)
-		row[colOutputTokens] = float64(r.OutputTokens)
-		row[colParameterCount] = float64(r.ParameterCount)
-		row[colInputPrice] = r.InputPrice
-		row[colOutputPrice] = r.OutputPrice
 		row[colUsesTools] = b2f(r.UsesTools)
 		row[colUsesVision] = b2f(r.UsesVision)
-		row[colDurationMS] = float64(r.DurationMS)
-		row[colSuccess] = b2f(r.Success)
-		row[colQualityScore] = r.QualityScore
-		row[colUserSatisfaction] = float64(r.UserSatisfaction)
 		row[colObservedComplexity] = r.ObservedComplexity
 	}
 	return m, snapshotMeta{TaskTypes: vocab}
@@ -106,42 +105,27 @@ func fromSnapshot(m *ml.Matrix, meta snapshotMeta) ([]Record, error) {
 			return nil, fmt.Errorf("snapshot row %d: task type index %d outside the vocabulary of %d", i, t, len(meta.TaskTypes))
 		}
 		recs[i] = Record{
-			ID: int64(row[colID]), TaskType: meta.TaskTypes[t],
-			ContextLength: int(row[colContextLength]), OutputTokens: int(row[colOutputTokens]),
-			ParameterCount: int64(row[colParameterCount]),
-			InputPrice:     row[colInputPrice], OutputPrice: row[colOutputPrice],
-			UsesTools: row[colUsesTools] != 0, UsesVision: row[colUsesVision] != 0,
-			DurationMS: int(row[colDurationMS]), Success: row[colSuccess] != 0,
-			QualityScore: row[colQualityScore], UserSatisfaction: int(row[colUserSatisfaction]),
+			ID: int64(row[colID]),
+			Task: Task{TaskType: meta.TaskTypes[t], ContextLength: int(row[colContextLength]),
+				UsesTools: row[colUsesTools] != 0, UsesVision: row[colUsesVision] != 0},
 			ObservedComplexity: row[colObservedComplexity],
 		}
 	}
 	return recs, nil
 }
 
-func satisfaction(s *int16) int {
-	if s == nil {
-		return 0
-	}
-	return int(*s)
-}
-
 func fromCollected(r gen.CollectTaskExecutionsRow) Record {
 	return Record{
-		ID: r.ID, TaskType: r.TaskType, ContextLength: int(r.ContextLength), OutputTokens: int(r.OutputTokens),
-		ParameterCount: r.ParameterCount, InputPrice: r.InputPrice, OutputPrice: r.OutputPrice,
-		UsesTools: r.UsesTools, UsesVision: r.UsesVision, DurationMS: int(r.DurationMs), Success: r.Success,
-		QualityScore: r.QualityScore, UserSatisfaction: satisfaction(r.UserSatisfaction),
+		ID:                 r.ID,
+		Task:               Task{TaskType: r.TaskType, ContextLength: int(r.ContextLength), UsesTools: r.UsesTools, UsesVision: r.UsesVision},
 		ObservedComplexity: r.ObservedComplexity,
 	}
 }
 
-func fromUnpredicted(r gen.UnpredictedTaskExecutionsRow) Record {
-	return Record{
-		ID: r.ID, TaskType: r.TaskType, ContextLength: int(r.ContextLength), OutputTokens: int(r.OutputTokens),
-		ParameterCount: r.ParameterCount, InputPrice: r.InputPrice, OutputPrice: r.OutputPrice,
-		UsesTools: r.UsesTools, UsesVision: r.UsesVision, DurationMS: int(r.DurationMs), Success: r.Success,
-		QualityScore: r.QualityScore, UserSatisfaction: satisfaction(r.UserSatisfaction),
-		ObservedComplexity: -1,
+func tasksOf(recs []Record) []Task {
+	out := make([]Task, len(recs))
+	for i, r := range recs {
+		out[i] = r.Task
 	}
+	return out
 }

@@ -21,6 +21,9 @@ type Params struct {
 	Epochs    int     `json:"epochs"`
 	BatchSize int     `json:"batch_size"`
 	Seed      uint64  `json:"seed"`
+	// MinImprovement is the least relative reduction of held-out MSE over the active model,
+	// with 95% confidence, for which a candidate replaces it.
+	MinImprovement float64 `json:"min_improvement"`
 	// CheckpointParams are model_training's checkpoint_every and checkpoint_seconds.
 	ml.CheckpointParams
 }
@@ -28,7 +31,7 @@ type Params struct {
 // DefaultParams are the seed's defaults, and ml's for checkpoints.
 func DefaultParams() Params {
 	return Params{DaysBack: 30, MinRows: 100, MaxRows: 100000, HeldOut: 0.2, Epochs: 50, BatchSize: 32,
-		CheckpointParams: ml.DefaultCheckpointParams()}
+		MinImprovement: 0.02, CheckpointParams: ml.DefaultCheckpointParams()}
 }
 
 func params(in pipelines.Input) (Params, error) {
@@ -39,15 +42,20 @@ func params(in pipelines.Input) (Params, error) {
 		check(p.HeldOut > 0 && p.HeldOut <= 0.5, "held_out must be a share in (0, 0.5], got %v", p.HeldOut)
 		check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
 		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
+		check(p.MinImprovement >= 0 && p.MinImprovement < 1, "min_improvement must be a share in [0, 1), got %v", p.MinImprovement)
 		p.CheckpointParams.Check(check)
 	})
 }
+
+// holdout is the run's holdout: records by id.
+func holdout(prm Params) ml.Holdout { return ml.NewHoldout("ml.task_executions.id", prm.HeldOut) }
 
 // Refs are the artifact ids a run has made so far; each step passes them on.
 type Refs struct {
 	Snapshot        int64   `json:"snapshot,omitempty"`
 	Spec            int64   `json:"features,omitempty"`
 	Train           int64   `json:"train,omitempty"`
+	Validation      int64   `json:"validation,omitempty"`
 	HeldOut         int64   `json:"held_out,omitempty"`
 	HeldOutRecords  int64   `json:"held_out_records,omitempty"`
 	Model           int64   `json:"model,omitempty"`
@@ -64,24 +72,27 @@ type CollectOutput struct {
 
 // FeaturesOutput is feature_engineering's output.
 type FeaturesOutput struct {
-	Artifacts   Refs     `json:"artifacts"`
-	Features    []string `json:"features"`
-	TrainRows   int      `json:"train_rows"`
-	HeldOutRows int      `json:"held_out_rows"`
+	Artifacts      Refs     `json:"artifacts"`
+	Features       []string `json:"features"`
+	TrainRows      int      `json:"train_rows"`
+	ValidationRows int      `json:"validation_rows"`
+	HeldOutRows    int      `json:"held_out_rows"`
 }
 
 // TrainOutput is model_training's output.
 type TrainOutput struct {
-	Artifacts Refs          `json:"artifacts"`
-	Training  ml.TrainStats `json:"training"`
+	Artifacts      Refs          `json:"artifacts"`
+	Training       ml.TrainStats `json:"training"`
+	ValidationRows int           `json:"validation_rows"`
 }
 
-// Metrics are the held-out metrics of a model and its baseline, as stored in ml.models.
+// Metrics are the held-out metrics of a model and its baseline, each with its interval, and
+// the rows they come from, as stored in ml.models (where deployment adds the loss curve, a
+// predicted-vs-actual sample and its decision).
 type Metrics struct {
 	ml.Regression
-	Baseline    ml.Regression `json:"baseline"`
-	TrainRows   int           `json:"train_rows"`
-	HeldOutRows int           `json:"held_out_rows"`
+	Baseline ml.Regression `json:"baseline"`
+	ml.Evaluation
 }
 
 // EvalOutput is model_evaluation's output.
@@ -186,9 +197,18 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 	if err != nil {
 		return nil, err
 	}
-	trainIdx, heldIdx := ml.Split(len(recs), prm.HeldOut, prm.Seed)
-	train, held := pick(recs, trainIdx), pick(recs, heldIdx)
-	spec := FitSpec(train, meta.TaskTypes)
+	var parts [3][]Record
+	h := holdout(prm)
+	for _, r := range recs {
+		part := h.PartOf(holdoutKey(r.ID))
+		parts[part] = append(parts[part], r)
+	}
+	train, val, held := parts[ml.Train], parts[ml.Validate], parts[ml.HeldOut]
+	if len(train) == 0 || len(held) == 0 {
+		return nil, pipelines.Permanent(fmt.Errorf("too little data: %d records make %d training and %d held-out rows; widen days_back or change held_out",
+			len(recs), len(train), len(held)))
+	}
+	spec := FitSpec(tasksOf(train), meta.TaskTypes)
 
 	refs := prev.Artifacts
 	var mean float64
@@ -199,17 +219,21 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 	if refs.Spec, err = p.artifacts.PutJSON(ctx, in.RunID, "features", spec); err != nil {
 		return nil, err
 	}
-	if refs.Train, err = p.artifacts.PutMatrix(ctx, in.RunID, "train", withTarget(spec.Encode(train), train), map[string]any{"target": "observed_complexity"}); err != nil {
-		return nil, err
-	}
-	if refs.HeldOut, err = p.artifacts.PutMatrix(ctx, in.RunID, "held_out", withTarget(spec.Encode(held), held), map[string]any{"target": "observed_complexity"}); err != nil {
-		return nil, err
+	target := map[string]any{"target": "observed_complexity"}
+	for _, m := range []struct {
+		ref  *int64
+		name string
+		recs []Record
+	}{{&refs.Train, "train", train}, {&refs.Validation, "validation", val}, {&refs.HeldOut, "held_out", held}} {
+		if *m.ref, err = p.artifacts.PutMatrix(ctx, in.RunID, m.name, withTarget(spec.Encode(tasksOf(m.recs)), m.recs), target); err != nil {
+			return nil, err
+		}
 	}
 	heldRaw, _ := toSnapshot(held)
 	if refs.HeldOutRecords, err = p.artifacts.PutMatrix(ctx, in.RunID, "held_out_records", heldRaw, meta); err != nil {
 		return nil, err
 	}
-	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), HeldOutRows: len(held)}, nil
+	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), ValidationRows: len(val), HeldOutRows: len(held)}, nil
 }
 
 // trainConfig is the seed network with the run's epochs, batch size and seed.
@@ -232,17 +256,22 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 	if err != nil {
 		return nil, err
 	}
+	val, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.Validation, nil)
+	if err != nil {
+		return nil, err
+	}
 	d := train.Cols - 1
 	cfg := trainConfig(d, prm)
+	cfg.Validation, cfg.KeepBest = kernels.Data{X: val.Columns(0, d), Y: val.Columns(d, d+1)}, true
 	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, d), train.Columns(d, d+1), p.artifacts.StepCheckpoint(in, prm.CheckpointParams))
 	if err != nil {
 		return nil, fmt.Errorf("training the complexity model: %w", err)
 	}
 	refs := prev.Artifacts
-	if refs.Model, err = p.artifacts.PutModel(ctx, in.RunID, "model", model, map[string]any{"architecture": ml.Architecture(cfg)}); err != nil {
+	if refs.Model, err = p.artifacts.PutModel(ctx, in.RunID, "model", model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve}); err != nil {
 		return nil, err
 	}
-	return TrainOutput{Artifacts: refs, Training: stats}, nil
+	return TrainOutput{Artifacts: refs, Training: stats, ValidationRows: val.Rows}, nil
 }
 
 // predict scores standardized feature rows with a model.
@@ -261,34 +290,56 @@ func predict(m *kernels.Model, x []float32) ([]float64, error) {
 // accuracyTolerance is the seed's "accurate": within 0.1 of the observed complexity.
 const accuracyTolerance = 0.1
 
+// heldOut is a run's held-out records scored by its model, and by the baseline.
+type heldOut struct {
+	records           []Record
+	truth, pred, base []float64
+}
+
+// scoreHeldOut scores the run's held-out records with its model and its baseline.
+func (p *pipeline) scoreHeldOut(ctx context.Context, runID int64, refs Refs, model *kernels.Model) (heldOut, error) {
+	var h heldOut
+	held, err := p.artifacts.Matrix(ctx, runID, refs.HeldOut, nil)
+	if err != nil {
+		return h, err
+	}
+	if h.records, _, err = p.loadSnapshot(ctx, runID, refs.HeldOutRecords); err != nil {
+		return h, err
+	}
+	d := held.Cols - 1
+	if h.pred, err = predict(model, held.Columns(0, d)); err != nil {
+		return h, fmt.Errorf("scoring the held-out records: %w", err)
+	}
+	h.truth = held.Column(d)
+	h.base = make([]float64, len(h.truth))
+	for i := range h.base {
+		h.base[i] = refs.TrainTargetMean
+	}
+	return h, nil
+}
+
 func (p *pipeline) modelEvaluation(ctx context.Context, in pipelines.Input) (any, error) {
+	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
 	var prev TrainOutput
 	if err := ml.DecodeDep(in, StepModelTraining, &prev); err != nil {
 		return nil, err
 	}
-	model, _, err := p.artifacts.Model(ctx, in.RunID, prev.Artifacts.Model)
+	model, _, err := p.artifacts.Model(ctx, in.RunID, prev.Artifacts.Model, nil)
 	if err != nil {
 		return nil, err
 	}
-	held, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.HeldOut, nil)
+	h, err := p.scoreHeldOut(ctx, in.RunID, prev.Artifacts, model)
 	if err != nil {
 		return nil, err
-	}
-	d := held.Cols - 1
-	pred, err := predict(model, held.Columns(0, d))
-	if err != nil {
-		return nil, fmt.Errorf("scoring the held-out records: %w", err)
-	}
-	truth := held.Column(d)
-	baseline := make([]float64, len(truth))
-	for i := range baseline {
-		baseline[i] = prev.Artifacts.TrainTargetMean
 	}
 	m := Metrics{
-		Regression:  ml.RegressionMetrics(pred, truth, accuracyTolerance),
-		Baseline:    ml.RegressionMetrics(baseline, truth, accuracyTolerance),
-		TrainRows:   prev.Training.Samples,
-		HeldOutRows: held.Rows,
+		Regression: ml.RegressionMetrics(h.pred, h.truth, accuracyTolerance),
+		Baseline:   ml.RegressionMetrics(h.base, h.truth, accuracyTolerance),
+		Evaluation: ml.Evaluation{Holdout: holdout(prm), TrainRows: prev.Training.Samples, ValidationRows: prev.ValidationRows,
+			HeldOutRows: len(h.truth)},
 	}
 	return EvalOutput{Artifacts: prev.Artifacts, Metrics: m, Training: prev.Training}, nil
 }
@@ -303,7 +354,8 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 		return nil, err
 	}
 	refs := prev.Artifacts
-	model, weights, err := p.artifacts.Model(ctx, in.RunID, refs.Model)
+	var meta ml.ModelMeta
+	model, weights, err := p.artifacts.Model(ctx, in.RunID, refs.Model, &meta)
 	if err != nil {
 		return nil, err
 	}
@@ -311,15 +363,17 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	if err := p.artifacts.JSON(ctx, in.RunID, refs.Spec, &spec); err != nil {
 		return nil, err
 	}
-	heldRecs, _, err := p.loadSnapshot(ctx, in.RunID, refs.HeldOutRecords)
+	h, err := p.scoreHeldOut(ctx, in.RunID, refs, model)
 	if err != nil {
 		return nil, err
 	}
+	metrics := prev.Metrics
+	metrics.Curve, metrics.Sample = &meta.Curve, ml.SampleOf(h.pred, h.truth)
 	cfg := trainConfig(model.Inputs(), prm)
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
-		Architecture: ml.Architecture(cfg), Normalization: spec, Metrics: prev.Metrics,
-	}, deployRule(heldRecs).Judge(prev.Metrics.MSE, prev.Metrics.Baseline.MSE))
+		Architecture: ml.Architecture(cfg), Normalization: spec, Metrics: metrics,
+	}, deployRule(prm, h).Judge(h.pred, h.base))
 	if err != nil {
 		return nil, err
 	}
@@ -330,43 +384,49 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	return DeployOutput{Model: deployed, Metrics: prev.Metrics, Training: prev.Training, Backfilled: n, BackfilledBy: by}, nil
 }
 
-// deployRule is the deployment rule (see the package documentation) in held-out MSE, lower
-// winning; held are this run's held-out records.
-func deployRule(held []Record) ml.Rule[float64] {
+// deployRule is the deployment rule (see the package documentation) in held-out MSE, its gain
+// relative: the share of the other model's MSE the candidate saves.
+func deployRule(prm Params, h heldOut) ml.Rule[float64] {
+	keys := make([]string, len(h.records))
+	for i, r := range h.records {
+		keys[i] = holdoutKey(r.ID)
+	}
 	return ml.Rule[float64]{
-		Beats: func(a, b float64) bool { return a < b },
-		Score: func(active *ml.StoredModel) (float64, bool, error) {
-			var spec FeatureSpec
-			if err := json.Unmarshal(active.Normalization, &spec); err != nil || spec.check(active.Model.Inputs()) != nil {
-				return 0, false, nil
+		Metric: "MSE",
+		Score:  func(pred []float64, idx []int) float64 { return ml.MSE(pred, h.truth, idx) },
+		Gain: func(candidate, other float64) float64 {
+			if other == 0 {
+				return 0
 			}
-			x := spec.Encode(held)
-			pred, err := predict(active.Model, x.Columns(0, x.Cols))
+			return (other - candidate) / other
+		},
+		MinGain: prm.MinImprovement, Relative: true, Digits: 5,
+		Holdout: holdout(prm), Keys: keys, Unit: "records",
+		Active: func(active *ml.StoredModel, idx []int) ([]float64, error) {
+			spec, err := usableSpec(active)
 			if err != nil {
-				return 0, true, err
+				return nil, fmt.Errorf("%v (%w)", err, ml.ErrCannotScore)
 			}
-			truth := make([]float64, len(held))
-			for i, r := range held {
-				truth[i] = r.ObservedComplexity
+			tasks := make([]Task, len(idx))
+			for j, i := range idx {
+				tasks[j] = h.records[i].Task
 			}
-			return ml.RegressionMetrics(pred, truth, accuracyTolerance).MSE, true, nil
-		},
-		Deployed: func(metrics json.RawMessage) (float64, error) {
-			var stored Metrics
-			err := json.Unmarshal(metrics, &stored)
-			return stored.MSE, err
-		},
-		HeldOut: "records", Own: "MSE",
-		Below: func(mse, baseline float64) string {
-			return fmt.Sprintf("held-out MSE %.6f does not beat the baseline's %.6f", mse, baseline)
-		},
-		First: func(mse, baseline float64) string {
-			return fmt.Sprintf("no active model; held-out MSE %.6f beats the baseline's %.6f", mse, baseline)
-		},
-		Versus: func(mse, active float64, verdict string, version int32, how string) string {
-			return fmt.Sprintf("held-out MSE %.6f %s active v%d's %.6f (%s)", mse, verdict, version, active, how)
+			x := spec.Encode(tasks)
+			return predict(active.Model, x.Columns(0, x.Cols))
 		},
 	}
+}
+
+// usableSpec is the feature spec of a stored model, if this build can encode records for it.
+func usableSpec(m *ml.StoredModel) (FeatureSpec, error) {
+	var spec FeatureSpec
+	if err := json.Unmarshal(m.Normalization, &spec); err != nil {
+		return spec, fmt.Errorf("has a feature spec this build cannot read: %v", err)
+	}
+	if err := spec.check(m.Model.Inputs()); err != nil {
+		return spec, fmt.Errorf("cannot encode today's records: %v", err)
+	}
+	return spec, nil
 }
 
 // backfillBatch is how many records one prediction round scores and updates.
@@ -379,12 +439,9 @@ func (p *pipeline) backfill(ctx context.Context) (int64, int64, error) {
 	if err != nil || active == nil {
 		return 0, 0, err
 	}
-	var spec FeatureSpec
-	if err := json.Unmarshal(active.Normalization, &spec); err != nil {
-		return 0, 0, fmt.Errorf("decoding the feature spec of active model v%d: %w", active.Version, err)
-	}
-	if err := spec.check(active.Model.Inputs()); err != nil {
-		return 0, 0, fmt.Errorf("active model v%d cannot score records: %w", active.Version, err)
+	spec, err := usableSpec(active)
+	if err != nil {
+		return 0, 0, fmt.Errorf("active model v%d %w", active.Version, err)
 	}
 	q := gen.New(p.db)
 	var total int64
@@ -397,12 +454,13 @@ func (p *pipeline) backfill(ctx context.Context) (int64, int64, error) {
 		if len(rows) == 0 {
 			return total, active.ID, nil
 		}
-		recs := make([]Record, len(rows))
+		tasks := make([]Task, len(rows))
 		ids := make([]int64, len(rows))
 		for i, r := range rows {
-			recs[i], ids[i] = fromUnpredicted(r), r.ID
+			tasks[i] = Task{TaskType: r.TaskType, ContextLength: int(r.ContextLength), UsesTools: r.UsesTools, UsesVision: r.UsesVision}
+			ids[i] = r.ID
 		}
-		x := spec.Encode(recs)
+		x := spec.Encode(tasks)
 		scores, err := predict(active.Model, x.Columns(0, x.Cols))
 		if err != nil {
 			return total, active.ID, fmt.Errorf("scoring records to backfill: %w", err)

@@ -47,29 +47,28 @@ func clamp01(v float64) float64 { return math.Min(1, math.Max(0, v)) }
 func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
 // HiddenComplexity is the true complexity of a task, the function generated labels follow
-// (before noise). With
+// (before noise). It depends only on what is known when the task is submitted. With
 //
 //	lc = clamp((log2(context_length) - 7) / 10, 0, 1)     context 128 → 0, 128k → 1
-//	lo = clamp((log2(1 + output_tokens) - 4) / 8, 0, 1)   output 15 → 0, 4k → 1
 //	h  = 1 for code_generation and reasoning, else 0
-//	z  = base(task) + 0.25·lc + 0.10·lo + 0.20·lc·h + 0.08·tools + 0.04·tools·h + 0.06·vision·(1-h)
+//	z  = base(task) + 0.30·lc + 0.20·lc·h + 0.08·tools + 0.04·tools·h + 0.06·vision·(1-h)
 //
-// it is sigmoid(7·(z - 0.55)). base is classification 0.10, extraction 0.20, translation
+// it is sigmoid(7·(z - 0.52)). base is classification 0.10, extraction 0.20, translation
 // 0.25, chat 0.30, summarization 0.35, code_generation 0.55, reasoning 0.65; an unknown task
 // type counts as chat. The interactions (context and tools matter more for hard tasks,
 // vision only for easy ones) and the squashing make it nonlinear in every input.
-func HiddenComplexity(taskType string, contextLength, outputTokens int, tools, vision bool) float64 {
+func HiddenComplexity(t Task) float64 {
 	k := taskKinds[3]
-	for _, t := range taskKinds {
-		if t.name == taskType {
-			k = t
+	for _, kind := range taskKinds {
+		if kind.name == t.TaskType {
+			k = kind
 		}
 	}
-	lc := clamp01((math.Log2(math.Max(float64(contextLength), 1)) - 7) / 10)
-	lo := clamp01((math.Log2(1+math.Max(float64(outputTokens), 0)) - 4) / 8)
+	lc := clamp01((math.Log2(math.Max(float64(t.ContextLength), 1)) - 7) / 10)
 	h := b2f(k.hard)
-	z := k.base + 0.25*lc + 0.10*lo + 0.20*lc*h + 0.08*b2f(tools) + 0.04*b2f(tools)*h + 0.06*b2f(vision)*(1-h)
-	return sigmoid(7 * (z - 0.55))
+	tools, vision := b2f(t.UsesTools), b2f(t.UsesVision)
+	z := k.base + 0.30*lc + 0.20*lc*h + 0.08*tools + 0.04*tools*h + 0.06*vision*(1-h)
+	return sigmoid(7 * (z - 0.52))
 }
 
 // LabelNoise is the standard deviation of the Gaussian noise on generated labels.
@@ -88,8 +87,9 @@ type GenerateOptions struct {
 }
 
 // Generate makes realistic task execution records whose observed complexity is
-// HiddenComplexity plus noise (see the package documentation). The same options give the
-// same records.
+// HiddenComplexity plus noise, clamped to [0, 1] (see the package documentation), and whose
+// outcomes are drawn from the true complexity, as real ones would depend on it. The same
+// options give the same records.
 func Generate(o GenerateOptions) []Record {
 	r := ml.Rand(o.Seed, 7)
 	norm := func() float64 { return r.NormFloat64() }
@@ -109,22 +109,29 @@ func Generate(o GenerateOptions) []Record {
 		if k.hard {
 			cu = math.Sqrt(cu)
 		}
-		ctxLen := int(math.Round(math.Exp2(7 + 10*cu)))
-		out := int(math.Round(math.Exp2(4+8*r.Float64()))) - 1
+		task := Task{
+			TaskType:      k.name,
+			ContextLength: int(math.Round(math.Exp2(7 + 10*cu))),
+			UsesTools:     r.Float64() < 0.15+0.35*b2f(k.hard),
+			UsesVision:    r.Float64() < 0.10,
+		}
+		c := HiddenComplexity(task)
+
+		// What running it produced follows from its complexity: longer answers to harder tasks
+		// (classification answers stay short), ...
+		out := int(math.Round(math.Exp2(4+8*clamp01(0.25+0.6*c+0.25*norm())))) - 1
 		if k.name == "classification" {
 			out = 1 + int(math.Round(math.Exp2(1+4*r.Float64())))
 		}
-		tools := r.Float64() < 0.15+0.35*b2f(k.hard)
-		vision := r.Float64() < 0.10
-		c := HiddenComplexity(k.name, ctxLen, out, tools, vision)
 
-		// Harder tasks are sent to bigger models, not always.
+		// ... bigger models for harder tasks, not always, ...
 		tier := int(math.Round(math.Min(float64(len(catalog)-1), math.Max(0, c*float64(len(catalog)-1)+norm()))))
 		m := catalog[tier]
 		lp := (math.Log10(float64(m.params)) - 9) / 3
 
+		// ... and the time, quality, success and satisfaction those make.
 		speed := 4 + 25*lp // ms per output token
-		dur := (300 + 0.015*float64(ctxLen)*(0.5+lp) + speed*float64(out)) * (0.7 + 1.6*c) * math.Exp(0.25*norm())
+		dur := (300 + 0.015*float64(task.ContextLength)*(0.5+lp) + speed*float64(out)) * (0.7 + 1.6*c) * math.Exp(0.25*norm())
 		quality := clamp01(0.95 - 0.55*c + 0.25*lp*c + 0.05*norm())
 		success := r.Float64() < sigmoid(10*(quality-0.4))
 		sat := 0
@@ -137,11 +144,47 @@ func Generate(o GenerateOptions) []Record {
 		}
 		ago := time.Duration(r.Float64() * o.Days * float64(24*time.Hour))
 		recs[i] = Record{
-			TaskType: k.name, Model: m.name, ContextLength: ctxLen, OutputTokens: out, ParameterCount: m.params,
-			InputPrice: m.in, OutputPrice: m.out, UsesTools: tools, UsesVision: vision,
+			Task: task, Model: m.name, OutputTokens: out, ParameterCount: m.params, InputPrice: m.in, OutputPrice: m.out,
 			DurationMS: int(dur), Success: success, QualityScore: quality, UserSatisfaction: sat,
 			ObservedComplexity: observed, ExecutedAt: o.Now.Add(-ago).Truncate(time.Microsecond),
 		}
 	}
 	return recs
+}
+
+// LabelVariance is the variance of a generated label of a task whose true complexity is c:
+// that of clamp(c + ε, 0, 1) with ε ~ N(0, LabelNoise²). Clamping makes it smaller than
+// LabelNoise² near 0 and 1. No predictor can do better on such a label than its mean, with
+// this squared error on average.
+func LabelVariance(c float64) float64 {
+	mean, second := clampedMoments(c, LabelNoise)
+	return second - mean*mean
+}
+
+// clampedMoments are E[Y] and E[Y²] of Y = clamp(X, 0, 1), X ~ N(mu, sigma²).
+func clampedMoments(mu, sigma float64) (mean, second float64) {
+	phi := func(z float64) float64 { return math.Exp(-z*z/2) / math.Sqrt(2*math.Pi) }
+	cdf := func(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
+	a, b := -mu/sigma, (1-mu)/sigma
+	inside := cdf(b) - cdf(a)
+	above := 1 - cdf(b)
+	ez := phi(a) - phi(b)               // E[Z; a < Z < b]
+	ez2 := inside + a*phi(a) - b*phi(b) // E[Z²; a < Z < b]
+	mean = above + mu*inside + sigma*ez // X is 1 above b, itself between
+	second = above + mu*mu*inside + 2*mu*sigma*ez + sigma*sigma*ez2
+	return mean, second
+}
+
+// Ceiling is the best mean squared error any model of the tasks can reach on generated labels
+// of recs: the mean of LabelVariance over their true complexities. The label's noise is all
+// that is left once a model knows the task, since HiddenComplexity depends on nothing else.
+func Ceiling(recs []Record) float64 {
+	if len(recs) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, r := range recs {
+		sum += LabelVariance(HiddenComplexity(r.Task))
+	}
+	return sum / float64(len(recs))
 }

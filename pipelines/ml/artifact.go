@@ -152,10 +152,8 @@ func (a *Artifacts) Matrix(ctx context.Context, runID, id int64, meta any) (*Mat
 	if err != nil {
 		return nil, fmt.Errorf("decoding artifact %d (%s): %w", id, row.Name, err)
 	}
-	if meta != nil {
-		if err := json.Unmarshal(row.Meta, meta); err != nil {
-			return nil, fmt.Errorf("decoding metadata of artifact %d (%s): %w", id, row.Name, err)
-		}
+	if err := decodeMeta(row, meta); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -172,8 +170,9 @@ func (a *Artifacts) JSON(ctx context.Context, runID, id int64, v any) error {
 	return nil
 }
 
-// Model loads a model artifact of the run and returns it with its serialized form.
-func (a *Artifacts) Model(ctx context.Context, runID, id int64) (*kernels.Model, []byte, error) {
+// Model loads a model artifact of the run and returns it with its serialized form, decoding
+// its metadata into meta unless that is nil.
+func (a *Artifacts) Model(ctx context.Context, runID, id int64, meta any) (*kernels.Model, []byte, error) {
 	row, err := a.get(ctx, runID, id, "model")
 	if err != nil {
 		return nil, nil, err
@@ -182,7 +181,21 @@ func (a *Artifacts) Model(ctx context.Context, runID, id int64) (*kernels.Model,
 	if err != nil {
 		return nil, nil, fmt.Errorf("decoding model artifact %d: %w", id, err)
 	}
+	if err := decodeMeta(row, meta); err != nil {
+		return nil, nil, err
+	}
 	return m, row.Data, nil
+}
+
+// decodeMeta decodes an artifact's metadata into meta unless that is nil.
+func decodeMeta(row gen.GetArtifactRow, meta any) error {
+	if meta == nil {
+		return nil
+	}
+	if err := json.Unmarshal(row.Meta, meta); err != nil {
+		return fmt.Errorf("decoding metadata of artifact %d (%s): %w", row.ID, row.Name, err)
+	}
+	return nil
 }
 
 // find loads the run's artifact name, or returns nil when there is none (a step's retry finds

@@ -2,6 +2,7 @@ package ml
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,10 +34,13 @@ func (p CheckpointParams) Check(check Check) {
 	check(p.CheckpointSeconds >= 0 && p.CheckpointSeconds <= 86400, "checkpoint_seconds must be between 0 and 86400, got %v", p.CheckpointSeconds)
 }
 
-// checkpointMeta is the metadata of a checkpoint artifact, for people reading ml.artifacts.
+// checkpointMeta is the metadata of a checkpoint artifact: for people reading ml.artifacts,
+// and the validation losses of its epochs, which the checkpoint's own format does not hold,
+// so that a resumed training's loss curve is whole.
 type checkpointMeta struct {
-	Step  string `json:"step"`
-	Epoch int    `json:"epoch"`
+	Step           string    `json:"step"`
+	Epoch          int       `json:"epoch"`
+	ValidationLoss []float64 `json:"validation_loss,omitempty"`
 }
 
 // StepCheckpoint is where one training step of a run keeps its checkpoint: the run's
@@ -49,6 +53,8 @@ type StepCheckpoint struct {
 	params    CheckpointParams
 	// id is the artifact's, once found or saved (0 until then).
 	id int64
+	// curve is the training's, whose validation losses a save keeps (nil: none).
+	curve *Curve
 }
 
 // StepCheckpoint returns the checkpoint of the step in, saved as often as p says.
@@ -59,17 +65,22 @@ func (a *Artifacts) StepCheckpoint(in pipelines.Input, p CheckpointParams) *Step
 func (c *StepCheckpoint) name() string { return "checkpoint_" + c.step }
 
 // load returns the step's checkpoint, nil when there is none, and why a checkpoint found
-// cannot be resumed: a damaged one is no reason to fail the step, which trains afresh.
-func (c *StepCheckpoint) load(ctx context.Context) (ck *kernels.Checkpoint, ignored string, err error) {
+// cannot be resumed: a damaged one is no reason to fail the step, which trains afresh. It also
+// returns the validation losses of the checkpoint's epochs (nil when it has none).
+func (c *StepCheckpoint) load(ctx context.Context) (ck *kernels.Checkpoint, validation []float64, ignored string, err error) {
 	row, err := c.artifacts.find(ctx, c.runID, c.name())
 	if err != nil || row == nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	c.id = row.ID
 	if ck, err = kernels.LoadCheckpoint(row.Data); err != nil {
-		return nil, fmt.Sprintf("artifact %d (%s): %v", row.ID, c.name(), err), nil
+		return nil, nil, fmt.Sprintf("artifact %d (%s): %v", row.ID, c.name(), err), nil
 	}
-	return ck, "", nil
+	var meta checkpointMeta
+	if json.Unmarshal(row.Meta, &meta) == nil && len(meta.ValidationLoss) == ck.Epoch() {
+		validation = meta.ValidationLoss
+	}
+	return ck, validation, "", nil
 }
 
 // save stores ck as the step's checkpoint.
@@ -78,8 +89,11 @@ func (c *StepCheckpoint) save(ctx context.Context, ck *kernels.Checkpoint) error
 	if err != nil {
 		return fmt.Errorf("encoding the checkpoint of %s: %w", c.step, err)
 	}
-	id, err := c.artifacts.put(ctx, gen.PutArtifactParams{RunID: c.runID, Name: c.name(), Kind: "model", Data: raw},
-		checkpointMeta{Step: c.step, Epoch: ck.Epoch()})
+	meta := checkpointMeta{Step: c.step, Epoch: ck.Epoch()}
+	if c.curve != nil && len(c.curve.Validation) >= ck.Epoch() {
+		meta.ValidationLoss = c.curve.Validation[:ck.Epoch()]
+	}
+	id, err := c.artifacts.put(ctx, gen.PutArtifactParams{RunID: c.runID, Name: c.name(), Kind: "model", Data: raw}, meta)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,27 @@
 // Package ml holds what the ML pipelines (complexity, architecture) share: the shape of their
 // definitions (Chain, Step), the checking of their run input (DecodeParams), the database
 // handle their steps use, artifacts that steps hand each other by reference, the model
-// registry with its deployment rule, serialized access to a training backend, held-out
-// metrics and seeded data splits. What a pipeline learns, from which features, stays in the
-// pipeline.
+// registry with its deployment rule, serialized access to a training backend with its loss
+// curve, held-out metrics with intervals, and the stable holdout. What a pipeline learns, from
+// which features, stays in the pipeline.
+//
+// # Rows: a stable holdout
+//
+// A row (a record, a package) belongs for good to a pipeline's holdout or to its training
+// side, by a hash of its identity (Holdout): no seed, data window or root list moves it, so a
+// row one model is evaluated on never trained another of the same pipeline. Models record their
+// Holdout in their metrics; a larger share holds out a superset of a smaller one's rows. On the
+// training side another hash picks ValidationShare of the rows, which the training measures its
+// loss on after every epoch but never fits (the second line of the loss curve), and a third the
+// cross-validation folds (Fold). The holdout is used for nothing but evaluation.
+//
+// # Figures with intervals
+//
+// Every figure is an Estimate: the value on the rows and its 95% percentile bootstrap interval
+// over Resamples resamples of them (Bootstrap; the resamples are seeded by the row count, so
+// the same predictions give the same intervals in every run). RegressionMetrics and
+// ClassificationMetrics compute them; a class with fewer than MinSupport rows is reported as
+// too small rather than given an F1 one row would swing.
 //
 // # Artifacts
 //
@@ -34,19 +52,27 @@
 // Each epoch is reported with pipelines.ReportProgress: done/total epochs, the loss, samples per
 // second and the time left at this attempt's pace.
 //
-// # Deployment
+// Each epoch is reported with pipelines.ReportProgress: done/total epochs, the loss (and the
+// validation loss), samples per second and the time left at this attempt's pace. The loss curve
+// (TrainStats.Curve) goes with the model artifact (ModelMeta) and into the registry; the
+// validation losses of checkpointed epochs go in the checkpoint artifact's metadata, so a
+// resumed training's curve is whole.
+//
+// # Deployment: champion and challenger
 //
 // Deploy stores a trained model in ml.models and decides its status under a per-name lock:
-// the caller's Judge sees the active model (if any) and says whether the new one beats it,
-// normally by scoring both on the new run's held-out data, so that the comparison is on equal
-// terms. A model that does not win is kept as a candidate; activation retires the previous
-// active model in the same transaction, and a unique index keeps one active model per name.
-// A run that deploys again (a retried step) gets the model it stored the first time.
+// the caller's Judge sees the active model (if any) and returns a Decision, which Deploy stores
+// in the model's metrics, its reason in ml.models.decision. A model that does not win is kept
+// as a candidate; activation retires the previous active model in the same transaction, and a
+// unique index keeps one active model per name. A run that deploys again (a retried step) gets
+// the model it stored the first time.
 //
-// Both pipelines judge by the same Rule: beat the baseline, then the active model, both scored
-// on this run's held-out data (the active model through its own feature spec, or, when that
-// spec is from an encoding this build cannot apply, by the score it was deployed with). A
-// pipeline supplies its score, how scores compare, and the words of its decisions.
+// Both pipelines judge by the same Rule: the candidate must beat the baseline, then the active
+// model, each by a paired bootstrap over the same held-out rows, the active model only on rows
+// its own holdout holds too (neither trained on them), with a minimum gain over it. An active
+// model that records no comparable holdout, or cannot score today's data, cannot be compared
+// and is replaced by a candidate that beats the baseline. A pipeline supplies its score, its
+// gain, how to predict with the active model and how its numbers read.
 //
 // # Backends
 //

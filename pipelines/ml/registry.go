@@ -27,6 +27,9 @@ type StoredModel struct {
 	// Normalization is the feature spec the model was trained with (the pipeline's own type).
 	Normalization json.RawMessage
 	Metrics       json.RawMessage
+	// Holdout is the one its metrics record, nil when they record none (a model stored
+	// before holdouts were stable): then no row is known to be unseen by it.
+	Holdout *Holdout
 }
 
 // ActiveModel returns the active model of a name, or nil when there is none.
@@ -42,7 +45,14 @@ func ActiveModel(ctx context.Context, db gen.DBTX, name string) (*StoredModel, e
 	if err != nil {
 		return nil, fmt.Errorf("decoding the active %s model (id %d, v%d): %w", name, row.ID, row.Version, err)
 	}
-	return &StoredModel{ID: row.ID, Version: row.Version, Backend: row.Backend, Model: m, Normalization: row.Normalization, Metrics: row.Metrics}, nil
+	var recorded struct {
+		Holdout *Holdout `json:"holdout"`
+	}
+	if err := json.Unmarshal(row.Metrics, &recorded); err != nil {
+		return nil, fmt.Errorf("decoding the metrics of the active %s model (id %d, v%d): %w", name, row.ID, row.Version, err)
+	}
+	return &StoredModel{ID: row.ID, Version: row.Version, Backend: row.Backend, Model: m, Normalization: row.Normalization,
+		Metrics: row.Metrics, Holdout: recorded.Holdout}, nil
 }
 
 // Candidate is a freshly trained model to deploy.
@@ -55,13 +65,13 @@ type Candidate struct {
 	Weights       []byte
 	Architecture  any
 	Normalization any
-	Metrics       any
+	// Metrics must encode as a JSON object; Deploy adds the decision to it.
+	Metrics any
 }
 
 // Judge decides, while the registry is locked for the candidate's name, whether the candidate
-// should replace active (nil when no model is active). reason says why, in words, and is
-// stored with the model.
-type Judge func(ctx context.Context, active *StoredModel) (activate bool, reason string, err error)
+// should replace active (nil when no model is active); Decision.Reason says why in words.
+type Judge func(ctx context.Context, active *StoredModel) (Decision, error)
 
 // Deployed is what Deploy did.
 type Deployed struct {
@@ -75,7 +85,8 @@ type Deployed struct {
 
 // Deploy stores c in ml.models with the next version of its name. It is active when judge
 // says so (the previous active model is retired in the same transaction), a candidate
-// otherwise. Deploying again for the same run returns the model stored the first time.
+// otherwise; the decision goes into its metrics under "decision", and its reason into the
+// decision column. Deploying again for the same run returns the model stored the first time.
 func Deploy(ctx context.Context, db DB, c Candidate, judge Judge) (Deployed, error) {
 	var out Deployed
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
@@ -97,18 +108,18 @@ func Deploy(ctx context.Context, db DB, c Candidate, judge Judge) (Deployed, err
 		if err != nil {
 			return err
 		}
-		activate, reason, err := judge(ctx, active)
+		decision, err := judge(ctx, active)
 		if err != nil {
 			return fmt.Errorf("comparing with the active model: %w", err)
 		}
 		status := StatusCandidate
-		if activate {
+		if decision.Activated {
 			status = StatusActive
 			if err := q.RetireActiveModel(ctx, c.Name); err != nil {
 				return fmt.Errorf("retiring the active model: %w", err)
 			}
 		}
-		params := gen.InsertModelParams{Name: c.Name, Backend: c.Backend, Weights: c.Weights, Status: status, Decision: reason, TrainingRunID: &runID}
+		params := gen.InsertModelParams{Name: c.Name, Backend: c.Backend, Weights: c.Weights, Status: status, Decision: decision.Reason, TrainingRunID: &runID}
 		for _, f := range []struct {
 			dst  *json.RawMessage
 			v    any
@@ -120,15 +131,32 @@ func Deploy(ctx context.Context, db DB, c Candidate, judge Judge) (Deployed, err
 			}
 			*f.dst = raw
 		}
+		if params.Metrics, err = withDecision(params.Metrics, decision); err != nil {
+			return err
+		}
 		row, err := q.InsertModel(ctx, params)
 		if err != nil {
 			return fmt.Errorf("inserting the model: %w", err)
 		}
-		out = Deployed{ID: row.ID, Version: row.Version, Status: status, Decision: reason}
+		out = Deployed{ID: row.ID, Version: row.Version, Status: status, Decision: decision.Reason}
 		return nil
 	})
 	if err != nil {
 		return Deployed{}, fmt.Errorf("deploying %s model of run %d: %w", c.Name, c.RunID, err)
 	}
 	return out, nil
+}
+
+// withDecision adds the decision to a metrics object.
+func withDecision(metrics json.RawMessage, d Decision) (json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(metrics, &fields); err != nil || fields == nil {
+		return nil, fmt.Errorf("metrics must encode as a JSON object, got %.40s", metrics)
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the decision: %w", err)
+	}
+	fields["decision"] = raw
+	return json.Marshal(fields)
 }

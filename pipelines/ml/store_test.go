@@ -91,16 +91,18 @@ func TestDeployActivatesOnlyWinners(t *testing.T) {
 		t.Helper()
 		d, err := ml.Deploy(b.Ctx, b.Pool, ml.Candidate{
 			Name: "demo", RunID: run, Backend: "cpu", Weights: tinyModel(t, uint64(run)),
-			Architecture: map[string]any{"layers": 1}, Normalization: map[string]any{}, Metrics: map[string]any{"mse": 0.1},
-		}, func(_ context.Context, active *ml.StoredModel) (bool, string, error) {
+			Architecture: map[string]any{"layers": 1}, Normalization: map[string]any{},
+			Metrics: map[string]any{"mse": 0.1, "holdout": ml.NewHoldout("id", 0.2)},
+		}, func(_ context.Context, active *ml.StoredModel) (ml.Decision, error) {
 			if active == nil {
-				return true, "first", nil
+				return ml.Decision{Activated: true, Reason: "first"}, nil
 			}
 			require.NotNil(t, active.Model, "the judge gets the active model decoded")
+			require.Equal(t, &ml.Holdout{Of: "id", Share: 0.2, Scheme: 1}, active.Holdout, "and the holdout its metrics record")
 			if win {
-				return true, "wins", nil
+				return ml.Decision{Activated: true, Reason: "wins", Metric: "MSE"}, nil
 			}
-			return false, "loses", nil
+			return ml.Decision{Reason: "loses"}, nil
 		})
 		require.NoError(t, err)
 		return d
@@ -125,6 +127,10 @@ func TestDeployActivatesOnlyWinners(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{"retired", "candidate", "active"}, statuses)
+	// The decision goes into the metrics, next to what the pipeline put there.
+	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM ml.models WHERE id = $1 AND decision = 'wins'
+	                                 AND metrics -> 'decision' ->> 'reason' = 'wins' AND metrics -> 'decision' ->> 'metric' = 'MSE'
+	                                 AND (metrics -> 'decision' ->> 'activated')::boolean AND (metrics ->> 'mse')::float = 0.1`, winner.ID))
 
 	// A retried deployment of a run gets what the run stored, and changes nothing.
 	again := deploy(r2, true)
@@ -139,7 +145,7 @@ func TestDeployActivatesOnlyWinners(t *testing.T) {
 	// A judge that fails leaves nothing behind.
 	_, err = ml.Deploy(b.Ctx, b.Pool, ml.Candidate{Name: "demo", RunID: b.run(t), Backend: "cpu", Weights: tinyModel(t, 9),
 		Architecture: map[string]any{}, Normalization: map[string]any{}, Metrics: map[string]any{}},
-		func(context.Context, *ml.StoredModel) (bool, string, error) { return false, "", errors.New("boom") })
+		func(context.Context, *ml.StoredModel) (ml.Decision, error) { return ml.Decision{}, errors.New("boom") })
 	require.ErrorContains(t, err, "comparing with the active model: boom")
 	var n int
 	require.NoError(t, b.Pool.QueryRow(b.Ctx, "SELECT count(*) FROM ml.models").Scan(&n))

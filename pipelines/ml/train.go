@@ -50,6 +50,11 @@ type TrainStats struct {
 	WaitSeconds float64 `json:"wait_seconds,omitempty"`
 	FirstLoss   float64 `json:"first_epoch_loss"`
 	FinalLoss   float64 `json:"final_epoch_loss"`
+	// FinalValidationLoss is the last epoch's loss on the validation rows, when there were any.
+	FinalValidationLoss float64 `json:"final_validation_loss,omitempty"`
+	// Curve is every epoch's loss. Steps keep it with the model artifact, not in their outputs,
+	// which stay small.
+	Curve Curve `json:"-"`
 	// Checkpoint is the id of the step's checkpoint artifact, when it has one.
 	Checkpoint int64 `json:"checkpoint,omitempty"`
 	// CheckpointIgnored says why a checkpoint that was found was not resumed (damaged, or of
@@ -59,20 +64,33 @@ type TrainStats struct {
 
 // Train runs kernels.Train with cfg on the trainer's backend (cfg.Backend is overwritten),
 // waiting for the backend's turn, or for ctx to end. It reports each epoch with
-// pipelines.ReportProgress. With ck it resumes from the step's checkpoint, if there is one of
-// this training, and saves checkpoints as ck's parameters say; when ctx ends mid-training it
-// saves the last completed epoch before returning ctx's error.
+// pipelines.ReportProgress and records the loss curve, with cfg.Validation's losses when it has
+// rows, in the stats. With ck it resumes from the step's checkpoint, if there is one of this
+// training, and saves checkpoints as ck's parameters say; when ctx ends mid-training it saves
+// the last completed epoch before returning ctx's error.
 func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32, ck *StepCheckpoint) (*kernels.Model, TrainStats, error) {
 	var st TrainStats
+	validating := len(cfg.Validation.X) > 0
 	if ck != nil {
 		// Before the backend's turn, so that the device is not held for database round trips.
 		var err error
-		if cfg.Resume, st.CheckpointIgnored, err = ck.load(ctx); err != nil {
+		if cfg.Resume, st.Curve.Validation, st.CheckpointIgnored, err = ck.load(ctx); err != nil {
 			return nil, TrainStats{}, err
 		}
+		if cfg.Resume != nil && validating && st.Curve.Validation == nil {
+			// A checkpoint without its epochs' validation losses: the curve would have a hole.
+			validating = false
+		}
 		cfg.Checkpoints = ck.policy()
+		ck.curve = &st.Curve
 	}
-	cfg.OnEpoch = reportEpochs(ctx)
+	report := reportEpochs(ctx, validating)
+	cfg.OnEpoch = func(e kernels.EpochStats) {
+		if validating {
+			st.Curve.Validation = append(st.Curve.Validation[:e.Epoch-1], e.ValidationLoss)
+		}
+		report(e)
+	}
 	waitStart := time.Now()
 	if t != nil && t.turn != nil {
 		select {
@@ -92,7 +110,8 @@ func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32,
 		// The checkpoint is of another training of this step: its input changed between
 		// attempts (a legacy chain that collected its data again). Starting afresh is right;
 		// failing would fail every retry the same way.
-		st.CheckpointIgnored, cfg.Resume = err.Error(), nil
+		st.CheckpointIgnored, cfg.Resume, st.Curve.Validation = err.Error(), nil, nil
+		validating = len(cfg.Validation.X) > 0
 		model, losses, err = kernels.Train(ctx, cfg, x, y)
 	}
 	if err != nil {
@@ -102,6 +121,23 @@ func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32,
 	st.Backend, st.Samples, st.Epochs, st.Batch = cfg.Backend.Name(), len(x)/cfg.Inputs, cfg.Epochs, cfg.BatchSize
 	st.Seconds, st.WaitSeconds = elapsed.Seconds(), wait.Seconds()
 	st.FirstLoss, st.FinalLoss = losses[0], losses[len(losses)-1]
+	st.Curve.Train = losses
+	if !validating {
+		st.Curve.Validation = nil
+	}
+	if v := st.Curve.Validation; len(v) > 0 {
+		st.FinalValidationLoss = v[len(v)-1]
+		if cfg.KeepBest {
+			// kernels kept the first epoch of the lowest validation loss.
+			best := 0
+			for i, l := range v {
+				if l < v[best] {
+					best = i
+				}
+			}
+			st.Curve.BestEpoch = best + 1
+		}
+	}
 	if cfg.Resume != nil {
 		st.ResumedFromEpoch = cfg.Resume.Epoch()
 	}
@@ -114,14 +150,19 @@ func (t *Trainer) Train(ctx context.Context, cfg kernels.Config, x, y []float32,
 	return model, st, nil
 }
 
-// reportEpochs is the OnEpoch of a training step: a progress report per epoch, its speed and
-// time left measured over the epochs this attempt trained.
-func reportEpochs(ctx context.Context) func(kernels.EpochStats) {
+// reportEpochs is the OnEpoch of a training step: a progress report per epoch (with its
+// validation loss when validating), its speed and time left measured over the epochs this
+// attempt trained.
+func reportEpochs(ctx context.Context, validating bool) func(kernels.EpochStats) {
 	return func(e kernels.EpochStats) {
 		p := pipelines.Progress{
 			Done: int64(e.Epoch), Total: int64(e.Epochs), Unit: "epoch",
 			Message: fmt.Sprintf("epoch %d/%d, loss %.4g", e.Epoch, e.Epochs, e.Loss),
 			Metrics: map[string]float64{"loss": e.Loss},
+		}
+		if validating {
+			p.Message += fmt.Sprintf(", validation %.4g", e.ValidationLoss)
+			p.Metrics["validation_loss"] = e.ValidationLoss
 		}
 		if e.ResumedFrom > 0 {
 			p.Message += fmt.Sprintf(" (resumed at epoch %d)", e.ResumedFrom)
@@ -138,6 +179,13 @@ func reportEpochs(ctx context.Context) func(kernels.EpochStats) {
 func Architecture(cfg kernels.Config) map[string]any {
 	return map[string]any{
 		"inputs": cfg.Inputs, "layers": cfg.Layers, "loss": cfg.Loss, "optimizer": "adam", "adam": cfg.Adam,
-		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "seed": cfg.Seed,
+		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "seed": cfg.Seed, "keep_best": cfg.KeepBest,
 	}
+}
+
+// ModelMeta is the metadata of a trained model's artifact: its training config for people, and
+// its loss curve, which deployment stores with the model.
+type ModelMeta struct {
+	Architecture map[string]any `json:"architecture"`
+	Curve        Curve          `json:"curve"`
 }

@@ -29,9 +29,10 @@ SELECT count(*) AS total, count(observed_complexity) AS labelled, count(predicte
   FROM ml.task_executions;
 
 -- name: CollectTaskExecutions :many
--- The labelled records of the last days, newest first, at most max_rows of them.
-SELECT id, task_type, context_length, output_tokens, parameter_count, input_price, output_price,
-       uses_tools, uses_vision, duration_ms, success, quality_score, user_satisfaction,
+-- The labelled records of the last days, newest first, at most max_rows of them: what was known
+-- when each task was submitted, and the label. Nothing a task's run produced (the model chosen,
+-- tokens, duration, success, quality, satisfaction) is read: the score is wanted before the run.
+SELECT id, task_type, context_length, uses_tools, uses_vision,
        observed_complexity::double precision AS observed_complexity
   FROM ml.task_executions
  WHERE executed_at >= now() - make_interval(days => @days_back::integer)
@@ -40,9 +41,9 @@ SELECT id, task_type, context_length, output_tokens, parameter_count, input_pric
  LIMIT @max_rows::integer;
 
 -- name: UnpredictedTaskExecutions :many
--- The next batch of records without a predicted complexity, labelled or not.
-SELECT id, task_type, context_length, output_tokens, parameter_count, input_price, output_price,
-       uses_tools, uses_vision, duration_ms, success, quality_score, user_satisfaction
+-- The next batch of records without a predicted complexity, labelled or not: their tasks as
+-- submitted.
+SELECT id, task_type, context_length, uses_tools, uses_vision
   FROM ml.task_executions
  WHERE predicted_complexity IS NULL AND id > @after_id::bigint
  ORDER BY id
