@@ -14,7 +14,8 @@
 --            idempotency_key) and calls start_run, cancel_run and retry_run. Nothing else: it
 --            reads no run (but the ids it gets back), no River job, no definition.
 --   reader   reads: every view and table of schema qflow, status(), metrics(),
---            list_workflows(), workflow_stats(), step_stats(). No River, no ml, no writes.
+--            list_workflows(), workflow_stats(), step_stats(). The model registry (ml.models);
+--            no other ml table, no River, no writes.
 --
 -- A role calls a procedure only where qflow.procedure_access lists it. Procedures that cross
 -- those lines (a trigger inserting a run makes step rows and River jobs it may not touch
@@ -126,6 +127,11 @@ BEGIN
     EXECUTE format('GRANT SELECT (id, idempotency_key) ON qflow.runs TO %I', p_trigger);
     -- reader
     EXECUTE format('GRANT USAGE ON SCHEMA qflow TO %I', p_reader);
+    -- the model registry, which the web view's /models shows; not the task records
+    IF to_regclass('ml.models') IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA ml TO %I', p_reader);
+        EXECUTE format('GRANT SELECT ON ml.models TO %I', p_reader);
+    END IF;
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA qflow TO %I', p_reader);
 
     FOR v_obj IN

@@ -157,7 +157,8 @@ func TestReaderRoleReadsOnly(t *testing.T) {
 	b.cannot(t, "reader", `UPDATE qflow.steps SET max_attempts = 9`)
 	b.cannot(t, "reader", `UPDATE qflow.settings SET value = 10`)
 	b.cannot(t, "reader", `SELECT count(*) FROM river.river_job`)
-	b.cannot(t, "reader", `SELECT count(*) FROM ml.models`)
+	b.can(t, "reader", `SELECT count(*) FROM ml.models`)
+	b.cannot(t, "reader", `SELECT count(*) FROM ml.task_executions`)
 	b.cannot(t, "reader", `CALL qflow.sweep()`)
 }
 
