@@ -10,6 +10,10 @@
 #                           and start it again
 #   .ci/postgres.sh url     print the URL without starting anything
 #   .ci/postgres.sh db NAME start it if needed, create database NAME if missing, print its URL
+#   .ci/postgres.sh standby PRIMARY_URL
+#                           make it a streaming replica of the cluster at PRIMARY_URL
+#                           (pg_basebackup, hot standby) if it is not a cluster yet, start it,
+#                           print its URL; `stop` stops it
 #
 # The cluster lives in .pgdata/ (git-ignored). Its port is derived from the checkout's path,
 # so two clones on one machine do not collide. When run as root the server runs as the
@@ -66,7 +70,7 @@ datadir() {
 }
 
 start() {
-  local bindir data
+  local primary=${1:-} bindir data
   bindir=$(find_bindir) || { install_postgres; bindir=$(find_bindir); }
   data=$(datadir)
   if [[ $(id -u) -eq 0 ]]; then
@@ -76,7 +80,17 @@ start() {
     chmod 700 "$data"
     [[ -z ${QFLOW_PG_DATA:-} ]] && [[ -L $link || ! -e $link ]] && ln -sfn "$data" "$link"
   fi
-  if [[ ! -f $data/PG_VERSION ]]; then
+  if [[ -n $primary && ! -f $data/PG_VERSION ]]; then
+    # A copy of the primary, its config included, that streams from it (-R: standby.signal
+    # and primary_conninfo); only where it listens is its own.
+    # (The primary's socket in its data directory is not copied, and pg_basebackup says so.)
+    as_owner "$bindir/pg_basebackup" -d "$primary" -D "$data" -R -X stream -c fast 2> >(grep -v 'skipping special file' >&2)
+    cat >>"$data/postgresql.conf" <<CONF
+# qflow throwaway standby of $primary
+port = $port
+unix_socket_directories = '$data'
+CONF
+  elif [[ ! -f $data/PG_VERSION ]]; then
     as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     cat >>"$data/postgresql.conf" <<CONF
 # qflow throwaway cluster
@@ -120,9 +134,10 @@ createdb() {
 case ${1:-start} in
   start) start ;;
   db) createdb "${2:?database name}" ;;
+  standby) start "${2:?primary URL}" ;;
   stop) stop ;;
   url) echo "$url" ;;
   restart) stop fast; start ;;
   restart-immediate) stop immediate; start ;;
-  *) echo "usage: $0 start|stop|restart|restart-immediate|url|db NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|restart-immediate|url|db NAME|standby PRIMARY_URL" >&2; exit 2 ;;
 esac

@@ -16,28 +16,38 @@ import (
 )
 
 // Local starts (or reuses) the checkout's throwaway cluster with .ci/postgres.sh and returns
-// its URL. The script is looked for from the working directory upwards, because `go test`
-// runs in the package's directory and `go run` at the repository root.
+// its URL.
 func Local() (string, error) {
+	script, err := Script("postgres.sh")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(script, "start").Output()
+	if err != nil {
+		return "", fmt.Errorf("starting the local cluster: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Script returns the path of .ci/<name> of the checkout. It is looked for from the working
+// directory upwards, because `go test` runs in the package's directory and `go run` at the
+// repository root.
+func Script(name string) (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, ".ci", "postgres.sh")); err == nil {
-			break
+		path := filepath.Join(dir, ".ci", name)
+		if _, err := os.Stat(path); err == nil {
+			return path, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf(".ci/postgres.sh not found above the working directory")
+			return "", fmt.Errorf(".ci/%s not found above the working directory", name)
 		}
 		dir = parent
 	}
-	out, err := exec.Command(filepath.Join(dir, ".ci", "postgres.sh"), "start").Output()
-	if err != nil {
-		return "", fmt.Errorf("starting the local cluster: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // URL returns the URL of database name on the server whose URL is server, with the server's
