@@ -18,7 +18,7 @@ SELECT id, workflow, mode, status,
   FROM qflow.runs
  WHERE finished_at IS NOT NULL
    AND (finished_at, id) > ($1::timestamptz, $2::bigint)
-   AND finished_at <= now() - make_interval(secs => $3::double precision)
+   AND finished_at <= (SELECT as_of FROM qflow.staleness()) - make_interval(secs => $3::double precision)
  ORDER BY finished_at, id
  LIMIT 5000
 `
@@ -38,8 +38,10 @@ type FinishedRunsSinceRow struct {
 	FinishedAt      pgtype.Timestamptz `json:"finished_at"`
 }
 
-// Runs that finished after the watermark and at least lag_seconds ago (a finish time is its
-// transaction's start, so the lag lets slow commits land before the watermark passes them).
+// Runs that finished after the watermark and at least lag_seconds before the time the data
+// read describes (a finish time is its transaction's start, so the lag lets slow commits land
+// before the watermark passes them; on a read replica that time is its last replayed commit,
+// so runs it has not replayed yet are never passed over).
 func (q *Queries) FinishedRunsSince(ctx context.Context, arg FinishedRunsSinceParams) ([]FinishedRunsSinceRow, error) {
 	rows, err := q.db.Query(ctx, finishedRunsSince, arg.AfterTime, arg.AfterID, arg.LagSeconds)
 	if err != nil {
@@ -70,7 +72,7 @@ func (q *Queries) FinishedRunsSince(ctx context.Context, arg FinishedRunsSincePa
 const liveWorkers = `-- name: LiveWorkers :many
 SELECT c::text AS class, count(*)::bigint AS workers
   FROM qflow.workers w, unnest(w.classes) AS c
- WHERE w.last_seen_at > now() - make_interval(secs => $1::double precision)
+ WHERE w.last_seen_at > (SELECT as_of FROM qflow.staleness()) - make_interval(secs => $1::double precision)
  GROUP BY c
 `
 
@@ -79,7 +81,8 @@ type LiveWorkersRow struct {
 	Workers int64  `json:"workers"`
 }
 
-// Workers whose heartbeat is recent, per class they serve.
+// Workers whose heartbeat is recent, per class they serve. Recent as of the data read: on a
+// lagging read replica (qflow.staleness) a heartbeat not yet replayed is not a dead worker.
 func (q *Queries) LiveWorkers(ctx context.Context, staleAfterSeconds float64) ([]LiveWorkersRow, error) {
 	rows, err := q.db.Query(ctx, liveWorkers, staleAfterSeconds)
 	if err != nil {

@@ -23,21 +23,24 @@ SELECT q.queue::text AS queue,
               GROUP BY queue) w ON w.queue = q.queue;
 
 -- name: LiveWorkers :many
--- Workers whose heartbeat is recent, per class they serve.
+-- Workers whose heartbeat is recent, per class they serve. Recent as of the data read: on a
+-- lagging read replica (qflow.staleness) a heartbeat not yet replayed is not a dead worker.
 SELECT c::text AS class, count(*)::bigint AS workers
   FROM qflow.workers w, unnest(w.classes) AS c
- WHERE w.last_seen_at > now() - make_interval(secs => @stale_after_seconds::double precision)
+ WHERE w.last_seen_at > (SELECT as_of FROM qflow.staleness()) - make_interval(secs => @stale_after_seconds::double precision)
  GROUP BY c;
 
 -- name: FinishedRunsSince :many
--- Runs that finished after the watermark and at least lag_seconds ago (a finish time is its
--- transaction's start, so the lag lets slow commits land before the watermark passes them).
+-- Runs that finished after the watermark and at least lag_seconds before the time the data
+-- read describes (a finish time is its transaction's start, so the lag lets slow commits land
+-- before the watermark passes them; on a read replica that time is its last replayed commit,
+-- so runs it has not replayed yet are never passed over).
 SELECT id, workflow, mode, status,
        extract(epoch FROM finished_at - coalesce(started_at, created_at))::double precision AS duration_seconds,
        finished_at
   FROM qflow.runs
  WHERE finished_at IS NOT NULL
    AND (finished_at, id) > (@after_time::timestamptz, @after_id::bigint)
-   AND finished_at <= now() - make_interval(secs => @lag_seconds::double precision)
+   AND finished_at <= (SELECT as_of FROM qflow.staleness()) - make_interval(secs => @lag_seconds::double precision)
  ORDER BY finished_at, id
  LIMIT 5000;

@@ -45,4 +45,6 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     ('metrics', '{reader}', true),
     ('list_workflows', '{reader}', true),
     ('workflow_stats', '{reader}', true),
-    ('step_stats', '{reader}', true);
+    ('step_stats', '{reader}', true),
+    -- how old the data read here is (a read replica's lag); the metrics reporter's clock
+    ('staleness', '{worker,reader}', false);
