@@ -124,7 +124,7 @@ func (l *liveness) run(ctx context.Context) {
 // fails or ctx ends.
 func (l *liveness) session(ctx context.Context) error {
 	w := l.w
-	cfg := w.cfg.Pool.Config().ConnConfig.Copy()
+	cfg := w.cfg.Direct.Config().ConnConfig.Copy()
 	// The server ends this session, and so frees the lock, within about 25 s of this machine
 	// going silent (power loss, a cut cable: nothing closes the socket); the defaults are hours.
 	if cfg.RuntimeParams == nil {
@@ -214,8 +214,9 @@ func (l *liveness) cancelEnded(ctx context.Context, q *gen.Queries) error {
 	return nil
 }
 
-// sweepLoop runs qflow.sweep every interval on a pooled connection, when this worker wins the
-// sweep lock: every worker tries, one sweeps, and a dead one is simply not among those trying.
+// sweepLoop runs qflow.sweep every interval on a connection of Direct (the lock is a
+// session's), when this worker wins the sweep lock: every worker tries, one sweeps, and a dead
+// one is simply not among those trying.
 func (w *Worker) sweepLoop(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(w.cfg.SweepInterval)
@@ -235,7 +236,7 @@ func (w *Worker) sweepLoop(ctx context.Context, done chan<- struct{}) {
 func (w *Worker) sweepOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := w.cfg.Pool.Acquire(ctx)
+	conn, err := w.cfg.Direct.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquiring a connection: %w", err)
 	}

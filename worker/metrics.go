@@ -104,9 +104,10 @@ type reporterState struct {
 	afterID   int64
 }
 
-// runReporter competes for the reporter lock and, while holding it, refreshes the
-// database-derived metrics every interval until ctx ends.
-func (m *Metrics) runReporter(ctx context.Context, pool *pgxpool.Pool, interval, staleAfter time.Duration, onErr func(error)) {
+// runReporter competes for the reporter lock, a session lock on a connection of pool, and,
+// while holding it, refreshes the database-derived metrics every interval until ctx ends,
+// reading them from read (a replica, say), or nil: on the lock's connection.
+func (m *Metrics) runReporter(ctx context.Context, pool, read *pgxpool.Pool, interval, staleAfter time.Duration, onErr func(error)) {
 	var st reporterState
 	defer func() {
 		if st.conn != nil {
@@ -117,7 +118,7 @@ func (m *Metrics) runReporter(ctx context.Context, pool *pgxpool.Pool, interval,
 	defer t.Stop()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, dbCallTimeout)
-		err := m.report(rctx, pool, &st, staleAfter)
+		err := m.report(rctx, pool, read, &st, staleAfter)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			onErr(err)
@@ -144,7 +145,7 @@ func (m *Metrics) resign(st *reporterState) {
 	m.workers.Reset()
 }
 
-func (m *Metrics) report(ctx context.Context, pool *pgxpool.Pool, st *reporterState, staleAfter time.Duration) error {
+func (m *Metrics) report(ctx context.Context, pool, read *pgxpool.Pool, st *reporterState, staleAfter time.Duration) error {
 	if st.conn == nil {
 		conn, err := pool.Acquire(ctx)
 		if err != nil {
@@ -159,13 +160,19 @@ func (m *Metrics) report(ctx context.Context, pool *pgxpool.Pool, st *reporterSt
 			conn.Release()
 			return nil
 		}
+		// Count runs that finish from now on, now as the data read says (a replica's clock is
+		// its last replayed commit); history before this process reported was reported by
+		// its predecessor (or predates the fleet's metrics).
+		now, err := reads(conn, read).Staleness(ctx)
+		if err != nil {
+			conn.Release()
+			return fmt.Errorf("reading the time of the data: %w", err)
+		}
 		st.conn = conn
-		// Count runs that finish from now on; history before this process reported was
-		// reported by its predecessor (or predates the fleet's metrics).
-		st.afterTime, st.afterID = time.Now().Add(-m.ReportLag), 0
+		st.afterTime, st.afterID = now.AsOf.Time.Add(-m.ReportLag), 0
 		m.reporter.Set(1)
 	}
-	q := gen.New(st.conn)
+	q := reads(st.conn, read)
 
 	queues, err := q.QueueStats(ctx)
 	if err != nil {
@@ -201,6 +208,14 @@ func (m *Metrics) report(ctx context.Context, pool *pgxpool.Pool, st *reporterSt
 			return nil
 		}
 	}
+}
+
+// reads are the reporter's queries: on read when set, else on the lock's connection.
+func reads(conn *pgxpool.Conn, read *pgxpool.Pool) *gen.Queries {
+	if read != nil {
+		return gen.New(read)
+	}
+	return gen.New(conn)
 }
 
 // ServeMetrics serves the default Prometheus registry on addr at /metrics until ctx ends.

@@ -21,7 +21,19 @@ import (
 
 // Config configures a Worker. Zero values take the defaults in brackets.
 type Config struct {
-	Pool     *pgxpool.Pool
+	// Pool carries the worker's transactions: claims, results, River's fetches and
+	// completions. It may go through PgBouncer in transaction pooling mode (with PollOnly).
+	Pool *pgxpool.Pool
+	// Direct reaches Postgres itself, for what needs a session of its own and would not
+	// survive a pooler that hands each transaction another server connection: the liveness
+	// lock and the cancel LISTEN (on a connection of their own, opened with Direct's
+	// settings), the sweep's lock and the metrics reporter's lock. A worker keeps two or three
+	// such sessions [Pool].
+	Direct *pgxpool.Pool
+	// Read is where the metrics reporter reads runs, queues and live workers, e.g. a streaming
+	// replica, to keep that load off the primary; its clock is the replica's (qflow.staleness)
+	// [the reporter's connection of Direct].
+	Read     *pgxpool.Pool
 	Registry *pipelines.Registry
 	// Classes are the worker classes (River queues) this process serves [cpu].
 	Classes []string
@@ -33,8 +45,14 @@ type Config struct {
 	// FetchCooldown bounds how often River fetches after a wake-up; it bounds hop latency [2ms].
 	FetchCooldown time.Duration
 	// FetchPollInterval is how often River polls without a wake-up; it bounds how late a
-	// retry whose backoff has passed may start [100ms].
+	// retry whose backoff has passed may start, and with PollOnly how late any queued step
+	// does [100ms].
 	FetchPollInterval time.Duration
+	// PollOnly makes River find new jobs by polling every FetchPollInterval instead of being
+	// woken by notifications (River's Config.PollOnly), for a Pool through a pooler in
+	// transaction mode, which carries no LISTEN. Hops taken by eager dispatch need no wake-up
+	// and are as fast either way [false].
+	PollOnly bool
 	// SweepInterval is how often each worker tries to run qflow.sweep; one of those trying at
 	// a time does (see liveness.go) [500ms].
 	SweepInterval time.Duration
@@ -114,6 +132,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Pool == nil || cfg.Registry == nil {
 		return nil, errors.New("worker: Pool and Registry are required")
 	}
+	if cfg.Direct == nil {
+		cfg.Direct = cfg.Pool
+	}
 	if len(cfg.Classes) == 0 {
 		cfg.Classes = []string{"cpu"}
 	}
@@ -178,6 +199,7 @@ func New(cfg Config) (*Worker, error) {
 		Logger:            riverLogger(cfg.Logger),
 		FetchCooldown:     cfg.FetchCooldown,
 		FetchPollInterval: cfg.FetchPollInterval,
+		PollOnly:          cfg.PollOnly,
 		// Step timeouts are enforced by the worker itself, per step.
 		JobTimeout: -1,
 	})
@@ -251,7 +273,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		go func() {
 			defer close(w.reporterDone)
 			// A worker is live for three missed heartbeats.
-			m.runReporter(beatCtx, w.cfg.Pool, w.cfg.ReportInterval, 3*w.cfg.HeartbeatInterval, func(err error) {
+			m.runReporter(beatCtx, w.cfg.Direct, w.cfg.Read, w.cfg.ReportInterval, 3*w.cfg.HeartbeatInterval, func(err error) {
 				w.log.Warn("metrics reporter", "err", err)
 			})
 		}()
