@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/quantumflow/qflow/gen"
 )
@@ -136,6 +138,11 @@ func (l *liveness) session(ctx context.Context) error {
 	connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgx.ConnectConfig(connectCtx, cfg)
 	cancel()
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.Contains(pgErr.Message, "unsupported startup parameter") {
+		// PgBouncer refuses the keepalive settings: this session went to a pooler.
+		return fmt.Errorf("connecting: %w (this session must reach Postgres itself, not a pooler: give the worker a direct URL)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}

@@ -13,10 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quantumflow/qflow/pipelines"
 )
@@ -112,39 +110,6 @@ func describe(err error) string {
 		return s
 	}
 	return err.Error()
-}
-
-// connect opens a pool on DATABASE_URL. Errors never echo the URL: it may hold a password.
-func connect(ctx context.Context, env Env, maxConns int32) (*pgxpool.Pool, error) {
-	url := env.Getenv("DATABASE_URL")
-	if url == "" {
-		return nil, errors.New("DATABASE_URL is not set (e.g. postgres://user@localhost:5432/db)")
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, errors.New("DATABASE_URL is not a valid Postgres connection string")
-	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
-	}
-	// A host that does not answer (a black hole, no reset) fails a connect in seconds, so
-	// start-up retries and logs instead of hanging; a connect_timeout in the URL wins.
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", redact(&cfg.ConnConfig.Config), err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connecting to %s: %w", redact(&cfg.ConnConfig.Config), err)
-	}
-	return pool, nil
-}
-
-func redact(c *pgconn.Config) string {
-	return fmt.Sprintf("postgres://%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 }
 
 func newFlags(name string, env Env) *flag.FlagSet {

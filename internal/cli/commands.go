@@ -25,6 +25,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		"create the roles <prefix>_admin, _worker, _trigger and _reader (env QFLOW_ROLE_PREFIX)")
 	withRoles := fs.Bool("roles", !slices.Contains([]string{"off", "false", "0", "no"}, strings.ToLower(env.Getenv("QFLOW_ROLES"))),
 		"create and grant the roles (--roles=false or QFLOW_ROLES=off when the migrating user may not)")
+	db := dbFlags(fs, env, true, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := connect(ctx, env, 4)
+	pool, err := db.session(ctx, env, 4, "qflow migrate (its lock)")
 	if err != nil {
 		return err
 	}
@@ -83,11 +84,16 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", `serve Prometheus metrics on this address at /metrics ("" disables)`)
 	eager := fs.Bool("eager-dispatch", true, "a slot whose step finished runs the successor it made ready, without a trip through the queue")
 	progress := fs.Duration("progress-interval", 2*time.Second, "how often running steps' latest progress reports are written")
+	poll := fs.Duration("fetch-poll-interval", 100*time.Millisecond, "how often River looks for jobs without a wake-up: with --pgbouncer, how late a queued step may start")
+	db := dbFlags(fs, env, true, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *progress <= 0 {
 		return fmt.Errorf("--progress-interval must be positive, got %s", *progress)
+	}
+	if *poll <= 0 {
+		return fmt.Errorf("--fetch-poll-interval must be positive, got %s", *poll)
 	}
 	var cls []string
 	for _, c := range strings.Split(*classes, ",") {
@@ -107,17 +113,41 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("--max-workers must be at least 1, got %d", *maxWorkers)
 	}
 	// River needs a few connections of its own (listener, producers, leader, completer). A
-	// database in the middle of a restart is waited out for a while.
-	var pool *pgxpool.Pool
+	// database in the middle of a restart is waited out for a while. The sessions (the
+	// sweep's and the reporter's locks) and the reporter's reads get small pools of their own
+	// where the settings send them elsewhere.
+	var pool, direct, read *pgxpool.Pool
 	err := worker.WaitOut(ctx, logger(env), "connecting", func(ctx context.Context) error {
 		var err error
-		pool, err = connect(ctx, env, int32(*maxWorkers*len(cls)+8))
+		pool, err = db.primary(ctx, env, int32(*maxWorkers*len(cls)+8))
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	if *db.pgbouncer || *db.direct != "" {
+		err := worker.WaitOut(ctx, logger(env), "connecting directly", func(ctx context.Context) error {
+			var err error
+			direct, err = db.session(ctx, env, 3, "qflow worker (its liveness lock, LISTEN, sweep and reporter locks)")
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer direct.Close()
+	}
+	if *db.read != "" {
+		err := worker.WaitOut(ctx, logger(env), "connecting to the read replica", func(ctx context.Context) error {
+			var err error
+			read, err = db.reader(ctx, env, 2)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer read.Close()
+	}
 
 	var metrics *worker.Metrics
 	if *metricsAddr != "" {
@@ -130,8 +160,8 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		}
 		logger(env).Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
 	}
-	cfg := worker.Config{Pool: pool, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env),
-		DisableEagerDispatch: !*eager, ProgressInterval: *progress,
+	cfg := worker.Config{Pool: pool, Direct: direct, Read: read, Registry: env.Registry, Classes: cls, MaxWorkers: *maxWorkers, ID: *id, Logger: logger(env),
+		DisableEagerDispatch: !*eager, ProgressInterval: *progress, PollOnly: *db.pgbouncer, FetchPollInterval: *poll,
 		// The environment's settings go on top of the definitions Start registers.
 		AfterSync: func(ctx context.Context) error {
 			_, err := rollout.Apply(ctx, pool, env.Getenv)
@@ -159,6 +189,7 @@ func runStart(ctx context.Context, env Env, args []string) error {
 	wait := fs.Bool("wait", false, "wait for the run to finish, showing live progress")
 	key := fs.String("idempotency-key", "", "a key that makes repeating this start a no-op")
 	priority := fs.Int("priority", 2, "1 (first) to 4 (last)")
+	db := dbFlags(fs, env, false, false)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -169,7 +200,7 @@ func runStart(ctx context.Context, env Env, args []string) error {
 	if !json.Valid([]byte(*input)) {
 		return fmt.Errorf("--input is not valid JSON: %s", *input)
 	}
-	pool, err := connect(ctx, env, 2)
+	pool, err := db.primary(ctx, env, 2)
 	if err != nil {
 		return err
 	}
@@ -193,6 +224,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("status", env)
 	asJSON := fs.Bool("json", false, "print qflow.status(id) as JSON")
 	follow := fs.Bool("watch", false, "follow the run until it finishes")
+	db := dbFlags(fs, env, false, true)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -201,18 +233,18 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := connect(ctx, env, 2)
+	pool, err := db.reader(ctx, env, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	q := gen.New(pool)
 	if *follow {
-		return watch(ctx, env, q, id)
+		return notOnReplica(ctx, q, watch(ctx, env, q, id))
 	}
 	raw, err := q.RunStatus(ctx, id)
 	if err != nil {
-		return err
+		return notOnReplica(ctx, q, err)
 	}
 	if *asJSON {
 		fmt.Fprintln(env.Stdout, string(raw))
@@ -227,10 +259,12 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 }
 
 func runList(ctx context.Context, env Env, args []string) error {
-	if err := newFlags("list", env).Parse(args); err != nil {
+	fs := newFlags("list", env)
+	db := dbFlags(fs, env, false, true)
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pool, err := connect(ctx, env, 2)
+	pool, err := db.reader(ctx, env, 2)
 	if err != nil {
 		return err
 	}
@@ -258,6 +292,7 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 
 func runOp(ctx context.Context, env Env, name string, args []string, op func(*gen.Queries, int64) (bool, error), yes, no string) error {
 	fs := newFlags(name, env)
+	db := dbFlags(fs, env, false, false)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -266,7 +301,7 @@ func runOp(ctx context.Context, env Env, name string, args []string, op func(*ge
 	if err != nil {
 		return err
 	}
-	pool, err := connect(ctx, env, 2)
+	pool, err := db.primary(ctx, env, 2)
 	if err != nil {
 		return err
 	}
@@ -286,6 +321,7 @@ func runOp(ctx context.Context, env Env, name string, args []string, op func(*ge
 func runDAG(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("dag", env)
 	format := fs.String("format", "mermaid", "mermaid or dot")
+	db := dbFlags(fs, env, false, false)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -296,7 +332,7 @@ func runDAG(ctx context.Context, env Env, args []string) error {
 	if *format != "mermaid" && *format != "dot" {
 		return fmt.Errorf("--format must be mermaid or dot, got %q", *format)
 	}
-	pool, err := connect(ctx, env, 2)
+	pool, err := db.primary(ctx, env, 2)
 	if err != nil {
 		return err
 	}

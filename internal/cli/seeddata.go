@@ -22,6 +22,7 @@ func runSeedData(ctx context.Context, env Env, args []string) error {
 	unlabelled := fs.Float64("unlabelled", 0.1, "share of records without an observed complexity (deployment backfills them)")
 	seed := fs.Uint64("seed", 1, "generator seed: the same seed makes the same records")
 	ifEmpty := fs.Bool("if-empty", false, "insert only when ml.task_executions is empty")
+	db := dbFlags(fs, env, false, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func runSeedData(ctx context.Context, env Env, args []string) error {
 	case !(*unlabelled >= 0 && *unlabelled <= 1):
 		return fmt.Errorf("--unlabelled must be a share in [0, 1], got %v", *unlabelled)
 	}
-	pool, err := connect(ctx, env, 2)
+	pool, err := db.primary(ctx, env, 2)
 	if err != nil {
 		return err
 	}

@@ -54,13 +54,7 @@ func TestVerifyFullURLIsAcceptedAndItsPasswordNeverShown(t *testing.T) {
 		"postgres://app:s3cret-pw@127.0.0.1:notaport/prod",
 		"host=127.0.0.1 port=1 user=app password=s3cret-pw dbname=prod sslmode=verify-full sslrootcert=" + ca,
 	} {
-		env := Env{Getenv: func(k string) string {
-			if k == "DATABASE_URL" {
-				return url
-			}
-			return ""
-		}}
-		_, err := connect(context.Background(), env, 1)
+		_, err := open(context.Background(), "DATABASE_URL", url, 1, false)
 		require.Error(t, err)
 		require.NotContains(t, err.Error(), "s3cret", url)
 		require.NotContains(t, describe(err), "s3cret", url)

@@ -16,13 +16,14 @@ import (
 func runUI(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("ui", env)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (host:port); another host than 127.0.0.1 exposes the pages to the network")
+	db := dbFlags(fs, env, false, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (usage: qflow ui [--addr 127.0.0.1:8080])", fs.Arg(0))
 	}
-	pool, err := connect(ctx, env, 8)
+	pool, err := db.reader(ctx, env, 8)
 	if err != nil {
 		return err
 	}

@@ -72,11 +72,11 @@ func (c *Cluster) Stop(ctx context.Context) {
 // PgBouncer is a private PgBouncer in transaction pooling mode in front of a server, run by
 // .ci/pgbouncer.sh; every database of the server is reachable through it.
 type PgBouncer struct {
-	// URL is the server's URL with PgBouncer's host and port: URL(p.URL, name) reaches
-	// database name through it.
-	URL            string
-	server, script string
-	env            []string
+	// URL is the server's URL with PgBouncer's host and port: DatabaseOn(p.URL, url) reaches
+	// the database of url through it.
+	URL                 string
+	server, script, dir string
+	env                 []string
 }
 
 // StartPgBouncer starts a PgBouncer in front of server (a URL without a password) whose
@@ -94,7 +94,7 @@ func StartPgBouncer(ctx context.Context, server, dir string) (*PgBouncer, error)
 	if os.Geteuid() == 0 {
 		dir = "/var/tmp/qflow-pgbouncer-" + port
 	}
-	p := &PgBouncer{server: server, script: script, env: []string{"QFLOW_PGB_PORT=" + port, "QFLOW_PGB_DIR=" + dir}}
+	p := &PgBouncer{server: server, script: script, dir: dir, env: []string{"QFLOW_PGB_PORT=" + port, "QFLOW_PGB_DIR=" + dir}}
 	out, err := runScript(ctx, script, p.env, "start", server)
 	if err != nil {
 		p.Stop(context.WithoutCancel(ctx))
@@ -111,9 +111,10 @@ func (p *PgBouncer) Restart(ctx context.Context) error {
 	return err
 }
 
-// Stop stops PgBouncer.
+// Stop stops PgBouncer and deletes its directory.
 func (p *PgBouncer) Stop(ctx context.Context) {
 	_, _ = runScript(ctx, p.script, p.env, "stop")
+	_ = os.RemoveAll(p.dir)
 }
 
 func runScript(ctx context.Context, script string, env []string, args ...string) (string, error) {

@@ -122,11 +122,40 @@ type page struct {
 	Nav     string // which top link is active
 	Refresh int    // seconds; 0: the page does not reload itself
 	Now     time.Time
+	// Replica says how stale the data is when the view reads a streaming replica; nil on the
+	// primary.
+	Replica *replicaView
 	Data    any
+}
+
+// replicaView is qflow.staleness() as a page says it.
+type replicaView struct{ gen.StalenessRow }
+
+// Behind is whether the replica has not replayed all the primary wrote (as far as it knows).
+func (v replicaView) Behind() bool { return v.LagSeconds > 0 }
+
+// Lag is how far behind the primary the page's data is, as a person says it.
+func (v replicaView) Lag() string { return fmtMS(v.LagSeconds * 1000) }
+
+// Why is what holds the replica back, when something does that it can tell.
+func (v replicaView) Why() string {
+	switch {
+	case v.ReplayPaused:
+		return "replay paused"
+	case !v.Streaming:
+		return "not streaming from the primary"
+	}
+	return ""
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	p.Now = time.Now()
+	// Every page says how old its data is when it comes from a replica.
+	if st, err := s.q.Staleness(r.Context()); err != nil {
+		s.logger.Warn("reading qflow.staleness()", "path", r.URL.Path, "err", err)
+	} else if st.Replica {
+		p.Replica = &replicaView{st}
+	}
 	var buf bytes.Buffer
 	if err := s.pages[name].Execute(&buf, p); err != nil {
 		s.logger.Error("rendering page", "page", name, "path", r.URL.Path, "err", err)

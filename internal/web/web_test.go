@@ -69,6 +69,7 @@ func TestIndexListsRunsNewestFirstWithFilters(t *testing.T) {
 	require.Contains(t, body, `<a class="strong" href="/workflows/probe_diamond">probe_diamond</a>`)
 	require.Contains(t, body, fmt.Sprintf(`href="/runs/%d"`, chain2))
 	require.Contains(t, body, `<meta http-equiv="refresh" content="2">`, "live runs on the page: it refreshes")
+	require.NotContains(t, body, "read replica", "the primary is current: only a replica's staleness is shown")
 
 	for _, c := range []struct {
 		query string
