@@ -40,13 +40,20 @@ type testBundle struct {
 	ctx  context.Context
 	url  string
 	pool *pgxpool.Pool
+	// env is added to the commands' environment after DATABASE_URL, so it may replace it.
+	env []string
 }
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupOn(t, dbtest.URL(t))
+}
+
+// setupOn is setup on the database of url, e.g. one on a cluster of the test's own.
+func setupOn(t *testing.T, url string) *testBundle {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	url := dbtest.URL(t)
 	b := &testBundle{ctx: ctx, url: url, pool: dbtest.PoolFor(t, url, 5)}
 	out, err := b.qflow("migrate").CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -55,7 +62,7 @@ func setup(t *testing.T) *testBundle {
 
 func (b *testBundle) qflow(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+b.url)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+b.url), b.env...)
 	return cmd
 }
 

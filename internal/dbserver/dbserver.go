@@ -64,6 +64,16 @@ func URL(server, name string) (string, error) {
 	return url, nil
 }
 
+// DatabaseOn returns the URL of the database of url on another server: the same database
+// through a PgBouncer in front of its server, or on a replica of its server.
+func DatabaseOn(server, url string) (string, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return "", fmt.Errorf("parsing database URL: %w", err)
+	}
+	return URL(server, cfg.Database)
+}
+
 // Create creates database name on server, a copy of database template unless template is
 // empty, and returns its URL. A database left under that name (by a run that did not get to
 // drop it) is dropped first, so the new one always starts from the template.

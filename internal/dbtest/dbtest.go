@@ -53,9 +53,14 @@ func ServerURL(t testing.TB) string {
 // URL creates a fresh, migrated database for the test, dropped when it ends, and returns its URL.
 func URL(t testing.TB) string {
 	t.Helper()
+	return URLOn(t, ServerURL(t))
+}
+
+// URLOn is URL on another server, e.g. a Cluster of the test's own.
+func URLOn(t testing.TB, server string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	server := ServerURL(t)
 	tmpl, err := template(ctx, server)
 	if err != nil {
 		t.Fatalf("preparing template database: %v", err)
