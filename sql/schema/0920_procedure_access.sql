@@ -47,4 +47,6 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     ('workflow_stats', '{reader}', true),
     ('step_stats', '{reader}', true),
     -- how old the data read here is (a read replica's lag); the metrics reporter's clock
-    ('staleness', '{worker,reader}', false);
+    ('staleness', '{worker,reader}', false),
+    -- the autoscaling signal (KEDA's PostgreSQL scaler logs in as a reader)
+    ('autoscaling', '{reader}', false);

@@ -142,6 +142,7 @@ func TestReaderRoleReadsOnly(t *testing.T) {
 		`SELECT * FROM qflow.workflow_stats`, `SELECT * FROM qflow.step_stats`, `SELECT * FROM qflow.list_workflows()`,
 		`SELECT * FROM qflow.workflow_stats('1 hour')`, `SELECT * FROM qflow.step_stats('1 hour', 'chain')`,
 		`SELECT id, status FROM qflow.runs`, `SELECT * FROM qflow.steps`, `SELECT * FROM qflow.settings`,
+		`SELECT * FROM qflow.staleness()`, `SELECT desired_workers FROM qflow.autoscaling(1, 'gpu')`,
 	} {
 		b.can(t, "reader", sql)
 	}
@@ -187,6 +188,7 @@ func TestWorkerRoleRunsStepsButWritesNothingElse(t *testing.T) {
 	b.can(t, "worker", `SELECT count(*) FROM river.river_job`)
 	b.can(t, "worker", `SELECT count(*) FROM ml.task_executions`)
 	b.can(t, "worker", `SELECT version FROM qflow.schema_version`)
+	b.can(t, "worker", `SELECT as_of FROM qflow.staleness()`) // the metrics reporter's clock
 	// The sweep commits as it goes, so it cannot be SECURITY DEFINER; it works through helpers that are.
 	b.claim(t, run, "b")
 	b.exec(t, `UPDATE qflow.step_runs SET lease_expires_at = now() - interval '1 second' WHERE run_id = $1 AND step = 'b'`, run)
