@@ -25,6 +25,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$top/.ci/lib.sh"
 port=${QFLOW_PG_PORT:-$((40000 + $(printf '%s' "$top" | cksum | cut -d' ' -f1) % 20000))}
 url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
 link="$top/.pgdata"
@@ -38,43 +39,20 @@ find_bindir() {
 }
 
 install_postgres() {
-  echo "postgres.sh: Postgres server binaries not found; installing Debian's postgresql package" >&2
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null || { echo "postgres.sh: need root or sudo to install postgresql" >&2; exit 1; }
-    sudo=(sudo)
-  fi
   # Keep the package's own cluster from being created and started: we run our own.
-  "${sudo[@]}" mkdir -p /etc/postgresql-common/createcluster.d
-  echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.d/qflow.conf >/dev/null
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends postgresql postgresql-contrib >/dev/null
+  as_root mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/qflow.conf >/dev/null
+  apt_install postgresql postgresql-contrib
 }
 
-as_owner() {
-  if [[ $(id -u) -eq 0 ]]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-
-datadir() {
-  if [[ -n ${QFLOW_PG_DATA:-} ]]; then
-    echo "$QFLOW_PG_DATA"
-  elif [[ $(id -u) -eq 0 ]]; then
-    echo "/var/tmp/qflow-pg-$port"
-  else
-    echo "$link"
-  fi
-}
+datadir() { server_dir "${QFLOW_PG_DATA:-}" "qflow-pg-$port" "$link"; }
 
 start() {
   local primary=${1:-} bindir data
   bindir=$(find_bindir) || { install_postgres; bindir=$(find_bindir); }
   data=$(datadir)
   if [[ $(id -u) -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    ensure_owner
     mkdir -p "$data"
     chown postgres: "$data"
     chmod 700 "$data"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -33,11 +34,7 @@ func setupPgBouncer(t *testing.T) *pgbBundle {
 	b.pooled, err = dbserver.DatabaseOn(b.pgb.URL, b.url)
 	require.NoError(t, err)
 	b.env = []string{"DATABASE_URL=" + b.pooled, "QFLOW_PGBOUNCER=on", "QFLOW_DIRECT_URL=" + b.url}
-	cfg, err := pgxpool.ParseConfig(b.pooled)
-	require.NoError(t, err)
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
-	cfg.MaxConns = 4
-	b.app, err = pgxpool.NewWithConfig(b.ctx, cfg)
+	b.app, err = dbserver.OpenPooled(b.ctx, b.pooled, 4)
 	require.NoError(t, err)
 	t.Cleanup(b.app.Close)
 	return b
@@ -107,6 +104,11 @@ func TestProbeWorkloadThroughPgBouncerLosesNothingWhenPgBouncerRestarts(t *testi
 	out, err = b.qflow("list").CombinedOutput()
 	require.NoError(t, err, string(out))
 	require.Regexp(t, `probe_chain +1 +0 +0 +40 +0`, string(out))
+	ui := freeAddr(t)
+	serveUI(t, ui, b.qflow("ui", "--addr", ui))
+	code, page := get(t, "http://"+ui+"/runs/81")
+	require.Equal(t, http.StatusOK, code, page)
+	require.Contains(t, page, `data-step="d" data-status="succeeded"`)
 
 	// And it all went through PgBouncer: its console counts the transactions it carried.
 	require.Positive(t, pgbouncerTransactions(t, b))

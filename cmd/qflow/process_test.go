@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +72,15 @@ func (b *testBundle) qflow(args ...string) *exec.Cmd {
 // worker starts a worker process, killed at the end of the test if still running.
 func (b *testBundle) worker(t *testing.T, id string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := b.qflow(append([]string{"worker", "--id", id, "--max-workers", "4", "--metrics-addr", "127.0.0.1:0"}, extra...)...)
+	cmd := spawn(t, "worker "+id, b.qflow(append([]string{"worker", "--id", id, "--max-workers", "4", "--metrics-addr", "127.0.0.1:0"}, extra...)...))
+	b.waitFor(t, 30*time.Second, "worker "+id+" registered", "SELECT count(*) FROM qflow.workers WHERE id = $1", id)
+	return cmd
+}
+
+// spawn starts cmd, killed at the end of the test if still running; its output is logged
+// when the test failed.
+func spawn(t *testing.T, name string, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	require.NoError(t, cmd.Start())
@@ -77,11 +88,43 @@ func (b *testBundle) worker(t *testing.T, id string, extra ...string) *exec.Cmd 
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("worker %s log:\n%s", id, log.String())
+			t.Logf("%s log:\n%s", name, log.String())
 		}
 	})
-	b.waitFor(t, 30*time.Second, "worker "+id+" registered", "SELECT count(*) FROM qflow.workers WHERE id = $1", id)
 	return cmd
+}
+
+// serveUI starts cmd, a `qflow ui --addr addr`, and waits until it serves; it is stopped when
+// the test ends.
+func serveUI(t *testing.T, addr string, cmd *exec.Cmd) {
+	t.Helper()
+	spawn(t, "qflow ui", cmd)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/static/style.css"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		require.False(t, time.Now().After(deadline), "qflow ui did not start serving")
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
 }
 
 func (b *testBundle) start(t *testing.T, workflow, input string) int64 {

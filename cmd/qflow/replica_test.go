@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -106,7 +103,7 @@ func TestReadsFromAStreamingReplicaSayHowStaleTheyAre(t *testing.T) {
 	waitMetric(t, metrics, `qflow_workers{class="cpu"}`, 1)
 
 	ui := freeAddr(t)
-	b.serveUI(t, ui)
+	serveUI(t, ui, b.reader("ui", "--addr", ui))
 	code, page := get(t, "http://"+ui+"/")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, page, "read replica · up to date")
@@ -152,48 +149,6 @@ func TestReadsFromAStreamingReplicaSayHowStaleTheyAre(t *testing.T) {
 	require.Contains(t, page, "read replica · up to date")
 	require.Contains(t, page, fmt.Sprintf(`href="/runs/%d"`, late))
 	waitMetric(t, metrics, `qflow_runs_total{mode="workflow",status="succeeded",workflow="probe_chain"}`, 3)
-}
-
-// serveUI starts `qflow ui` on the replica alone, stopped when the test ends.
-func (b *replicaBundle) serveUI(t *testing.T, addr string) {
-	t.Helper()
-	cmd := b.reader("ui", "--addr", addr)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("qflow ui log:\n%s", log.String())
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/static/style.css"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		require.False(t, time.Now().After(deadline), "qflow ui did not start serving")
-	}
-}
-
-// freeAddr returns a 127.0.0.1 address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
 }
 
 // waitMetric waits until the worker serving /metrics on addr exports series with value want.

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/internal/dbserver"
 )
 
 // Connections. Every command reaches Postgres through DATABASE_URL; three settings, each a flag
@@ -101,10 +101,8 @@ func open(ctx context.Context, name, url string, maxConns int32, pooled bool) (*
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
-	// Named prepared statements live in one server session, and PgBouncer hands the next
-	// transaction another; a mode the URL chose (default_query_exec_mode) is kept.
-	if pooled && cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
-		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	if pooled {
+		dbserver.ForTransactionPooling(cfg.ConnConfig)
 	}
 	// A host that does not answer (a black hole, no reset) fails a connect in seconds, so
 	// start-up retries and logs instead of hanging; a connect_timeout in the URL wins.

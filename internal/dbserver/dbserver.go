@@ -119,9 +119,32 @@ func run(ctx context.Context, server string, statements ...string) error {
 
 // Open opens a pool of at most maxConns connections on url.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	return open(ctx, url, maxConns, false)
+}
+
+// OpenPooled is Open for a url through a pooler in transaction pooling mode (PgBouncer).
+func OpenPooled(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	return open(ctx, url, maxConns, true)
+}
+
+// ForTransactionPooling makes cfg fit a pooler in transaction pooling mode, which hands each
+// transaction whichever server connection is free: named prepared statements live in one
+// server session, so statements go without them, in pgx's cache_describe mode (each one
+// parsed where it runs, its description cached by the client: one round trip once
+// described). A mode the URL chose (default_query_exec_mode) is kept.
+func ForTransactionPooling(cfg *pgx.ConnConfig) {
+	if cfg.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
+}
+
+func open(ctx context.Context, url string, maxConns int32, pooled bool) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database URL: %w", err)
+	}
+	if pooled {
+		ForTransactionPooling(cfg.ConnConfig)
 	}
 	cfg.MaxConns = maxConns
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -36,11 +36,7 @@ func (c *Cluster) StartStandby(ctx context.Context, dir string) (*Cluster, error
 }
 
 func startCluster(ctx context.Context, dir, kind string, args ...string) (*Cluster, error) {
-	script, err := Script("postgres.sh")
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
+	script, port, err := scriptAndPort("postgres.sh")
 	if err != nil {
 		return nil, err
 	}
@@ -83,11 +79,7 @@ type PgBouncer struct {
 // configuration, log and pid file live in dir (under /var/tmp when run as root: PgBouncer
 // refuses to run as root and runs as the postgres user).
 func StartPgBouncer(ctx context.Context, server, dir string) (*PgBouncer, error) {
-	script, err := Script("pgbouncer.sh")
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
+	script, port, err := scriptAndPort("pgbouncer.sh")
 	if err != nil {
 		return nil, err
 	}
@@ -129,12 +121,16 @@ func runScript(ctx context.Context, script string, env []string, args ...string)
 	return string(out), nil
 }
 
-// freePort returns a TCP port of 127.0.0.1 that nothing listens on now.
-func freePort() (string, error) {
+// scriptAndPort returns the path of .ci/<name> and a TCP port of 127.0.0.1 that nothing
+// listens on now, for what the script starts.
+func scriptAndPort(name string) (script, port string, err error) {
+	if script, err = Script(name); err != nil {
+		return "", "", err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
+		return "", "", fmt.Errorf("finding a free port: %w", err)
 	}
 	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+	return script, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
 }

@@ -15,39 +15,39 @@ import (
 // dbserver.DatabaseOn(p.URL, URL(t)) reaches a test's database through it.
 func PgBouncer(t testing.TB) *dbserver.PgBouncer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	p, err := dbserver.StartPgBouncer(ctx, ServerURL(t), t.TempDir())
-	if err != nil {
-		t.Fatalf("starting PgBouncer: %v", err)
-	}
-	t.Cleanup(func() { p.Stop(context.Background()) })
-	return p
+	server := ServerURL(t)
+	return started(t, "PgBouncer", func(ctx context.Context) (*dbserver.PgBouncer, error) {
+		return dbserver.StartPgBouncer(ctx, server, t.TempDir())
+	})
 }
 
 // Cluster starts a Postgres cluster of the test's own; URLOn(t, c.URL) makes a database there.
 func Cluster(t testing.TB) *dbserver.Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := dbserver.StartCluster(ctx, t.TempDir())
-	if err != nil {
-		t.Fatalf("starting a Postgres cluster: %v", err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
-	return c
+	return started(t, "a Postgres cluster", func(ctx context.Context) (*dbserver.Cluster, error) {
+		return dbserver.StartCluster(ctx, t.TempDir())
+	})
 }
 
 // Standby starts a streaming replica of primary (pg_basebackup, hot standby). It has every
 // database of the primary, under the same names, as of its last replayed transaction.
 func Standby(t testing.TB, primary *dbserver.Cluster) *dbserver.Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return started(t, "a standby", func(ctx context.Context) (*dbserver.Cluster, error) {
+		return primary.StartStandby(ctx, t.TempDir())
+	})
+}
+
+// started starts a server with start, failing the test if it cannot, and stops it when the
+// test ends.
+func started[S interface{ Stop(context.Context) }](t testing.TB, what string, start func(context.Context) (S, error)) S {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := primary.StartStandby(ctx, t.TempDir())
+	s, err := start(ctx)
 	if err != nil {
-		t.Fatalf("starting a standby: %v", err)
+		t.Fatalf("starting %s: %v", what, err)
 	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
-	return c
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	return s
 }
