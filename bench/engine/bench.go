@@ -15,6 +15,7 @@ import (
 
 	"github.com/quantumflow/qflow/internal/dbserver"
 	"github.com/quantumflow/qflow/migrations"
+	"github.com/quantumflow/qflow/worker"
 )
 
 // bench is one benchmark database and the settings and clock the scenarios measure it with.
@@ -26,6 +27,11 @@ type bench struct {
 	historyMax int64
 	loadHops   []float64
 	clock      *hopClock
+	// via, when set, is a PgBouncer the measured worker's pooled traffic goes through
+	// (pgbouncer.go); its sessions still go to the database directly. poll makes its River
+	// client poll for jobs instead of listening, as it must through PgBouncer.
+	via  *dbserver.PgBouncer
+	poll bool
 }
 
 // quietLogger discards the logs of the workers and clients under measurement, which would
@@ -136,6 +142,46 @@ func newBench(ctx context.Context, o options, name string, keep bool) (b *bench,
 		return nil, nil, fmt.Errorf("migrating %s: %w", name, err)
 	}
 	return &bench{o: o, pool: pool, url: url, clock: newHopClock()}, cleanup, nil
+}
+
+// workerConns opens what a measured worker connects with: a pool of its own (workerPool), or
+// with b.via one through PgBouncer and a few sessions straight to the database, as `qflow
+// worker --pgbouncer` has them. config sets them in cfg; close closes them.
+func (b *bench) workerConns(ctx context.Context) (wc workerConns, err error) {
+	wc.poll = b.poll || b.via != nil
+	if b.via == nil {
+		wc.pool, err = b.workerPool(ctx)
+		return wc, err
+	}
+	pooled, err := dbserver.DatabaseOn(b.via.URL, b.url)
+	if err != nil {
+		return wc, err
+	}
+	if wc.pool, err = dbserver.OpenPooled(ctx, pooled, int32(b.o.workers+8)); err != nil {
+		return wc, err
+	}
+	if wc.direct, err = dbserver.Open(ctx, b.url, 3); err != nil {
+		wc.pool.Close()
+		return wc, err
+	}
+	return wc, nil
+}
+
+type workerConns struct {
+	pool, direct *pgxpool.Pool
+	poll         bool
+}
+
+func (wc workerConns) config(cfg worker.Config) worker.Config {
+	cfg.Pool, cfg.Direct, cfg.PollOnly = wc.pool, wc.direct, wc.poll
+	return cfg
+}
+
+func (wc workerConns) close() {
+	wc.pool.Close()
+	if wc.direct != nil {
+		wc.direct.Close()
+	}
 }
 
 // workerPool opens the pool for the worker (or River client) a measurement runs, apart from

@@ -19,7 +19,7 @@ func (b *bench) latency(ctx context.Context, res *Result) error {
 	o := b.o
 	var idle, trigger []Percentiles
 	for rep := 0; rep < o.reps && o.idleHops > 0; rep++ {
-		lat, trig, err := b.idleLatency(ctx)
+		lat, trig, err := b.idleLatency(ctx, "workflow", o.idleHops)
 		if err != nil {
 			return err
 		}
@@ -45,16 +45,23 @@ func (b *bench) latency(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// idleLatency runs probe_chain runs one at a time and measures each hop by the handlers'
+// idleLatency runs probe_chain runs one at a time and measures hops hops by the handlers'
 // clock (hopClock): from a step's handler returning to its successor's handler starting. It
 // also measures each run's trigger latency: from the commit of its INSERT to its first step's
-// handler starting.
-func (b *bench) idleLatency(ctx context.Context) (Percentiles, Percentiles, error) {
+// handler starting. In mode "queued" eager dispatch is off, so every hop goes through the
+// queue and a wake-up.
+func (b *bench) idleLatency(ctx context.Context, mode string, hops int) (Percentiles, Percentiles, error) {
 	if err := b.reset(ctx); err != nil {
 		return Percentiles{}, Percentiles{}, err
 	}
 	committed := map[int64]time.Time{}
-	w, err := worker.New(worker.Config{Pool: b.pool, Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger()})
+	wc, err := b.workerConns(ctx)
+	if err != nil {
+		return Percentiles{}, Percentiles{}, err
+	}
+	defer wc.close()
+	w, err := worker.New(wc.config(worker.Config{Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger(),
+		DisableEagerDispatch: mode == "queued"}))
 	if err != nil {
 		return Percentiles{}, Percentiles{}, err
 	}
@@ -67,7 +74,7 @@ func (b *bench) idleLatency(ctx context.Context) (Percentiles, Percentiles, erro
 	// connection); a long-lived worker is past that, so they are not recorded.
 	const warmRuns = 20
 	defer b.clock.record(false)
-	for runs := -warmRuns; runs*4 < b.o.idleHops; runs++ {
+	for runs := -warmRuns; runs*4 < hops; runs++ {
 		if runs == 0 {
 			b.clock.record(true)
 		}

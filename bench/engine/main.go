@@ -71,6 +71,11 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	if o.pgbouncer && o.systems["engine"] {
+		if err := b.pgbouncer(ctx, &res); err != nil {
+			return err
+		}
+	}
 	if o.history > 0 && o.systems["engine"] {
 		if err := b.history(ctx, &res); err != nil {
 			return err

@@ -40,6 +40,7 @@ type Result struct {
 	PrunedRuns      int                  `json:"pruned_runs"`
 	WorkersScaling  []ScalePoint         `json:"workers_scaling"`
 	Bulk            *BulkResult          `json:"bulk_trigger,omitempty"`
+	PgBouncer       *PgBouncerResult     `json:"pgbouncer,omitempty"`
 	ByInFlight      []LoadPoint          `json:"by_in_flight"`
 	Samples         map[string][]float64 `json:"samples"`
 }
@@ -160,6 +161,9 @@ func write(dir string, res Result) error {
 	if res.HistoryRuns > 0 {
 		fmt.Fprintf(&md, "\nWith %d finished runs in the tables: %.0f steps/s, ratio to empty tables %.2f\n", res.HistoryRuns, res.EngineHistory, res.RatioHistory)
 		fmt.Fprintf(&md, "\nRetention: %d finished runs deleted at %.0f runs/s (qflow.prune_runs, batches of 500)\n", res.PrunedRuns, res.PruneRunsPerSec)
+	}
+	if res.PgBouncer != nil {
+		res.PgBouncer.markdown(&md)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md.String()), 0o644); err != nil {
 		return err

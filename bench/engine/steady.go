@@ -75,18 +75,18 @@ func (b *bench) engine(ctx context.Context, k int, mode string) (float64, error)
 	}
 	// Hop latency under load is taken at the first (lightest) level, where it says how long a
 	// ready step waits; at heavier levels it mostly measures the queue the load builds.
-	timeHops := mode == "workflow" && k == b.o.inFlight[0] && b.historyMax == 0
+	timeHops := mode == "workflow" && k == b.o.inFlight[0] && b.historyMax == 0 && b.via == nil && !b.poll
 	b.clock.record(timeHops)
 	defer b.clock.record(false)
-	wpool, err := b.workerPool(ctx)
+	wc, err := b.workerConns(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer wpool.Close()
-	w, err := worker.New(worker.Config{
-		Pool: wpool, Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger(),
+	defer wc.close()
+	w, err := worker.New(wc.config(worker.Config{
+		Registry: b.clock.registry(), MaxWorkers: b.o.workers, ID: "bench", Logger: quietLogger(),
 		DisableEagerDispatch: mode == "queued",
-	})
+	}))
 	if err != nil {
 		return 0, err
 	}
