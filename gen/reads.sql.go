@@ -28,6 +28,7 @@ type StalenessRow struct {
 
 // Queries of readers that may be reading a streaming replica (qflow ui, status and list with
 // --read-url, the metrics reporter): how old what they read is.
+// How old the data read on this connection is: qflow.staleness() (0875_staleness.sql).
 func (q *Queries) Staleness(ctx context.Context) (StalenessRow, error) {
 	row := q.db.QueryRow(ctx, staleness)
 	var i StalenessRow

@@ -73,7 +73,8 @@ func (w *Worker) scheduleLoop(ctx context.Context, done chan<- struct{}) {
 func (w *Worker) schedulePass(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, dbCallTimeout)
 	defer cancel()
-	conn, err := w.cfg.Pool.Acquire(ctx)
+	// The lock is a session's: on Direct, which reaches Postgres itself when Pool is PgBouncer.
+	conn, err := w.cfg.Direct.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquiring a connection: %w", err)
 	}

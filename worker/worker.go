@@ -27,8 +27,8 @@ type Config struct {
 	// Direct reaches Postgres itself, for what needs a session of its own and would not
 	// survive a pooler that hands each transaction another server connection: the liveness
 	// lock and the cancel LISTEN (on a connection of their own, opened with Direct's
-	// settings), the sweep's lock and the metrics reporter's lock. A worker keeps two or three
-	// such sessions [Pool].
+	// settings), the sweep's, the scheduler's and the metrics reporter's locks. A worker keeps
+	// two to four such sessions [Pool].
 	Direct *pgxpool.Pool
 	// Read is where the metrics reporter reads runs, queues and live workers, e.g. a streaming
 	// replica, to keep that load off the primary; its clock is the replica's (qflow.staleness)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -17,8 +18,8 @@ import (
 
 // Behind PgBouncer in transaction pooling mode, as README's "Behind PgBouncer" sets it up:
 // workers, the CLI and the application inserting runs go through PgBouncer; the workers'
-// sessions (liveness lock and cancel LISTEN, the sweep's and the reporter's locks) go to
-// Postgres directly.
+// sessions (liveness lock and cancel LISTEN, the sweep's, the scheduler's and the reporter's
+// locks) go to Postgres directly.
 
 type pgbBundle struct {
 	*testBundle
@@ -62,27 +63,40 @@ func (b *pgbBundle) startRuns(t *testing.T, seed0, n int) {
 	}
 }
 
-func TestProbeWorkloadThroughPgBouncerLosesNothingWhenPgBouncerRestarts(t *testing.T) {
+func TestProbeWorkloadAndSchedulesThroughPgBouncerLoseNothingWhenPgBouncerRestarts(t *testing.T) {
 	t.Parallel()
 	b := setupPgBouncer(t)
 	b.worker(t, "pgb-1")
 	b.worker(t, "pgb-2")
+	_, err := b.app.Exec(b.ctx, `INSERT INTO qflow.schedules (name, workflow, cron, input) VALUES ('pgb', 'probe_chain', '@every 1s', '{"seed": 1000}')`)
+	require.NoError(t, err)
 
 	b.startRuns(t, 0, 40)
 	b.waitFor(t, time.Minute, "work in flight", "SELECT (count(*) >= 20)::int FROM qflow.step_runs WHERE status = 'succeeded'")
 	// A crash of PgBouncer cuts every pooled connection mid-transaction: claims, results,
 	// River's fetches and completions in flight are lost or rolled back.
 	require.NoError(t, b.pgb.Restart(b.ctx))
+	var restarted time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT now()").Scan(&restarted))
 	b.startRuns(t, 40, 40)
 
 	// The CLI through PgBouncer: start and wait, status, list.
 	out, err := b.qflow("start", "probe_diamond", "--input", `{"seed": 100}`, "--wait").CombinedOutput()
 	require.NoError(t, err, string(out))
 	require.Contains(t, string(out), `"d": {"step": "d", "value": 1613}`)
+	var cliRun int64
+	_, err = fmt.Sscanf(string(out), "run %d started", &cliRun)
+	require.NoError(t, err, string(out))
+	// The schedule fires on through PgBouncer's restart.
+	b.waitFor(t, time.Minute, "scheduled runs after the restart",
+		"SELECT (count(*) >= 2)::int FROM qflow.runs WHERE schedule = 'pgb' AND created_at > $1 AND status = 'succeeded'", restarted)
+	_, err = b.app.Exec(b.ctx, "UPDATE qflow.schedules SET enabled = false")
+	require.NoError(t, err)
 
 	b.waitFor(t, 2*time.Minute, "every run to finish", "SELECT (count(*) = 0)::int FROM qflow.runs WHERE status IN ('pending', 'running')")
 	require.Zero(t, count(t, b.testBundle, "SELECT count(*) FROM qflow.runs WHERE status <> 'succeeded'"), "every run succeeded")
-	require.Equal(t, 81, count(t, b.testBundle, "SELECT count(*) FROM qflow.runs"))
+	require.Equal(t, 81, count(t, b.testBundle, "SELECT count(*) FROM qflow.runs WHERE schedule IS NULL"))
+	scheduled := count(t, b.testBundle, "SELECT count(*) FROM qflow.runs WHERE schedule = 'pgb'")
 	// Each run's leaf holds what its seed makes: chain e = 31 + 32·seed, diamond d = 13 + 16·seed.
 	require.Zero(t, count(t, b.testBundle, `SELECT count(*) FROM qflow.runs
 	    WHERE (coalesce(output -> 'e', output -> 'd') ->> 'value')::int IS DISTINCT FROM
@@ -98,15 +112,15 @@ func TestProbeWorkloadThroughPgBouncerLosesNothingWhenPgBouncerRestarts(t *testi
 	require.Zero(t, count(t, b.testBundle, "SELECT count(*) FROM qflow.step_attempts WHERE error LIKE '%died%'"))
 	require.Equal(t, 2, count(t, b.testBundle, "SELECT count(*) FROM qflow.workers"))
 
-	out, err = b.qflow("status", "81").CombinedOutput()
+	out, err = b.qflow("status", fmt.Sprint(cliRun)).CombinedOutput()
 	require.NoError(t, err, string(out))
 	require.Regexp(t, `(?m)^  d +succeeded`, string(out))
 	out, err = b.qflow("list").CombinedOutput()
 	require.NoError(t, err, string(out))
-	require.Regexp(t, `probe_chain +1 +0 +0 +40 +0`, string(out))
+	require.Regexp(t, fmt.Sprintf(`probe_chain +1 +0 +0 +%d +0`, 40+scheduled), string(out))
 	ui := freeAddr(t)
 	serveUI(t, ui, b.qflow("ui", "--addr", ui))
-	code, page := get(t, "http://"+ui+"/runs/81")
+	code, page := get(t, fmt.Sprintf("http://%s/runs/%d", ui, cliRun))
 	require.Equal(t, http.StatusOK, code, page)
 	require.Contains(t, page, `data-step="d" data-status="succeeded"`)
 

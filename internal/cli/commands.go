@@ -114,8 +114,8 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	}
 	// River needs a few connections of its own (listener, producers, leader, completer). A
 	// database in the middle of a restart is waited out for a while. The sessions (the
-	// sweep's and the reporter's locks) and the reporter's reads get small pools of their own
-	// where the settings send them elsewhere.
+	// sweep's, the scheduler's and the reporter's locks) and the reporter's reads get small
+	// pools of their own where the settings send them elsewhere.
 	var pool, direct, read *pgxpool.Pool
 	err := worker.WaitOut(ctx, logger(env), "connecting", func(ctx context.Context) error {
 		var err error
@@ -129,7 +129,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if *db.pgbouncer || *db.direct != "" {
 		err := worker.WaitOut(ctx, logger(env), "connecting directly", func(ctx context.Context) error {
 			var err error
-			direct, err = db.session(ctx, env, 3, "qflow worker (its liveness lock, LISTEN, sweep and reporter locks)")
+			direct, err = db.session(ctx, env, 3, "qflow worker (its liveness lock, LISTEN, sweep, scheduler and reporter locks)")
 			return err
 		})
 		if err != nil {

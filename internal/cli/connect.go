@@ -24,8 +24,8 @@ import (
 //     free. Statements then go without named prepared statements (pgx's cache_describe mode:
 //     each statement parsed where it runs, its description cached by the client, one round
 //     trip), and River polls for jobs instead of listening. What needs a session of its own
-//     goes to the direct URL: the worker's liveness lock and cancel LISTEN, the sweep's and
-//     the metrics reporter's locks, and `qflow migrate`.
+//     goes to the direct URL: the worker's liveness lock and cancel LISTEN, the sweep's, the
+//     scheduler's and the metrics reporter's locks, and `qflow migrate`.
 //   - --direct-url (QFLOW_DIRECT_URL): Postgres itself, for those sessions.
 //   - --read-url (QFLOW_READ_URL): a streaming replica that `ui`, `status`, `list` and the
 //     metrics reporter read instead of the primary; what they show says how stale it is.
@@ -43,7 +43,7 @@ func dbFlags(fs *flag.FlagSet, env Env, direct, read bool) *dbSettings {
 		"DATABASE_URL is PgBouncer in transaction pooling mode: no named prepared statements, River polls, sessions go to --direct-url (env QFLOW_PGBOUNCER=on)")}
 	if direct {
 		d.direct = fs.String("direct-url", env.Getenv("QFLOW_DIRECT_URL"),
-			"Postgres itself, not a pooler, for what needs a session: liveness lock, LISTEN, sweep and reporter locks, migrations (env QFLOW_DIRECT_URL)")
+			"Postgres itself, not a pooler, for what needs a session: liveness lock, LISTEN, sweep, scheduler and reporter locks, migrations (env QFLOW_DIRECT_URL)")
 	}
 	if read {
 		d.read = fs.String("read-url", env.Getenv("QFLOW_READ_URL"),
