@@ -33,6 +33,8 @@ func setupReplica(t *testing.T) *replicaBundle {
 	primary := dbtest.Cluster(t)
 	standby := dbtest.Standby(t, primary)
 	b := &replicaBundle{testBundle: setupOn(t, dbtest.URLOn(t, primary.URL)), primary: primary}
+	// The test database exists on the replica once it has replayed the primary's WAL so far.
+	b.caughtUp(t, dbtest.PoolFor(t, standby.URL, 1))
 	var err error
 	b.readURL, err = dbserver.DatabaseOn(standby.URL, b.url)
 	require.NoError(t, err)
@@ -49,12 +51,13 @@ func (b *replicaBundle) reader(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// caughtUp waits until the replica has replayed everything the primary has written so far.
-func (b *replicaBundle) caughtUp(t *testing.T) {
+// caughtUp waits until the replica (a pool on any of its databases) has replayed everything
+// the primary has written so far.
+func (b *replicaBundle) caughtUp(t *testing.T, replica *pgxpool.Pool) {
 	t.Helper()
 	var lsn string
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn))
-	b.waitOn(t, b.replica, "the replica to replay "+lsn, "SELECT (pg_last_wal_replay_lsn() >= $1::pg_lsn)::int", lsn)
+	b.waitOn(t, replica, "the replica to replay "+lsn, "SELECT (pg_last_wal_replay_lsn() >= $1::pg_lsn)::int", lsn)
 }
 
 func (b *replicaBundle) waitOn(t *testing.T, pool *pgxpool.Pool, what, sql string, args ...any) {
@@ -85,7 +88,7 @@ func TestReadsFromAStreamingReplicaSayHowStaleTheyAre(t *testing.T) {
 	for _, id := range runs {
 		b.waitRunDone(t, id, time.Minute)
 	}
-	b.caughtUp(t)
+	b.caughtUp(t, b.replica)
 
 	// status and list read the replica, and need nothing else.
 	out, err := b.reader("status", fmt.Sprint(runs[1])).CombinedOutput()
@@ -143,7 +146,7 @@ func TestReadsFromAStreamingReplicaSayHowStaleTheyAre(t *testing.T) {
 	// Replay resumes: the page is up to date and shows the late run, counted once.
 	_, err = b.replica.Exec(b.ctx, "SELECT pg_wal_replay_resume()")
 	require.NoError(t, err)
-	b.caughtUp(t)
+	b.caughtUp(t, b.replica)
 	code, page = get(t, "http://"+ui+"/")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, page, "read replica · up to date")
