@@ -15,6 +15,8 @@ import (
 
 type testBundle struct {
 	*enginetest.Env
+	// env is the commands' environment besides DATABASE_URL.
+	env map[string]string
 }
 
 func setup(t *testing.T) *testBundle {
@@ -32,7 +34,7 @@ func (b *testBundle) qflow(args ...string) (int, string, string) {
 		if k == "DATABASE_URL" {
 			return b.URL
 		}
-		return ""
+		return b.env[k]
 	}})
 	return code, stdout.String(), stderr.String()
 }
