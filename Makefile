@@ -7,10 +7,12 @@ export PATH := /usr/local/go/bin:$(PATH)
 SQLC_VERSION := v1.31.1
 TOOLS        := $(CURDIR)/.tools
 SQLC         := $(TOOLS)/sqlc-$(SQLC_VERSION)
+TOXIPROXY_VERSION := v2.12.0
+TOXIPROXY    := $(TOOLS)/toxiproxy-server-$(TOXIPROXY_VERSION)
 PG           := .ci/postgres.sh
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build demo test test-go test-ui chromium check-generated generate vet check-alerts bench chaos fuzz pg pg-stop clean
+.PHONY: all build demo test test-go test-ui chromium check-generated generate vet check-alerts bench chaos toxiproxy fuzz pg pg-stop clean
 
 all: build
 
@@ -22,6 +24,16 @@ $(SQLC):
 	@mkdir -p $(TOOLS)/build
 	GOBIN=$(TOOLS)/build go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
 	mv $(TOOLS)/build/sqlc $@
+
+## toxiproxy, pinned, built the same way: the chaos run puts it between the workers and Postgres
+$(TOXIPROXY):
+	@mkdir -p $(TOOLS)/build
+	GOBIN=$(TOOLS)/build go install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv $(TOOLS)/build/server $@
+
+## builds toxiproxy if missing and prints its path (internal/chaos asks this when not told)
+toxiproxy: $(TOXIPROXY)
+	@echo $(TOXIPROXY)
 
 generate: $(SQLC)
 	$(SQLC) generate
@@ -42,8 +54,8 @@ pg-stop:
 
 test: check-generated vet test-ui test-go test-cudaemu check-alerts
 
-test-go:
-	QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/internal/web$$')
+test-go: $(TOXIPROXY)
+	QFLOW_TOXIPROXY=$(TOXIPROXY) QFLOW_TEST_DATABASE_URL="$${DATABASE_URL:-$$($(PG) start)}" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/internal/web$$')
 
 ## Debian's chromium for the web view's browser test (installed if missing)
 chromium:
@@ -69,8 +81,8 @@ bench: build
 ## Chaos: qflow worker processes under load on a private Postgres cluster while faults are
 ## injected, then the invariants checked from the tables (5 minutes; `make test` runs -short)
 CHAOS_FLAGS ?= -duration 5m
-chaos: build
-	go run ./cmd/qflow-chaos -bin bin/qflow $(CHAOS_FLAGS)
+chaos: build $(TOXIPROXY)
+	go run ./cmd/qflow-chaos -bin bin/qflow -toxiproxy $(TOXIPROXY) $(CHAOS_FLAGS)
 
 ## Each fuzz target for FUZZTIME (their committed corpora under testdata/fuzz run in every go test)
 FUZZTIME ?= 60s
