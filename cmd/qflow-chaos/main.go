@@ -25,6 +25,8 @@ func main() {
 	flag.StringVar(&cfg.Binary, "bin", "", "the qflow binary to run (default: build ./cmd/qflow)")
 	flag.StringVar(&cfg.ServerURL, "server", os.Getenv("QFLOW_CHAOS_SERVER_URL"),
 		"a Postgres server to use instead of a private cluster (Postgres restarts are then skipped)")
+	flag.StringVar(&cfg.Toxiproxy, "toxiproxy", os.Getenv("QFLOW_TOXIPROXY"),
+		"the toxiproxy server the workers connect through (default: what `make toxiproxy` builds)")
 	quiet := flag.Bool("q", false, "no progress lines")
 	flag.Parse()
 	if !*quiet {

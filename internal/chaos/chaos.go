@@ -33,6 +33,9 @@ type Config struct {
 	// ServerURL is a Postgres server (its maintenance database) to use instead of a private
 	// cluster. Postgres restarts are then skipped: that server is not ours to restart.
 	ServerURL string
+	// Toxiproxy is the toxiproxy server binary the workers connect through [$QFLOW_TOXIPROXY,
+	// else what `make toxiproxy` builds].
+	Toxiproxy string
 	// Log receives progress lines [discarded].
 	Log io.Writer
 }
@@ -48,10 +51,18 @@ const (
 	FaultLate             = "late_completion"
 	FaultHang             = "hang"
 	FaultPanic            = "panic"
+	// Network faults between one worker and Postgres (network.go).
+	FaultLatency   = "net_latency"
+	FaultBandwidth = "net_bandwidth"
+	FaultLimitData = "net_limit_data"
+	FaultReset     = "net_reset"
+	FaultDown      = "net_down"
+	FaultBlackHole = "net_blackhole"
 )
 
 var faultOrder = []string{FaultKill, FaultTerm, FaultTerminate, FaultRestartFast, FaultRestartImmediate,
-	FaultDuplicate, FaultLate, FaultHang, FaultPanic}
+	FaultDuplicate, FaultLate, FaultHang, FaultPanic,
+	FaultLatency, FaultBandwidth, FaultLimitData, FaultReset, FaultDown, FaultBlackHole}
 
 // Report is what a chaos run found.
 type Report struct {
@@ -62,10 +73,13 @@ type Report struct {
 	// Outcomes counts runs by final status.
 	Outcomes map[string]int
 	// FaultSpent counts runs that should have succeeded and failed because faults spent their
-	// retry budget (lease expiries count as failed attempts): allowed, and reported.
-	FaultSpent int
-	// The four invariants of the summary line, and the retry budget.
-	Lost, Duplicated, LimitViolations, Stuck, OverBudget int
+	// retry budget, every attempt they lost given up by the sweep (their worker's session
+	// ended, or it was cut off past the lease): allowed, and reported. FaultSpentNetwork counts
+	// those of them that lost an attempt while its worker was under a network fault.
+	FaultSpent, FaultSpentNetwork int
+	// The invariants of the summary line, and the retry budget. FailedByNetwork counts runs that
+	// should have succeeded and failed for another reason during a network fault.
+	Lost, Duplicated, LimitViolations, Stuck, FailedByNetwork, OverBudget int
 	// LimitPeak is the highest overlap of attempts seen on a concurrency-limited step, and its limit.
 	LimitPeak, Limit int
 	// KillRecoveryShort and KillRecoveryLong hold, for each attempt a SIGKILLed worker was
@@ -80,9 +94,13 @@ type Report struct {
 	// ended, DiedAtKill those of them at a SIGKILL: the rest belonged to live workers whose
 	// liveness session pg_terminate_backend or a Postgres restart cut, and were retried all the
 	// same. DiedLong and DiedLongAtKill count the long steps among them. LeaseExpired counts the
-	// attempts it gave up because the lease ran out, which with a live, connected worker should
-	// not happen.
-	Died, DiedAtKill, DiedLong, DiedLongAtKill, LeaseExpired int
+	// attempts it gave up because the lease ran out, LeaseExpiredLive those of them whose
+	// worker was alive and connected all along (not killed, not cut off by a network fault or a
+	// Postgres restart): an invariant.
+	Died, DiedAtKill, DiedLong, DiedLongAtKill, LeaseExpired, LeaseExpiredLive int
+	// DiedNetwork and LeaseExpiredNetwork count the attempts given up while their worker was
+	// under a network fault.
+	DiedNetwork, LeaseExpiredNetwork int
 	// LeaseExpiries describe the first few lease expiries, to look into.
 	LeaseExpiries []string
 	// LeaseWaits counts attempts a SIGKILLed worker was running that waited for their lease:
@@ -91,6 +109,10 @@ type Report struct {
 	// RestartRecovery holds, by restart kind, the time from the restart until the first step
 	// completed after it; RestartDowntime the time the restart command took.
 	RestartRecovery, RestartDowntime map[string][]time.Duration
+	// BlackHoleFirstRetry is how long a worker started against a database behind a black hole
+	// took to log its first "database unavailable; retrying"; BlackHoleGaveUp how long until it
+	// exited, when that came before the load's end.
+	BlackHoleFirstRetry, BlackHoleGaveUp time.Duration
 	// Settle is how long the runs took to end once the load stopped, SettleAfterFault once the
 	// last fault was over; Elapsed the whole run.
 	Settle, SettleAfterFault, Elapsed time.Duration
@@ -109,8 +131,8 @@ func (r *Report) Summary() string {
 	for _, n := range r.Faults {
 		total += n
 	}
-	return fmt.Sprintf("chaos: runs=%d faults=%d lost=%d duplicated=%d limit_violations=%d stuck=%d",
-		r.Runs, total, r.Lost, r.Duplicated, r.LimitViolations, r.Stuck)
+	return fmt.Sprintf("chaos: runs=%d faults=%d lost=%d duplicated=%d limit_violations=%d stuck=%d lease_expired_live=%d failed_by_network=%d",
+		r.Runs, total, r.Lost, r.Duplicated, r.LimitViolations, r.Stuck, r.LeaseExpiredLive, r.FailedByNetwork)
 }
 
 // Write prints the summary line and the details.
@@ -127,14 +149,17 @@ func (r *Report) Write(w io.Writer) {
 			outcomes = append(outcomes, fmt.Sprintf("%s=%d", k, r.Outcomes[k]))
 		}
 	}
-	fmt.Fprintf(w, "chaos: outcomes: %s (failed because faults spent the retry budget: %d)\n", strings.Join(outcomes, " "), r.FaultSpent)
+	fmt.Fprintf(w, "chaos: outcomes: %s (failed because faults spent the retry budget: %d, %d of them with a network fault)\n",
+		strings.Join(outcomes, " "), r.FaultSpent, r.FaultSpentNetwork)
 	fmt.Fprintf(w, "chaos: recovery after sigkill, from the kill to the next attempt's start: short steps %s of %d, long steps %s of %d; %d of %d killed attempts not retried\n",
 		spread(r.KillRecoveryShort), len(r.KillRecoveryShort), spread(r.KillRecoveryLong), len(r.KillRecoveryLong), r.KilledNotRetried, r.KilledAttempts)
-	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d; of live workers whose session was cut: %d, long steps %d) lease_expired=%d\n",
-		r.Died, r.DiedAtKill, r.Died-r.DiedAtKill, r.DiedLong-r.DiedLongAtKill, r.LeaseExpired)
+	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d; of live workers whose session was cut: %d, long steps %d; under a network fault: %d) lease_expired=%d (under a network fault: %d; of live, connected workers: %d)\n",
+		r.Died, r.DiedAtKill, r.Died-r.DiedAtKill, r.DiedLong-r.DiedLongAtKill, r.DiedNetwork, r.LeaseExpired, r.LeaseExpiredNetwork, r.LeaseExpiredLive)
 	for _, e := range r.LeaseExpiries {
 		fmt.Fprintf(w, "chaos: lease expired: %s\n", e)
 	}
+	fmt.Fprintf(w, "chaos: a worker starting under a black hole: first retry logged after %s, gave up after %s\n",
+		orNA(r.BlackHoleFirstRetry), orNA(r.BlackHoleGaveUp))
 	for _, k := range []string{FaultRestartFast, FaultRestartImmediate} {
 		if len(r.RestartDowntime[k]) > 0 {
 			fmt.Fprintf(w, "chaos: recovery after %s: first step completed %s after the restart began (restart took %s)\n",
@@ -162,6 +187,13 @@ func spread(ds []time.Duration) string {
 	return fmt.Sprintf("p50 %s max %s", s[len(s)/2].Round(10*time.Millisecond), s[len(s)-1].Round(10*time.Millisecond))
 }
 
+func orNA(d time.Duration) string {
+	if d == 0 {
+		return "n/a"
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
 // chaos is one run: its processes, connections and what it saw.
 type chaos struct {
 	cfg     Config
@@ -174,6 +206,7 @@ type chaos struct {
 	logins  logins
 	admin   *pgxpool.Pool // superuser: faults and checks
 	worker  *pgxpool.Pool // the worker login: stale completions
+	net     *network      // between the workers and Postgres
 	fleet   *fleet
 
 	mu       sync.Mutex
@@ -182,6 +215,7 @@ type chaos struct {
 	acked    map[string]bool // idempotency keys whose insert was confirmed
 	kills    []kill
 	restarts []restart
+	outages  []outage
 	hangs    int
 	lastHang time.Time
 	started  time.Time
@@ -332,6 +366,13 @@ func (c *chaos) setup(ctx context.Context) error {
 	if err := c.configureLongStep(ctx); err != nil {
 		return err
 	}
+	toxiproxyBin, err := toxiproxyBinary(ctx, c.root, c.cfg.Toxiproxy)
+	if err != nil {
+		return err
+	}
+	if c.net, err = startNetwork(ctx, toxiproxyBin, c.dir, c.server, c.cfg.Workers); err != nil {
+		return err
+	}
 	c.fleet = &fleet{c: c, procs: make([]*proc, c.cfg.Workers), gens: make([]int, c.cfg.Workers)}
 	for i := range c.cfg.Workers {
 		if err := c.fleet.start(ctx, i); err != nil {
@@ -357,6 +398,9 @@ func (c *chaos) teardown() {
 	defer cancel()
 	if c.fleet != nil {
 		c.fleet.stopAll()
+	}
+	if c.net != nil {
+		c.net.stop()
 	}
 	for _, p := range []*pgxpool.Pool{c.admin, c.worker} {
 		if p != nil {
@@ -384,6 +428,7 @@ func (c *chaos) drive(ctx context.Context) {
 	for i := range loaders {
 		wg.Go(func() { c.load(loadCtx, i) })
 	}
+	wg.Go(func() { c.startUnderBlackHole(loadCtx) })
 	c.inject(loadCtx)
 	wg.Wait()
 	c.mu.Lock()
@@ -438,7 +483,7 @@ func (c *chaos) settle(ctx context.Context) {
 }
 
 // slack is what a run's bound allows beyond its steps' own timing: worker restarts, Postgres
-// restarts, leader changes and queueing behind the concurrency limit.
+// restarts, network faults, leader changes and queueing behind the concurrency limit.
 func (c *chaos) slack() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -446,7 +491,12 @@ func (c *chaos) slack() time.Duration {
 	for _, r := range c.restarts {
 		d += r.end.Sub(r.start) + 5*time.Second
 	}
-	return d
+	// A run lasts seconds: one network fault on its workers, the longest, is what it may meet.
+	var longest time.Duration
+	for _, o := range c.outages {
+		longest = max(longest, o.end.Sub(o.start)+5*time.Second)
+	}
+	return d + longest
 }
 
 func later(a, b time.Time) time.Time {

@@ -13,7 +13,7 @@ import (
 )
 
 // TestChaosShort is `qflow-chaos -short`: real worker processes on a private Postgres
-// cluster, every kind of fault, every invariant.
+// cluster behind toxiproxy, every kind of fault but the slower network ones, every invariant.
 func TestChaosShort(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -29,7 +29,9 @@ func TestChaosShort(t *testing.T) {
 	t.Log("\n" + out.String())
 	require.True(t, report.OK(), "%s\n%s", out.String(), log.String())
 	require.Positive(t, report.Runs)
-	for _, kind := range []string{chaos.FaultKill, chaos.FaultTerm, chaos.FaultTerminate, chaos.FaultDuplicate, chaos.FaultLate, chaos.FaultPanic} {
+	for _, kind := range []string{chaos.FaultKill, chaos.FaultTerm, chaos.FaultTerminate, chaos.FaultDuplicate, chaos.FaultLate, chaos.FaultPanic,
+		chaos.FaultLimitData, chaos.FaultBlackHole, chaos.FaultReset} {
 		require.Positive(t, report.Faults[kind], "no %s fault happened", kind)
 	}
+	require.Positive(t, report.BlackHoleFirstRetry, "a worker starting under a black hole logged no retry")
 }

@@ -199,9 +199,14 @@ func (d *dag) mustFail(in probeInput) string {
 
 // runAttempts is what a run's attempts tell about its end.
 type runAttempts struct {
-	// faulted: an attempt failed for a reason its input did not ask for (a lease expired, a
-	// connection broke, a handler was abandoned by a shutdown).
-	faulted bool
+	// faulted: the sweep gave up an attempt, its worker's session having ended or its lease
+	// having run out; faultedNetwork: one of them while its worker was under a network fault.
+	faulted, faultedNetwork bool
+	// unexplained describes the first attempt that failed for a reason neither its input nor
+	// the sweep gives (a network error that reached a step, say); unexplainedNetwork: it
+	// failed while its worker was under a network fault.
+	unexplained        string
+	unexplainedNetwork bool
 	// released: an attempt was given back at a worker's shutdown, so the attempt numbers the
 	// probe input counts moved on without spending the budget.
 	released bool
@@ -220,15 +225,48 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 		return fmt.Errorf("reading definitions: %w", err)
 	}
 	attempts := map[int64]*runAttempts{}
-	err = c.rows(ctx, `SELECT run_id, bool_or(status IN ('failed', 'timed_out') AND coalesce(error, '') NOT LIKE '%by request%'),
-	                          bool_or(status = 'cancelled' AND error LIKE 'worker % shut down')
-	                     FROM qflow.step_attempts GROUP BY run_id`, nil, func(row pgx.Rows) error {
-		var id int64
-		var a runAttempts
-		if err := row.Scan(&id, &a.faulted, &a.released); err != nil {
+	attemptsOf := func(id int64) *runAttempts {
+		if attempts[id] == nil {
+			attempts[id] = &runAttempts{}
+		}
+		return attempts[id]
+	}
+	err = c.rows(ctx, `SELECT run_id FROM qflow.step_attempts WHERE status = 'cancelled' AND error LIKE 'worker % shut down'`, nil,
+		func(row pgx.Rows) error {
+			var id int64
+			if err := row.Scan(&id); err != nil {
+				return err
+			}
+			attemptsOf(id).released = true
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("reading released attempts: %w", err)
+	}
+	// The attempts that failed for a reason their input did not ask for.
+	err = c.rows(ctx, `SELECT run_id, step, attempt, coalesce(worker, ''), started_at, coalesce(finished_at, now()), error,
+	                          coalesce(error LIKE $1 OR error LIKE $2, false)
+	                     FROM qflow.step_attempts
+	                    WHERE status IN ('failed', 'timed_out') AND coalesce(error, '') NOT LIKE '%by request%'
+	                    ORDER BY run_id, step, attempt`, []any{diedLike, leaseLike}, func(row pgx.Rows) error {
+		var s stepRef
+		var worker string
+		var from, to time.Time
+		var why *string
+		var swept bool
+		if err := row.Scan(&s.run, &s.step, &s.attempt, &worker, &from, &to, &why, &swept); err != nil {
 			return err
 		}
-		attempts[id] = &a
+		a := attemptsOf(s.run)
+		network, _ := c.networkFault(worker, from, to)
+		switch {
+		case swept:
+			a.faulted = true
+			a.faultedNetwork = a.faultedNetwork || network
+		case a.unexplained == "":
+			a.unexplained = fmt.Sprintf("step %s attempt %d on %s: %s", s.step, s.attempt, worker, deref(why))
+			a.unexplainedNetwork = network
+		}
 		return nil
 	})
 	if err != nil {
@@ -242,12 +280,11 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 		if err := row.Scan(&id, &step, &n); err != nil {
 			return err
 		}
-		if a := attempts[id]; a != nil {
-			if a.failures == nil {
-				a.failures = map[string]int{}
-			}
-			a.failures[step] = n
+		a := attemptsOf(id)
+		if a.failures == nil {
+			a.failures = map[string]int{}
 		}
+		a.failures[step] = n
 		return nil
 	})
 	if err != nil {
@@ -275,7 +312,7 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 		return fmt.Errorf("reading steps: %w", err)
 	}
 
-	lost := 0
+	lost, byNetwork := 0, 0
 	err = c.rows(ctx, `SELECT id, workflow || '@' || version, status, coalesce(error, ''), input, output FROM qflow.runs ORDER BY id`, nil,
 		func(row pgx.Rows) error {
 			var id int64
@@ -295,10 +332,7 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 				c.listed(&r.Lost, &lost, "lost: run %d of unknown workflow %s", id, key)
 				return nil
 			}
-			a := attempts[id]
-			if a == nil {
-				a = &runAttempts{}
-			}
+			a := attemptsOf(id)
 			why := d.mustFail(in)
 			switch status {
 			case "pending", "running":
@@ -310,12 +344,19 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 			case "timed_out":
 				c.listed(&r.Lost, &lost, "lost: run %d timed out: %s", id, runErr)
 			case "failed":
-				if why == "" {
-					if a.faulted {
-						r.FaultSpent++
-					} else {
-						c.listed(&r.Lost, &lost, "lost: run %d failed with no fault to blame: %s", id, runErr)
+				switch {
+				case why != "":
+				case a.unexplainedNetwork:
+					c.listed(&r.FailedByNetwork, &byNetwork, "failed by network: run %d failed (%s), its %s, during a network fault", id, runErr, a.unexplained)
+				case a.unexplained != "":
+					c.listed(&r.Lost, &lost, "lost: run %d failed with no fault to blame: %s (%s)", id, runErr, a.unexplained)
+				case a.faulted:
+					r.FaultSpent++
+					if a.faultedNetwork {
+						r.FaultSpentNetwork++
 					}
+				default:
+					c.listed(&r.Lost, &lost, "lost: run %d failed with no fault to blame: %s", id, runErr)
 				}
 			case "succeeded":
 				// A "fail" input may still succeed when its step's attempt numbers moved on
@@ -472,6 +513,13 @@ func (c *chaos) checkLimits(ctx context.Context) error {
 	})
 }
 
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 // Errors the sweep gives an attempt up with (sql/schema/0610_sweep_lease.sql).
 const (
 	diedLike  = "%died: its database session ended%"
@@ -546,6 +594,41 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 		diedLike, leaseLike, shortTimeoutMax.Milliseconds()).Scan(&r.Died, &r.DiedLong, &r.LeaseExpired)
 	if err != nil {
 		return fmt.Errorf("counting attempts given up: %w", err)
+	}
+	// No lease ran out while its worker was alive and connected (a SIGKILLed worker's attempts
+	// are the lease_waits check's).
+	killed := map[string]bool{}
+	for _, k := range c.kills {
+		killed[k.victim] = true
+	}
+	n = 0
+	err = c.rows(ctx, `SELECT run_id, step, attempt, coalesce(worker, ''), started_at, finished_at, error LIKE $2
+	                     FROM qflow.step_attempts WHERE error LIKE $1 OR error LIKE $2 ORDER BY finished_at`,
+		[]any{diedLike, leaseLike}, func(row pgx.Rows) error {
+			var s stepRef
+			var worker string
+			var from, to time.Time
+			var leased bool
+			if err := row.Scan(&s.run, &s.step, &s.attempt, &worker, &from, &to, &leased); err != nil {
+				return err
+			}
+			network, cutOff := c.networkFault(worker, from, to)
+			switch {
+			case !leased:
+				if network {
+					r.DiedNetwork++
+				}
+			case network:
+				r.LeaseExpiredNetwork++
+			}
+			if leased && !cutOff && !killed[worker] {
+				c.listed(&r.LeaseExpiredLive, &n, "lease: step %s of run %d attempt %d expired although its worker %s was alive and connected (it ran from %s to %s)",
+					s.step, s.run, s.attempt, worker, from.Format("15:04:05.000"), to.Format("15:04:05.000"))
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("checking lease expiries: %w", err)
 	}
 	err = c.rows(ctx, `SELECT a.run_id || '/' || a.step || '/' || a.attempt || ' on ' || coalesce(a.worker, '?')
 	                          || ' (timeout ' || s.timeout_ms || ' ms): ran ' || (a.finished_at - a.started_at)::text

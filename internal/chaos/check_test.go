@@ -224,3 +224,68 @@ func sorted(ds []time.Duration) []time.Duration {
 	slices.Sort(s)
 	return s
 }
+
+func TestALeaseThatRanOutWhileItsWorkerWasConnectedAndARunFailedByTheNetworkAreReported(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.c.report
+	var now time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT now()").Scan(&now))
+	ago := func(s float64) time.Time { return now.Add(-time.Duration(s * float64(time.Second))) }
+	// Slot 1 was cut off twice, slot 2 only slowed down; the database restarted once.
+	b.c.outages = []outage{
+		{slot: 1, kind: FaultBlackHole, cutOff: true, start: ago(100), end: ago(90)},
+		{slot: 2, kind: FaultLatency, start: ago(60), end: ago(50)},
+		{slot: 1, kind: FaultReset, cutOff: true, start: ago(3), end: now.Add(10 * time.Second)},
+	}
+	b.c.restarts = []restart{{kind: FaultRestartFast, start: ago(40), end: ago(39)}}
+	attempt := func(run int64, step, worker string, start, end float64, why string) {
+		b.exec(t, `INSERT INTO qflow.step_attempts (run_id, step, attempt, worker, status, error, started_at, finished_at)
+		           VALUES ($1, $2, 1, $3, 'timed_out', $4, $5, $6)`, run, step, worker, why, ago(start), ago(end))
+	}
+	lease := func(w string) string {
+		return "lease expired: worker " + w + " did not finish the step within its timeout"
+	}
+	died := func(w string) string {
+		return "worker " + w + " died: its database session ended while it ran the step"
+	}
+	// Cut off: allowed, and counted.
+	cut := b.start(t, probe.Limited, `{}`, "k1")
+	attempt(cut, "a", "chaos-w1-1", 97, 89.5, lease("chaos-w1-1"))
+	attempt(cut, "b", "chaos-w1-1", 95, 93, died("chaos-w1-1"))
+	// During a restart: allowed.
+	restarted := b.start(t, probe.Limited, `{}`, "k2")
+	attempt(restarted, "a", "chaos-w0-1", 45, 37.5, lease("chaos-w0-1"))
+	// Slowed down, but connected; and connected with no fault at all: violations.
+	slowed := b.start(t, probe.Limited, `{}`, "k3")
+	attempt(slowed, "a", "chaos-w2-1", 58, 50.5, lease("chaos-w2-1"))
+	connected := b.start(t, probe.Limited, `{}`, "k4")
+	attempt(connected, "a", "chaos-w0-2", 30, 22.5, lease("chaos-w0-2"))
+
+	// A run whose budget a died attempt spent while slot 1 was cut off fails by a fault; one
+	// that failed with a network error fails by the network.
+	finish := func(run int64, why string) {
+		b.exec(t, `SELECT qflow.claim_steps(jsonb_build_array(jsonb_build_object('run_id', $1::bigint, 'step', 'a', 'attempt', 1)), 'chaos-w1-1')`, run)
+		b.exec(t, `SELECT qflow.finish_steps(jsonb_build_array(jsonb_build_object('run_id', $1::bigint, 'step', 'a', 'attempt', 1,
+		               'result', 'fail', 'error', $2::text, 'permanent', true)))`, run, why)
+		b.jobDone(t, run, "a")
+	}
+	spent := b.start(t, probe.Limited, `{}`, "k5")
+	finish(spent, died("chaos-w1-1"))
+	reset := b.start(t, probe.Limited, `{}`, "k6")
+	finish(reset, "read tcp 127.0.0.1:5432: connection reset by peer")
+
+	require.NoError(t, b.c.check(b.ctx))
+	joined := strings.Join(r.Violations, "\n")
+	require.Equal(t, 4, r.LeaseExpired)
+	require.Equal(t, 2, r.LeaseExpiredNetwork)
+	require.Equal(t, 2, r.LeaseExpiredLive, joined)
+	require.Contains(t, joined, fmt.Sprintf("lease: step a of run %d attempt 1 expired although its worker chaos-w2-1 was alive and connected", slowed))
+	require.Contains(t, joined, fmt.Sprintf("lease: step a of run %d attempt 1 expired although its worker chaos-w0-2 was alive and connected", connected))
+	require.Equal(t, 2, r.DiedNetwork)
+	require.Equal(t, 1, r.FaultSpent)
+	require.Equal(t, 1, r.FaultSpentNetwork)
+	require.Equal(t, 1, r.FailedByNetwork, joined)
+	require.Contains(t, joined, fmt.Sprintf("failed by network: run %d failed", reset))
+	require.Contains(t, joined, "connection reset by peer")
+}

@@ -5,12 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,12 +23,10 @@ type cluster struct {
 }
 
 func startCluster(ctx context.Context, root, dir string) (*cluster, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
-		return nil, fmt.Errorf("finding a free port: %w", err)
+		return nil, err
 	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
 	c := &cluster{script: filepath.Join(root, ".ci", "postgres.sh"), port: port, data: filepath.Join(dir, "pgdata")}
 	if os.Geteuid() == 0 {
 		// The server runs as the postgres user, which cannot enter a private temp directory.

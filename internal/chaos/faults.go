@@ -5,25 +5,29 @@ import (
 	"time"
 )
 
-// shortPlan is the fault plan of the short mode: every kind at least once, at fixed shares
-// of the load's duration.
+// shortPlan is the fault plan of the short mode: every kind but the slower network faults at
+// least once, at fixed shares of the load's duration.
 var shortPlan = []struct {
 	at   float64
 	kind string
 }{
 	{0.08, FaultDuplicate},
-	{0.16, FaultKill},
-	{0.30, FaultTerminate},
-	{0.42, FaultRestartFast},
-	{0.54, FaultTerm},
-	{0.66, FaultRestartImmediate},
-	{0.78, FaultKill},
+	{0.12, FaultLimitData},
+	{0.20, FaultKill},
+	{0.26, FaultBlackHole},
+	{0.44, FaultTerminate},
+	{0.50, FaultRestartFast},
+	{0.58, FaultTerm},
+	{0.66, FaultReset},
+	{0.74, FaultRestartImmediate},
+	{0.82, FaultKill},
 	{0.90, FaultLate},
 }
 
 // fullCycle is the order faults take in the full mode, a few seconds apart, round and round.
-var fullCycle = []string{FaultKill, FaultDuplicate, FaultTerminate, FaultTerm, FaultLate, FaultKill,
-	FaultRestartFast, FaultDuplicate, FaultKill, FaultTerminate, FaultLate, FaultTerm, FaultRestartImmediate}
+var fullCycle = []string{FaultKill, FaultDuplicate, FaultBlackHole, FaultTerminate, FaultLatency, FaultTerm,
+	FaultLate, FaultReset, FaultKill, FaultLimitData, FaultRestartFast, FaultDuplicate, FaultDown, FaultKill,
+	FaultBandwidth, FaultTerminate, FaultLate, FaultBlackHole, FaultTerm, FaultRestartImmediate}
 
 // inject runs the fault plan until ctx ends.
 func (c *chaos) inject(ctx context.Context) {
@@ -78,36 +82,16 @@ func (c *chaos) fault(ctx context.Context, kind string) {
 		// Both at once: the stale calls are cheap and the short plan runs each twice this way.
 		c.duplicateCompletion(ctx)
 		c.lateCompletion(ctx)
+	case FaultLatency, FaultBandwidth, FaultLimitData, FaultReset, FaultDown, FaultBlackHole:
+		c.netFault(ctx, kind)
 	}
 }
 
-// killWorker SIGKILLs a worker mid-step, the one running the most long steps and then the
-// most steps, and starts a new one in its slot a second later. The moment of the kill is read
-// from the database's clock, which the attempts' times are on, to measure recovery from it.
+// killWorker SIGKILLs a worker mid-step, the busiest, and starts a new one in its slot a
+// second later. The moment of the kill is read from the database's clock, which the attempts'
+// times are on, to measure recovery from it.
 func (c *chaos) killWorker(ctx context.Context) {
-	slot := c.intn(c.cfg.Workers)
-	_ = retrySQL(ctx, func(ctx context.Context) error {
-		rows, err := c.admin.Query(ctx, `SELECT sr.worker FROM qflow.step_runs sr
-		                                  JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
-		                                 WHERE sr.status = 'running'
-		                                 GROUP BY sr.worker ORDER BY count(*) FILTER (WHERE s.timeout_ms > $1) DESC, count(*) DESC`,
-			shortTimeoutMax.Milliseconds())
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			if s := c.fleet.slotOf(id); s >= 0 {
-				slot = s
-				break
-			}
-		}
-		return rows.Err()
-	})
+	slot := c.busiestSlot(ctx)
 	p := c.fleet.kill(slot)
 	at := time.Now()
 	var long, running int
@@ -132,6 +116,35 @@ func (c *chaos) killWorker(ctx context.Context) {
 	if err := c.fleet.start(ctx, slot); err != nil {
 		c.violation("restarting after SIGKILL: %v", err)
 	}
+}
+
+// busiestSlot is the slot of the worker running the most long steps, then the most steps,
+// or a slot at random when none is running anything.
+func (c *chaos) busiestSlot(ctx context.Context) int {
+	slot := c.intn(c.cfg.Workers)
+	_ = retrySQL(ctx, func(ctx context.Context) error {
+		rows, err := c.admin.Query(ctx, `SELECT sr.worker FROM qflow.step_runs sr
+		                                  JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                                 WHERE sr.status = 'running'
+		                                 GROUP BY sr.worker ORDER BY count(*) FILTER (WHERE s.timeout_ms > $1) DESC, count(*) DESC`,
+			shortTimeoutMax.Milliseconds())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			if s := c.fleet.slotOf(id); s >= 0 {
+				slot = s
+				break
+			}
+		}
+		return rows.Err()
+	})
+	return slot
 }
 
 // termWorker stops a worker with SIGTERM mid-load: it must finish or release its steps and

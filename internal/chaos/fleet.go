@@ -37,13 +37,18 @@ func (f *fleet) start(ctx context.Context, slot int) error {
 	f.gens[slot]++
 	id := fmt.Sprintf("chaos-w%d-%d", slot, f.gens[slot])
 	f.mu.Unlock()
+	// Each slot reaches Postgres through its own proxy, where the network faults are made.
+	dbURL, err := through(f.c.logins.worker, f.c.net.proxies[slot])
+	if err != nil {
+		return err
+	}
 	logFile, err := os.OpenFile(filepath.Join(f.c.dir, id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(f.c.bin, "worker", "--id", id, "--max-workers", "4", "--metrics-addr", "127.0.0.1:0",
 		"--shutdown-timeout", shutdownTimeout.String())
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+f.c.logins.worker, "QFLOW_LOG_LEVEL=info")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "QFLOW_LOG_LEVEL=info")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
