@@ -78,8 +78,9 @@ bench: build
 	@url="$${DATABASE_URL:-$$($(PG) start)}"; \
 	 QFLOW_BENCH_SERVER_URL="$$url" go run ./bench/engine -out bench/results
 
-## Chaos: qflow worker processes under load on a private Postgres cluster while faults are
-## injected, then the invariants checked from the tables (5 minutes; `make test` runs -short)
+## Chaos: qflow worker processes under load on a private Postgres cluster, each behind its own
+## toxiproxy, while faults (network ones included) are injected, then the invariants checked
+## from the tables (5 minutes; `make test` runs -short)
 CHAOS_FLAGS ?= -duration 5m
 chaos: build $(TOXIPROXY)
 	go run ./cmd/qflow-chaos -bin bin/qflow -toxiproxy $(TOXIPROXY) $(CHAOS_FLAGS)

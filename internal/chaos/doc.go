@@ -9,7 +9,8 @@
 // disturbs nobody else's tests. It migrates a database with `qflow migrate` (which creates
 // the roles), makes one login in qflow_worker and one in qflow_trigger, and starts several
 // `qflow worker` processes as the worker login, each with its own --id and
-// --metrics-addr 127.0.0.1:0. Loaders, one connection each as the trigger login, insert probe
+// --metrics-addr 127.0.0.1:0, each reaching Postgres through a proxy of its own in a toxiproxy
+// server (the Makefile builds it from the Go module proxy; network.go). Loaders, one connection each as the trigger login, insert probe
 // runs with plain SQL: sleeps, retries, permanent failures, panics, hangs past the step
 // timeout, runs of probe_limited (a step limited to two at once), runs they cancel, and long
 // runs: probe_limited's c is given a timeout of three minutes at setup, as a training step on
@@ -19,17 +20,22 @@
 // Meanwhile faults are injected: SIGKILL of the worker running the most long steps, then the
 // most steps (restarted a moment later under a new id), SIGTERM (a graceful stop, which must exit 0, then a
 // restart), pg_terminate_backend of worker connections, Postgres restarts (pg_ctl -m fast
-// and -m immediate, the latter a crash and WAL replay), and duplicated and late completions:
+// and -m immediate, the latter a crash and WAL replay), duplicated and late completions:
 // completions and failures sent through finish_steps with attempts that already finished or
-// were superseded, which must change nothing. The hanging and panicking handlers come from
-// the probe input.
+// were superseded, which must change nothing, and network faults on the proxy of the busiest
+// worker (in the full mode, one in three on every worker's): latency, a bandwidth limit,
+// connections cut after 5,000 bytes, resets, the host down, and black holes that swallow
+// everything and close nothing for up to 20 s, past the engine's 15 s call deadline. The
+// hanging and panicking handlers come from the probe input. Meanwhile a worker is started
+// behind a black hole, to time its first "database unavailable; retrying" and its exit.
 //
 // When the load stops, it waits for every run to end, then checks:
 //
 //   - lost: every run a loader was told was inserted exists; every succeeded run's step
 //     outputs (and so its output) are what the probe handlers compute from its input; every
 //     step of a succeeded run has a succeeded attempt; a run ended as its input says it must
-//     (a run that should have succeeded may fail only if faults spent its retry budget).
+//     (a run that should have succeeded may fail only if faults spent its retry budget: every
+//     attempt it lost was given up by the sweep).
 //   - duplicated: no step has more than one succeeded attempt; no stale completion was
 //     accepted.
 //   - limit_violations: at no moment did more attempts of a step overlap than its
@@ -42,12 +48,20 @@
 //   - budget: no step made more counted attempts than its max_attempts.
 //   - lease_waits: no attempt a SIGKILLed worker was running ended by lease expiry, and no
 //     long step ran again only after that attempt's lease.
+//   - lease_expired_live: no lease ran out while its worker was alive and connected: its
+//     worker was not killed, and no network fault that cuts a worker off (a reset, the host
+//     down, a black hole) nor a Postgres restart came between the attempt's start and its end.
+//     Latency, a bandwidth limit and connections cut after N bytes leave a worker connected.
+//   - failed_by_network: no run that should have succeeded failed during a network fault for
+//     a reason other than the sweep giving up its attempts.
 //
-// It prints one summary line, `chaos: runs=N faults=K lost=0 duplicated=0
-// limit_violations=0 stuck=0`, then the faults by kind; the recovery after SIGKILL, from the
-// kill until the step's next attempt started (both on the database's clock), p50 and max for
-// short steps (timeouts up to a minute) and long ones apart; the attempts the sweep gave up
-// because their worker's session ended (died) and because their lease expired; the recovery
-// after each Postgres restart, until the first step completed after it; the settle time after
-// the load and after the last fault; and every violation. It fails when there is one.
+// It prints one summary line, `chaos: runs=N faults=K lost=0 duplicated=0 limit_violations=0
+// stuck=0 lease_expired_live=0 failed_by_network=0`, then the faults by kind; the recovery
+// after SIGKILL, from the kill until the step's next attempt started (both on the database's
+// clock), p50 and max for short steps (timeouts up to a minute) and long ones apart; the
+// attempts the sweep gave up because their worker's session ended (died) and because their
+// lease expired, and how many of each while their worker was under a network fault; the
+// start-up behind a black hole; the recovery after each Postgres restart, until the first
+// step completed after it; the settle time after the load and after the last fault; and every
+// violation. It fails when there is one.
 package chaos

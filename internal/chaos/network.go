@@ -58,7 +58,7 @@ var netFaults = map[string]netFault{
 	// Every connection is cut after 5,000 bytes from Postgres (a TLS middlebox, a flaky NAT):
 	// a worker reconnects again and again, and each call it resends must be safe.
 	FaultLimitData: {toxic: "limit_data", attrs: toxiproxy.Attributes{"bytes": 5000}, streams: []string{"downstream"},
-		hold: func(c *chaos) time.Duration { return c.pick(3*time.Second, 10*time.Second) }},
+		hold: func(c *chaos) time.Duration { return c.pick(3*time.Second, 20*time.Second) }},
 	// Connection reset by peer for whatever sends, connects included.
 	FaultReset: {toxic: "reset_peer", attrs: toxiproxy.Attributes{"timeout": 0}, streams: bothStreams, cutOff: true,
 		hold: func(c *chaos) time.Duration { return c.pick(1500*time.Millisecond, 3*time.Second) }},
@@ -201,48 +201,75 @@ func through(dbURL string, p *toxiproxy.Proxy) (string, error) {
 	return u.String(), nil
 }
 
+// apply makes the fault on proxy p, its toxics named after name.
+func (f netFault) apply(p *toxiproxy.Proxy, name string) error {
+	if f.toxic == "" {
+		return p.Disable()
+	}
+	for _, stream := range f.streams {
+		if _, err := p.AddToxic(name+"_"+stream, f.toxic, stream, 1, f.attrs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heal undoes apply, whatever of it was done.
+func (f netFault) heal(p *toxiproxy.Proxy, name string) error {
+	if f.toxic == "" {
+		return p.Enable()
+	}
+	var errs []error
+	for _, stream := range f.streams {
+		if err := p.RemoveToxic(name + "_" + stream); err != nil && !strings.Contains(err.Error(), "not found") {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // netFault puts a network fault between the busiest worker and Postgres for a while, then
-// heals it.
+// heals it. In the full mode one fault in three is between every worker and Postgres, as when
+// the database's own network fails: nobody is left to sweep meanwhile, and everyone comes back
+// at once.
 func (c *chaos) netFault(ctx context.Context, kind string) {
 	f := netFaults[kind]
-	slot := c.busiestSlot(ctx)
-	p := c.net.proxies[slot]
+	slots := []int{c.busiestSlot(ctx)}
+	on := c.fleet.proc(slots[0]).id
+	if !c.cfg.Short && c.intn(3) == 0 {
+		slots, on = slots[:0], "every worker"
+		for slot := range c.cfg.Workers {
+			slots = append(slots, slot)
+		}
+	}
 	hold := f.hold(c)
 	start := time.Now()
 	var err error
-	if f.toxic == "" {
-		err = p.Disable()
-	} else {
-		for _, stream := range f.streams {
-			if _, err = p.AddToxic(kind+"_"+stream, f.toxic, stream, 1, f.attrs); err != nil {
-				break
-			}
+	for _, slot := range slots {
+		if err = f.apply(c.net.proxies[slot], kind); err != nil {
+			break
 		}
 	}
 	if err == nil {
-		c.logf("%s on %s for %s", kind, c.fleet.proc(slot).id, hold.Round(100*time.Millisecond))
+		c.logf("%s on %s for %s", kind, on, hold.Round(100*time.Millisecond))
 		select {
 		case <-ctx.Done():
 		case <-time.After(hold):
 		}
 	}
 	// Healed whatever happened: a fault left in place would fail every later check.
-	var heal error
-	if f.toxic == "" {
-		heal = p.Enable()
-	} else {
-		for _, stream := range f.streams {
-			if rerr := p.RemoveToxic(kind + "_" + stream); rerr != nil && !strings.Contains(rerr.Error(), "not found") {
-				heal = rerr
-			}
-		}
+	for _, slot := range slots {
+		err = errors.Join(err, f.heal(c.net.proxies[slot], kind))
 	}
-	if err = errors.Join(err, heal); err != nil {
-		c.violation("%s on slot %d: %v", kind, slot, err)
+	if err != nil {
+		c.violation("%s on %s: %v", kind, on, err)
 		return
 	}
+	end := time.Now()
 	c.mu.Lock()
-	c.outages = append(c.outages, outage{slot: slot, kind: kind, cutOff: f.cutOff, start: start, end: time.Now()})
+	for _, slot := range slots {
+		c.outages = append(c.outages, outage{slot: slot, kind: kind, cutOff: f.cutOff, start: start, end: end})
+	}
 	c.mu.Unlock()
 	c.countFault(kind, 1)
 }
@@ -278,11 +305,7 @@ func (c *chaos) startUnderBlackHole(ctx context.Context) {
 	}()
 	p, err := c.net.api.CreateProxy("blackhole", "127.0.0.1:0", silent.Addr().String())
 	if err == nil {
-		for _, stream := range bothStreams {
-			if _, err = p.AddToxic("blackhole_"+stream, "timeout", stream, 1, toxiproxy.Attributes{"timeout": 0}); err != nil {
-				break
-			}
-		}
+		err = netFaults[FaultBlackHole].apply(p, "blackhole")
 	}
 	var dbURL string
 	if err == nil {
