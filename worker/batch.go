@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // batcher groups concurrent requests into batches: each flusher takes the first waiting
@@ -30,6 +31,9 @@ type batchReply[Resp any] struct {
 	err  error
 }
 
+// drainPatience bounds the handling of the requests still waiting when stop is called.
+const drainPatience = 30 * time.Second
+
 func newBatcher[Req, Resp any](max, flushers int, flush func(context.Context, []Req) ([]Resp, error)) *batcher[Req, Resp] {
 	return &batcher[Req, Resp]{reqs: make(chan batchItem[Req, Resp], max*flushers), max: max, flush: flush, flushers: flushers}
 }
@@ -47,7 +51,8 @@ func (b *batcher[Req, Resp]) start(ctx context.Context) {
 	}
 }
 
-// stop ends the flushers once every request already sent is handled.
+// stop ends the flushers once every request already sent is handled: a flush under way is
+// cancelled, the requests still waiting are tried for drainPatience.
 func (b *batcher[Req, Resp]) stop() {
 	if b.cancel != nil {
 		b.cancel()
@@ -63,15 +68,8 @@ func (b *batcher[Req, Resp]) loop(ctx context.Context) {
 		select {
 		case first = <-b.reqs:
 		case <-ctx.Done():
-			// Drain what is left so no caller waits forever.
-			for {
-				select {
-				case it := <-b.reqs:
-					b.handle(context.WithoutCancel(ctx), []batchItem[Req, Resp]{it}, reqs[:0])
-				default:
-					return
-				}
-			}
+			b.drain(ctx, reqs)
+			return
 		}
 		items = append(items[:0], first)
 	gather:
@@ -84,6 +82,21 @@ func (b *batcher[Req, Resp]) loop(ctx context.Context) {
 			}
 		}
 		b.handle(ctx, items, reqs[:0])
+	}
+}
+
+// drain handles what is left so no caller waits forever, for drainPatience at most: a flush
+// retries while the database is away, and a stop must not wait for it.
+func (b *batcher[Req, Resp]) drain(ctx context.Context, reqs []Req) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainPatience)
+	defer cancel()
+	for {
+		select {
+		case it := <-b.reqs:
+			b.handle(ctx, []batchItem[Req, Resp]{it}, reqs[:0])
+		default:
+			return
+		}
 	}
 }
 

@@ -314,8 +314,9 @@ func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]finished,
 	if err != nil {
 		return nil, fmt.Errorf("encoding results: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	// Sent again until the database takes it, however long that is (each call has its
+	// deadline), or the worker stops (ctx ends): given up, the result would leave its step
+	// running with nobody running it until the lease, minutes for a long step.
 	var rows []gen.FinishStepsRow
 	err = retryDB(ctx, func(ctx context.Context) error {
 		rows, err = w.queries.FinishSteps(ctx, gen.FinishStepsParams{Results: results, Worker: w.cfg.ID, Classes: w.cfg.Classes})
