@@ -258,7 +258,7 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 			return err
 		}
 		a := attemptsOf(s.run)
-		network, _ := c.networkFault(worker, from, to)
+		network := c.underNetworkFault(worker, from, to)
 		switch {
 		case swept:
 			a.faulted = true
@@ -520,6 +520,10 @@ func deref(s *string) string {
 	return *s
 }
 
+// abandonMS is how long a worker waits for a handler deaf to its cancelled context before it
+// reports the attempt anyway (worker/step.go's abandonAfter).
+const abandonMS = 1000
+
 // Errors the sweep gives an attempt up with (sql/schema/0610_sweep_lease.sql).
 const (
 	diedLike  = "%died: its database session ended%"
@@ -602,17 +606,21 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 		killed[k.victim] = true
 	}
 	n = 0
-	err = c.rows(ctx, `SELECT run_id, step, attempt, coalesce(worker, ''), started_at, finished_at, error LIKE $2
-	                     FROM qflow.step_attempts WHERE error LIKE $1 OR error LIKE $2 ORDER BY finished_at`,
-		[]any{diedLike, leaseLike}, func(row pgx.Rows) error {
+	err = c.rows(ctx, `SELECT a.run_id, a.step, a.attempt, coalesce(a.worker, ''), a.started_at, a.finished_at, a.error LIKE $2,
+	                          a.started_at + (least(s.timeout_ms, $3) + $4) * interval '1 millisecond'
+	                     FROM qflow.step_attempts a
+	                     JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
+	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                    WHERE a.error LIKE $1 OR a.error LIKE $2 ORDER BY a.finished_at`,
+		[]any{diedLike, leaseLike, maxWorkMS, abandonMS}, func(row pgx.Rows) error {
 			var s stepRef
 			var worker string
-			var from, to time.Time
+			var from, to, handlerDone time.Time
 			var leased bool
-			if err := row.Scan(&s.run, &s.step, &s.attempt, &worker, &from, &to, &leased); err != nil {
+			if err := row.Scan(&s.run, &s.step, &s.attempt, &worker, &from, &to, &leased, &handlerDone); err != nil {
 				return err
 			}
-			network, cutOff := c.networkFault(worker, from, to)
+			network := c.underNetworkFault(worker, from, to)
 			switch {
 			case !leased:
 				if network {
@@ -621,9 +629,12 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 			case network:
 				r.LeaseExpiredNetwork++
 			}
-			if leased && !cutOff && !killed[worker] {
-				c.listed(&r.LeaseExpiredLive, &n, "lease: step %s of run %d attempt %d expired although its worker %s was alive and connected (it ran from %s to %s)",
-					s.step, s.run, s.attempt, worker, from.Format("15:04:05.000"), to.Format("15:04:05.000"))
+			// By handlerDone the handler has returned or been abandoned, and a connected worker
+			// reports at once and sends its result again until the database takes it: only a
+			// worker cut off from then until the sweep gave the attempt up could not.
+			if leased && !killed[worker] && !c.cutOffThroughout(worker, handlerDone, to) {
+				c.listed(&r.LeaseExpiredLive, &n, "lease: step %s of run %d attempt %d expired although its worker %s was alive and connected (it started at %s, its handler was done by %s, the sweep gave it up at %s)",
+					s.step, s.run, s.attempt, worker, from.Format("15:04:05.000"), handlerDone.Format("15:04:05.000"), to.Format("15:04:05.000"))
 			}
 			return nil
 		})

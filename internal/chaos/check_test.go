@@ -256,7 +256,10 @@ func TestALeaseThatRanOutWhileItsWorkerWasConnectedAndARunFailedByTheNetworkAreR
 	// During a restart: allowed.
 	restarted := b.start(t, probe.Limited, `{}`, "k2")
 	attempt(restarted, "a", "chaos-w0-1", 45, 37.5, lease("chaos-w0-1"))
-	// Slowed down, but connected; and connected with no fault at all: violations.
+	// Cut off, but back well before its handler was done; slowed down, but connected; and
+	// connected with no fault at all: violations.
+	early := b.start(t, probe.Limited, `{}`, "k7")
+	attempt(early, "a", "chaos-w1-2", 91, 83.5, lease("chaos-w1-2"))
 	slowed := b.start(t, probe.Limited, `{}`, "k3")
 	attempt(slowed, "a", "chaos-w2-1", 58, 50.5, lease("chaos-w2-1"))
 	connected := b.start(t, probe.Limited, `{}`, "k4")
@@ -277,9 +280,10 @@ func TestALeaseThatRanOutWhileItsWorkerWasConnectedAndARunFailedByTheNetworkAreR
 
 	require.NoError(t, b.c.check(b.ctx))
 	joined := strings.Join(r.Violations, "\n")
-	require.Equal(t, 4, r.LeaseExpired)
-	require.Equal(t, 2, r.LeaseExpiredNetwork)
-	require.Equal(t, 2, r.LeaseExpiredLive, joined)
+	require.Equal(t, 5, r.LeaseExpired)
+	require.Equal(t, 3, r.LeaseExpiredNetwork)
+	require.Equal(t, 3, r.LeaseExpiredLive, joined)
+	require.Contains(t, joined, fmt.Sprintf("lease: step a of run %d attempt 1 expired although its worker chaos-w1-2 was alive and connected", early))
 	require.Contains(t, joined, fmt.Sprintf("lease: step a of run %d attempt 1 expired although its worker chaos-w2-1 was alive and connected", slowed))
 	require.Contains(t, joined, fmt.Sprintf("lease: step a of run %d attempt 1 expired although its worker chaos-w0-2 was alive and connected", connected))
 	require.Equal(t, 2, r.DiedNetwork)

@@ -25,7 +25,7 @@
 // were superseded, which must change nothing, and network faults on the proxy of the busiest
 // worker (in the full mode, one in three on every worker's): latency, a bandwidth limit,
 // connections cut after 5,000 bytes, resets, the host down, and black holes that swallow
-// everything and close nothing for up to 20 s, past the engine's 15 s call deadline. The
+// everything and close nothing for up to 40 s, past the engine's 15 s deadline on a call. The
 // hanging and panicking handlers come from the probe input. Meanwhile a worker is started
 // behind a black hole, to time its first "database unavailable; retrying" and its exit.
 //
@@ -49,9 +49,11 @@
 //   - lease_waits: no attempt a SIGKILLed worker was running ended by lease expiry, and no
 //     long step ran again only after that attempt's lease.
 //   - lease_expired_live: no lease ran out while its worker was alive and connected: its
-//     worker was not killed, and no network fault that cuts a worker off (a reset, the host
-//     down, a black hole) nor a Postgres restart came between the attempt's start and its end.
-//     Latency, a bandwidth limit and connections cut after N bytes leave a worker connected.
+//     worker was not killed, nor cut off from the database (by a reset, the host down, a
+//     black hole, each until 2 s after it healed, or by a Postgres restart) all the time from
+//     its handler's end (its work or its timeout, and the second a deaf one is given) until
+//     the sweep gave the attempt up. Latency, a bandwidth limit and connections cut after N
+//     bytes leave a worker connected.
 //   - failed_by_network: no run that should have succeeded failed during a network fault for
 //     a reason other than the sweep giving up its attempts.
 //

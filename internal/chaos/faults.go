@@ -91,7 +91,7 @@ func (c *chaos) fault(ctx context.Context, kind string) {
 // second later. The moment of the kill is read from the database's clock, which the attempts'
 // times are on, to measure recovery from it.
 func (c *chaos) killWorker(ctx context.Context) {
-	slot := c.busiestSlot(ctx)
+	slot, _, _ := c.busiestSlot(ctx)
 	p := c.fleet.kill(slot)
 	at := time.Now()
 	var long, running int
@@ -119,14 +119,14 @@ func (c *chaos) killWorker(ctx context.Context) {
 }
 
 // busiestSlot is the slot of the worker running the most long steps, then the most steps,
-// or a slot at random when none is running anything.
-func (c *chaos) busiestSlot(ctx context.Context) int {
-	slot := c.intn(c.cfg.Workers)
+// or a slot at random when none is running anything; and how many steps, and long ones, it runs.
+func (c *chaos) busiestSlot(ctx context.Context) (slot, running, long int) {
+	slot = c.intn(c.cfg.Workers)
 	_ = retrySQL(ctx, func(ctx context.Context) error {
-		rows, err := c.admin.Query(ctx, `SELECT sr.worker FROM qflow.step_runs sr
+		rows, err := c.admin.Query(ctx, `SELECT sr.worker, count(*), count(*) FILTER (WHERE s.timeout_ms > $1) FROM qflow.step_runs sr
 		                                  JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
 		                                 WHERE sr.status = 'running'
-		                                 GROUP BY sr.worker ORDER BY count(*) FILTER (WHERE s.timeout_ms > $1) DESC, count(*) DESC`,
+		                                 GROUP BY sr.worker ORDER BY 3 DESC, 2 DESC`,
 			shortTimeoutMax.Milliseconds())
 		if err != nil {
 			return err
@@ -134,17 +134,18 @@ func (c *chaos) busiestSlot(ctx context.Context) int {
 		defer rows.Close()
 		for rows.Next() {
 			var id string
-			if err := rows.Scan(&id); err != nil {
+			var n, l int
+			if err := rows.Scan(&id, &n, &l); err != nil {
 				return err
 			}
 			if s := c.fleet.slotOf(id); s >= 0 {
-				slot = s
+				slot, running, long = s, n, l
 				break
 			}
 		}
 		return rows.Err()
 	})
-	return slot
+	return slot, running, long
 }
 
 // termWorker stops a worker with SIGTERM mid-load: it must finish or release its steps and

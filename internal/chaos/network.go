@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,10 +66,10 @@ var netFaults = map[string]netFault{
 	// Refused connects, open connections closed: the database's host is down.
 	FaultDown: {cutOff: true, hold: holdFor(3 * time.Second)},
 	// Nothing gets through and nothing is closed, a partition that sends no reset: only the
-	// engine's own deadlines (15 s a call, 5 s a connect) get a worker out of a call. Removing
-	// the toxic closes the connections it held.
+	// engine's own deadlines (15 s a call, 5 s a connect) get a worker out of a call, and a
+	// result must outlast several of them. Removing the toxic closes the connections it held.
 	FaultBlackHole: {toxic: "timeout", attrs: toxiproxy.Attributes{"timeout": 0}, streams: bothStreams, cutOff: true,
-		hold: func(c *chaos) time.Duration { return c.pick(4*time.Second, 20*time.Second) }},
+		hold: func(c *chaos) time.Duration { return c.pick(4*time.Second, 40*time.Second) }},
 }
 
 // pick is the short mode's d, or in the full mode a duration between d and most.
@@ -92,28 +93,50 @@ type outage struct {
 // once healed: its connections come back, and a call that was cut off is sent again.
 const faultAftermath = 2 * time.Second
 
-// networkFault says whether worker was under a network fault at some moment between from and
-// to, and whether it was cut off from the database then, by a network fault or a Postgres
-// restart. The faults' times are on the local clock, the attempts' on the database's: the
-// private cluster runs on this machine.
-func (c *chaos) networkFault(worker string, from, to time.Time) (under, cutOff bool) {
-	slot, gen := -1, 0
-	if _, err := fmt.Sscanf(worker, "chaos-w%d-%d", &slot, &gen); err != nil {
-		slot = -1
-	}
-	overlaps := func(start, end time.Time) bool {
-		return !from.After(end.Add(faultAftermath)) && !to.Before(start)
-	}
+// underNetworkFault says whether worker was under a network fault of any kind at some moment
+// between from and to. The faults' times are on the local clock, the attempts' on the
+// database's: the private cluster runs on this machine.
+func (c *chaos) underNetworkFault(worker string, from, to time.Time) bool {
+	slot := workerSlot(worker)
 	for _, o := range c.outages {
-		if o.slot == slot && overlaps(o.start, o.end) {
-			under = true
-			cutOff = cutOff || o.cutOff
+		if o.slot == slot && !from.After(o.end.Add(faultAftermath)) && !to.Before(o.start) {
+			return true
+		}
+	}
+	return false
+}
+
+// cutOffThroughout says whether worker was cut off from the database, by a network fault of
+// its slot that cuts off or by a Postgres restart, at every moment between from and to.
+func (c *chaos) cutOffThroughout(worker string, from, to time.Time) bool {
+	slot := workerSlot(worker)
+	var spans [][2]time.Time
+	for _, o := range c.outages {
+		if o.slot == slot && o.cutOff {
+			spans = append(spans, [2]time.Time{o.start, o.end.Add(faultAftermath)})
 		}
 	}
 	for _, r := range c.restarts {
-		cutOff = cutOff || overlaps(r.start, r.end)
+		spans = append(spans, [2]time.Time{r.start, r.end.Add(faultAftermath)})
 	}
-	return under, cutOff
+	slices.SortFunc(spans, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
+	covered := from
+	for _, s := range spans {
+		if s[0].After(covered) {
+			break
+		}
+		covered = later(covered, s[1])
+	}
+	return covered.After(from) && !covered.Before(to)
+}
+
+// workerSlot is the slot of a worker of the fleet (chaos-w<slot>-<generation>), or -1.
+func workerSlot(id string) int {
+	var slot, gen int
+	if _, err := fmt.Sscanf(id, "chaos-w%d-%d", &slot, &gen); err != nil {
+		return -1
+	}
+	return slot
 }
 
 // toxiproxyBinary is the server to run: the configured one, QFLOW_TOXIPROXY, or the one
@@ -234,8 +257,9 @@ func (f netFault) heal(p *toxiproxy.Proxy, name string) error {
 // at once.
 func (c *chaos) netFault(ctx context.Context, kind string) {
 	f := netFaults[kind]
-	slots := []int{c.busiestSlot(ctx)}
-	on := c.fleet.proc(slots[0]).id
+	slot, running, long := c.busiestSlot(ctx)
+	slots := []int{slot}
+	on := fmt.Sprintf("%s (%d steps running, %d of them long)", c.fleet.proc(slot).id, running, long)
 	if !c.cfg.Short && c.intn(3) == 0 {
 		slots, on = slots[:0], "every worker"
 		for slot := range c.cfg.Workers {
