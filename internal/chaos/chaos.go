@@ -98,8 +98,8 @@ type Report struct {
 	// worker was alive and connected all along (not killed, not cut off by a network fault or a
 	// Postgres restart): an invariant.
 	Died, DiedAtKill, DiedLong, DiedLongAtKill, LeaseExpired, LeaseExpiredLive int
-	// DiedNetwork and LeaseExpiredNetwork count the attempts given up while their worker was
-	// under a network fault.
+	// DiedNetwork and LeaseExpiredNetwork count the attempts of live workers (given up before
+	// any SIGKILL of theirs) that were given up while their worker was under a network fault.
 	DiedNetwork, LeaseExpiredNetwork int
 	// LeaseExpiries describe the first few lease expiries, to look into.
 	LeaseExpiries []string
@@ -153,7 +153,7 @@ func (r *Report) Write(w io.Writer) {
 		strings.Join(outcomes, " "), r.FaultSpent, r.FaultSpentNetwork)
 	fmt.Fprintf(w, "chaos: recovery after sigkill, from the kill to the next attempt's start: short steps %s of %d, long steps %s of %d; %d of %d killed attempts not retried\n",
 		spread(r.KillRecoveryShort), len(r.KillRecoveryShort), spread(r.KillRecoveryLong), len(r.KillRecoveryLong), r.KilledNotRetried, r.KilledAttempts)
-	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d; of live workers whose session was cut: %d, long steps %d; under a network fault: %d) lease_expired=%d (under a network fault: %d; of live, connected workers: %d)\n",
+	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d; of live workers whose session was cut: %d, long steps %d, under a network fault %d) lease_expired=%d (of live workers under a network fault: %d; of live, connected workers: %d)\n",
 		r.Died, r.DiedAtKill, r.Died-r.DiedAtKill, r.DiedLong-r.DiedLongAtKill, r.DiedNetwork, r.LeaseExpired, r.LeaseExpiredNetwork, r.LeaseExpiredLive)
 	for _, e := range r.LeaseExpiries {
 		fmt.Fprintf(w, "chaos: lease expired: %s\n", e)

@@ -599,11 +599,10 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("counting attempts given up: %w", err)
 	}
-	// No lease ran out while its worker was alive and connected (a SIGKILLed worker's attempts
-	// are the lease_waits check's).
-	killed := map[string]bool{}
+	// No lease ran out while its worker was alive and connected.
+	killedAt := map[string]time.Time{}
 	for _, k := range c.kills {
-		killed[k.victim] = true
+		killedAt[k.victim] = k.at
 	}
 	n = 0
 	err = c.rows(ctx, `SELECT a.run_id, a.step, a.attempt, coalesce(a.worker, ''), a.started_at, a.finished_at, a.error LIKE $2,
@@ -620,19 +619,21 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 			if err := row.Scan(&s.run, &s.step, &s.attempt, &worker, &from, &to, &leased, &handlerDone); err != nil {
 				return err
 			}
-			network := c.underNetworkFault(worker, from, to)
-			switch {
-			case !leased:
-				if network {
-					r.DiedNetwork++
-				}
-			case network:
+			// Given up while its worker lived: at a SIGKILL it is the lease_waits check's.
+			killed, wasKilled := killedAt[worker]
+			if wasKilled && !to.Before(killed) {
+				return nil
+			}
+			switch network := c.underNetworkFault(worker, from, to); {
+			case network && leased:
 				r.LeaseExpiredNetwork++
+			case network:
+				r.DiedNetwork++
 			}
 			// By handlerDone the handler has returned or been abandoned, and a connected worker
 			// reports at once and sends its result again until the database takes it: only a
 			// worker cut off from then until the sweep gave the attempt up could not.
-			if leased && !killed[worker] && !c.cutOffThroughout(worker, handlerDone, to) {
+			if leased && !c.cutOffThroughout(worker, handlerDone, to) {
 				c.listed(&r.LeaseExpiredLive, &n, "lease: step %s of run %d attempt %d expired although its worker %s was alive and connected (it started at %s, its handler was done by %s, the sweep gave it up at %s)",
 					s.step, s.run, s.attempt, worker, from.Format("15:04:05.000"), handlerDone.Format("15:04:05.000"), to.Format("15:04:05.000"))
 			}

@@ -253,6 +253,9 @@ func TestALeaseThatRanOutWhileItsWorkerWasConnectedAndARunFailedByTheNetworkAreR
 	cut := b.start(t, probe.Limited, `{}`, "k1")
 	attempt(cut, "a", "chaos-w1-1", 97, 89.5, lease("chaos-w1-1"))
 	attempt(cut, "b", "chaos-w1-1", 95, 93, died("chaos-w1-1"))
+	// Its worker SIGKILLed meanwhile: the kill's, not the network's.
+	b.c.kills = append(b.c.kills, kill{at: ago(95.5), victim: "chaos-w1-3"})
+	attempt(cut, "c", "chaos-w1-3", 97, 94, died("chaos-w1-3"))
 	// During a restart: allowed.
 	restarted := b.start(t, probe.Limited, `{}`, "k2")
 	attempt(restarted, "a", "chaos-w0-1", 45, 37.5, lease("chaos-w0-1"))
