@@ -520,6 +520,11 @@ func deref(s *string) string {
 	return *s
 }
 
+// deathNotice is how long after a worker's death the sweep gives up its attempts: its session
+// must have been gone 1.5 s (sql/schema/0650_sweep.sql), then a sweep comes within half a
+// second. An attempt whose lease ran out sooner after the kill ends by lease expiry, rightly.
+const deathNotice = 2 * time.Second
+
 // abandonMS is how long a worker waits for a handler deaf to its cancelled context before it
 // reports the attempt anyway (worker/step.go's abandonAfter).
 const abandonMS = 1000
@@ -568,7 +573,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 				}
 			}
 			switch {
-			case leaseExpired:
+			case leaseExpired && lease.After(k.at.Add(deathNotice)):
 				c.listed(&r.LeaseWaits, &n, "lease: step %s of run %d attempt %d (timeout %s) ended by lease expiry although its worker %s was SIGKILLed (%s)",
 					s.step, s.run, s.attempt, time.Duration(timeoutMS)*time.Millisecond, k.victim, why)
 			case long && next != nil && !next.Before(lease):

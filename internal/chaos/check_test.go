@@ -198,23 +198,28 @@ func TestKilledAttemptsAreMeasuredAndALongStepThatWaitedForItsLeaseIsReported(t 
 	attempt(short, "b", 1, "w2", 30, at(20), "succeeded", "")
 	spent := b.start(t, probe.Limited, `{}`, "k5")
 	attempt(spent, "c", 3, "w2", 8, at(4), "timed_out", died("w2"))
+	// One whose lease ran out a second after the kill, before the sweep could know of the
+	// death, ended by lease expiry: no wait.
+	due := b.start(t, probe.Limited, `{}`, "k7")
+	attempt(due, "a", 1, "w2", 11, at(3.9), "timed_out", "lease expired: worker w2 did not finish the step within its timeout")
 	// w4 was never killed: its liveness session was cut, and the sweep retried its step.
 	cut := b.start(t, probe.Limited, `{}`, "k6")
 	attempt(cut, "c", 1, "w4", 50, at(40), "timed_out", died("w4"))
 
 	require.NoError(t, b.c.check(b.ctx))
 	joined := strings.Join(r.Violations, "\n")
-	require.Equal(t, 5, r.KilledAttempts)
-	require.Equal(t, 1, r.KilledNotRetried)
+	require.Equal(t, 6, r.KilledAttempts)
+	require.Equal(t, 2, r.KilledNotRetried)
 	require.Equal(t, []time.Duration{1500 * time.Millisecond, 182 * time.Second, 184 * time.Second}, sorted(r.KillRecoveryLong))
 	require.Equal(t, []time.Duration{2 * time.Second}, r.KillRecoveryShort)
 	require.Equal(t, 5, r.Died)
 	require.Equal(t, 4, r.DiedAtKill)
 	require.Equal(t, 4, r.DiedLong)
 	require.Equal(t, 3, r.DiedLongAtKill)
-	require.Equal(t, 1, r.LeaseExpired)
-	require.Len(t, r.LeaseExpiries, 1)
+	require.Equal(t, 2, r.LeaseExpired)
+	require.Len(t, r.LeaseExpiries, 2)
 	require.Equal(t, 2, r.LeaseWaits, joined)
+	require.NotContains(t, joined, fmt.Sprintf("run %d", due))
 	require.Contains(t, joined, fmt.Sprintf("lease: step c of run %d attempt 1 (timeout 3m0s) ended by lease expiry although its worker w1 was SIGKILLed", leased))
 	require.Contains(t, joined, fmt.Sprintf("lease: long step c of run %d ran again 3m4s after its worker w1 was SIGKILLed, past the lease of attempt 1", late))
 }
