@@ -122,7 +122,10 @@ func (q *Queries) FireSchedule(ctx context.Context, arg FireScheduleParams) (int
 const heartbeatWorker = `-- name: HeartbeatWorker :exec
 INSERT INTO qflow.workers (id, host, pid, classes)
 VALUES ($1, $2, $3, $4)
-ON CONFLICT (id) DO UPDATE SET last_seen_at = now(), classes = excluded.classes
+ON CONFLICT (id) DO UPDATE
+   SET last_seen_at = now(), classes = excluded.classes, host = excluded.host, pid = excluded.pid,
+       started_at = CASE WHEN (workers.host, workers.pid) IS DISTINCT FROM (excluded.host, excluded.pid)
+                         THEN now() ELSE workers.started_at END
 `
 
 type HeartbeatWorkerParams struct {
@@ -132,6 +135,7 @@ type HeartbeatWorkerParams struct {
 	Classes []string `json:"classes"`
 }
 
+// A worker restarted under the same --id is a new process: its row says so.
 func (q *Queries) HeartbeatWorker(ctx context.Context, arg HeartbeatWorkerParams) error {
 	_, err := q.db.Exec(ctx, heartbeatWorker,
 		arg.ID,

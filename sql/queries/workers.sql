@@ -4,9 +4,13 @@
 SELECT qflow.register_workflow(@definition) AS version;
 
 -- name: HeartbeatWorker :exec
+-- A worker restarted under the same --id is a new process: its row says so.
 INSERT INTO qflow.workers (id, host, pid, classes)
 VALUES (@id, @host, @pid, @classes)
-ON CONFLICT (id) DO UPDATE SET last_seen_at = now(), classes = excluded.classes;
+ON CONFLICT (id) DO UPDATE
+   SET last_seen_at = now(), classes = excluded.classes, host = excluded.host, pid = excluded.pid,
+       started_at = CASE WHEN (workers.host, workers.pid) IS DISTINCT FROM (excluded.host, excluded.pid)
+                         THEN now() ELSE workers.started_at END;
 
 -- name: RemoveWorker :exec
 DELETE FROM qflow.workers WHERE id = @id;
