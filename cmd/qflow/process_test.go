@@ -288,3 +288,31 @@ func TestAKilledWorkersLegacyRunContinuesOnAnotherWorker(t *testing.T) {
 	require.Equal(t, "succeeded", b.waitRunDone(t, run, time.Minute))
 	require.Equal(t, 2, count(t, b, "SELECT attempt FROM qflow.runs WHERE id = $1", run), "the chain ran again, once")
 }
+
+// Each fire of a schedule is one run across the fleet, with one of two workers SIGKILLed
+// while fires fall due every second: the survivor takes the fires on, none twice.
+func TestAScheduleFiresOnceEachThroughAWorkerKilledAtItsDueTime(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	victim := b.worker(t, "victim")
+	b.worker(t, "survivor")
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO qflow.schedules (name, workflow, cron) VALUES ('every_second', 'probe_chain', '@every 1s')`)
+	require.NoError(t, err)
+	b.waitFor(t, 30*time.Second, "two fires", "SELECT (count(*) >= 2)::int FROM qflow.runs WHERE schedule = 'every_second'")
+
+	require.NoError(t, victim.Process.Signal(syscall.SIGKILL))
+	var killedAt time.Time
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT clock_timestamp()").Scan(&killedAt))
+	b.waitFor(t, 30*time.Second, "three fires after the kill",
+		"SELECT (count(*) >= 3)::int FROM qflow.runs WHERE schedule = 'every_second' AND created_at > $1", killedAt)
+	_, err = b.pool.Exec(b.ctx, "UPDATE qflow.schedules SET enabled = false")
+	require.NoError(t, err)
+
+	// One run per fire key, and no second gone missing between the first fire and the last.
+	var runs, keys int
+	var span float64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*), count(DISTINCT idempotency_key),
+	    extract(epoch FROM max(created_at) - min(created_at)) FROM qflow.runs WHERE schedule = 'every_second'`).Scan(&runs, &keys, &span))
+	require.Equal(t, keys, runs, "a fire ran twice")
+	require.GreaterOrEqual(t, runs, int(span), "a fire went missing: %d runs over %.1f s", runs, span)
+}

@@ -38,13 +38,14 @@ BEGIN
                     ELSE 'skipped' END AS status
           FROM counts c
           JOIN qflow.step_runs sr ON sr.run_id = c.run_id AND sr.step = c.step AND sr.status = 'waiting'
+                                 AND sr.run_id = ANY (p_run_ids)   -- the primary key, whatever the statistics say
           JOIN qflow.steps st ON st.workflow = sr.workflow AND st.version = sr.version AND st.name = sr.step
     ), successors AS (
         UPDATE qflow.step_runs succ
            SET remaining_deps = succ.remaining_deps - x.n, status = x.status,
                finished_at = CASE WHEN x.status = 'skipped' THEN now() END
           FROM decided x
-         WHERE succ.run_id = x.run_id AND succ.step = x.step AND succ.status = 'waiting'
+         WHERE succ.run_id = ANY (p_run_ids) AND succ.run_id = x.run_id AND succ.step = x.step AND succ.status = 'waiting'
         RETURNING succ.run_id, succ.step, succ.workflow, succ.version, succ.status
     ), counted AS (
         UPDATE qflow.runs r
