@@ -10,41 +10,29 @@ import (
 )
 
 const actAsSchemaOwner = `-- name: ActAsSchemaOwner :exec
-SELECT set_config('role', r.rolname, true)
+SELECT set_config('role', r.rolname, $1::boolean)
   FROM pg_catalog.pg_namespace n
   JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
  WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER')
 `
 
-// Code is created by the owner of schema qflow (the admin role once roles exist), for the rest
-// of the transaction, so that it is owned as ensure_roles would have it.
-func (q *Queries) ActAsSchemaOwner(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, actAsSchemaOwner)
-	return err
-}
-
-const actAsSchemaOwnerForMigrations = `-- name: ActAsSchemaOwnerForMigrations :exec
-SELECT set_config('role', r.rolname, false)
-  FROM pg_catalog.pg_namespace n
-  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
- WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER')
-`
-
-// The same for the session, while tern runs the migrations: a table a migration creates is the
-// schema owner's like every other (and the code pass, acting as that owner, may put triggers on
-// it). Undone by StopActing.
-func (q *Queries) ActAsSchemaOwnerForMigrations(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, actAsSchemaOwnerForMigrations)
+// Act as the owner of schema qflow (the admin role once roles exist), for the rest of the
+// transaction (@local: the code pass, so that code is owned as ensure_roles would have it) or
+// of the session (tern's migrations: a table a migration creates is the owner's like every
+// other, and the code pass, acting as that owner, may put triggers on it).
+func (q *Queries) ActAsSchemaOwner(ctx context.Context, local bool) error {
+	_, err := q.db.Exec(ctx, actAsSchemaOwner, local)
 	return err
 }
 
 const actAsSessionUser = `-- name: ActAsSessionUser :exec
-SELECT set_config('role', 'none', true)
+SELECT set_config('role', 'none', $1::boolean)
 `
 
-// Back from ActAsSchemaOwner: the bookkeeping tables are whoever ran the migrations'.
-func (q *Queries) ActAsSessionUser(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, actAsSessionUser)
+// Back from ActAsSchemaOwner (for the transaction or the session, as it was set): the
+// bookkeeping tables are whoever ran the migrations'.
+func (q *Queries) ActAsSessionUser(ctx context.Context, local bool) error {
+	_, err := q.db.Exec(ctx, actAsSessionUser, local)
 	return err
 }
 
@@ -253,15 +241,6 @@ INSERT INTO qflow.schema_version (version) VALUES ($1::integer)
 // A fresh database made from sql/schema holds every migration's result already.
 func (q *Queries) StampSchemaVersion(ctx context.Context, version int32) error {
 	_, err := q.db.Exec(ctx, stampSchemaVersion, version)
-	return err
-}
-
-const stopActing = `-- name: StopActing :exec
-SELECT set_config('role', 'none', false)
-`
-
-func (q *Queries) StopActing(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, stopActing)
 	return err
 }
 

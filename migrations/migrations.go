@@ -69,10 +69,10 @@ func migrateState(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if !fresh {
 		q := gen.New(conn)
-		if err := q.ActAsSchemaOwnerForMigrations(ctx); err != nil {
+		if err := q.ActAsSchemaOwner(ctx, false); err != nil {
 			return fmt.Errorf("acting as the owner of schema qflow: %w", err)
 		}
-		defer q.StopActing(context.WithoutCancel(ctx)) //nolint:errcheck // the session ends with the connection otherwise
+		defer q.ActAsSessionUser(context.WithoutCancel(ctx), false) //nolint:errcheck // the session ends with the connection otherwise
 		m, err := migrate.NewMigrator(ctx, conn, VersionTable)
 		if err != nil {
 			return fmt.Errorf("creating tern migrator: %w", err)
@@ -122,7 +122,7 @@ func applyCode(ctx context.Context, conn *pgx.Conn) error {
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		q := gen.New(tx)
-		if err := q.ActAsSchemaOwner(ctx); err != nil {
+		if err := q.ActAsSchemaOwner(ctx, true); err != nil {
 			return fmt.Errorf("acting as the owner of schema qflow: %w", err)
 		}
 		grants, err := q.CodeGrants(ctx)
@@ -145,7 +145,7 @@ func applyCode(ctx context.Context, conn *pgx.Conn) error {
 			}
 			files[i], sums[i] = f.Name, f.SHA256
 		}
-		if err := q.ActAsSessionUser(ctx); err != nil {
+		if err := q.ActAsSessionUser(ctx, true); err != nil {
 			return fmt.Errorf("acting as %s again: %w", conn.Config().User, err)
 		}
 		for _, g := range grants {

@@ -28,28 +28,19 @@ INSERT INTO qflow.schema_version (version) VALUES (@version::integer);
 SELECT file, sha256 FROM qflow.schema_code ORDER BY file;
 
 -- name: ActAsSchemaOwner :exec
--- Code is created by the owner of schema qflow (the admin role once roles exist), for the rest
--- of the transaction, so that it is owned as ensure_roles would have it.
-SELECT set_config('role', r.rolname, true)
+-- Act as the owner of schema qflow (the admin role once roles exist), for the rest of the
+-- transaction (@local: the code pass, so that code is owned as ensure_roles would have it) or
+-- of the session (tern's migrations: a table a migration creates is the owner's like every
+-- other, and the code pass, acting as that owner, may put triggers on it).
+SELECT set_config('role', r.rolname, @local::boolean)
   FROM pg_catalog.pg_namespace n
   JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
  WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER');
-
--- name: ActAsSchemaOwnerForMigrations :exec
--- The same for the session, while tern runs the migrations: a table a migration creates is the
--- schema owner's like every other (and the code pass, acting as that owner, may put triggers on
--- it). Undone by StopActing.
-SELECT set_config('role', r.rolname, false)
-  FROM pg_catalog.pg_namespace n
-  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
- WHERE n.nspname = 'qflow' AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER');
-
--- name: StopActing :exec
-SELECT set_config('role', 'none', false);
 
 -- name: ActAsSessionUser :exec
--- Back from ActAsSchemaOwner: the bookkeeping tables are whoever ran the migrations'.
-SELECT set_config('role', 'none', true);
+-- Back from ActAsSchemaOwner (for the transaction or the session, as it was set): the
+-- bookkeeping tables are whoever ran the migrations'.
+SELECT set_config('role', 'none', @local::boolean);
 
 -- name: CodeGrants :many
 -- The grants on code objects (routines of schema qflow, views of qflow and ml) to roles other
