@@ -41,6 +41,21 @@ type Step struct {
 	// ...} contains it (JSON containment); otherwise it is skipped. A step whose dependencies
 	// were all skipped is skipped too.
 	Condition map[string]any `json:"condition,omitempty"`
+	// Map makes the step a map step: it runs once per element of an array, each element a task
+	// with its own attempts, and its output is the array of the tasks' outputs in element order.
+	// The array is "input.<path>" (a field of the run input) or "<dependency>[.<path>]" (a
+	// dependency's output or a field of it); a path descends objects by dot-separated keys.
+	Map string `json:"map,omitempty"`
+	// MaxItems bounds a map step's elements (default 10000); a longer array fails the step.
+	MaxItems int `json:"max_items,omitempty"`
+	// CacheTTLMS makes the step cached: a succeeded output of the same workflow, step and
+	// version whose input hashed the same, at most this old, is reused without running the
+	// handler (the attempt is recorded as cached).
+	CacheTTLMS int64 `json:"cache_ttl_ms,omitempty"`
+	// CacheKey names what the input hash covers: paths such as "input.days_back" or
+	// "data_fingerprint" (a dependency's output) or "data_fingerprint.rows"; empty: the whole run
+	// input and every dependency's output.
+	CacheKey []string `json:"cache_key,omitempty"`
 
 	Handler Handler `json:"-"`
 }
@@ -54,6 +69,10 @@ type Input struct {
 	Run json.RawMessage
 	// Deps holds the output of each step this one depends on, by step name.
 	Deps map[string]json.RawMessage
+	// Task is the element's index when the step is a map step, -1 otherwise; Item is the
+	// element itself.
+	Task int
+	Item json.RawMessage
 }
 
 // Handler executes one step. Its context ends at the step timeout, when the run is cancelled
