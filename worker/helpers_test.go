@@ -1,8 +1,12 @@
 package worker_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,4 +81,59 @@ func (b *testBundle) attempts(t *testing.T, run int64, step string) []attemptRow
 func jsonEq(t *testing.T, want string, got json.RawMessage) {
 	t.Helper()
 	require.JSONEq(t, want, string(got), fmt.Sprintf("got %s", got))
+}
+
+// logBuffer keeps what a worker logs, as JSON lines, for a test that looks at the log.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// logger logs everything, debug included, into l.
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// records returns the records logged so far.
+func (l *logBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	text := l.buf.String()
+	l.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.Lines(text) {
+		var r map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &r), line)
+		out = append(out, r)
+	}
+	return out
+}
+
+// waitFor waits until a record matches and returns it; limit catches a hang.
+func (l *logBuffer) waitFor(t *testing.T, match func(r map[string]any) bool, limit time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		for _, r := range l.records(t) {
+			if match(r) {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no matching log record after %s; the log:\n%s", limit, l.text())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (l *logBuffer) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -138,14 +138,23 @@ func (w *Worker) conditionHolds(ctx context.Context, ran bool, condition, input 
 	return holds, nil
 }
 
+// finishLegacy records the chain's result and completes its job in one transaction, sent
+// again until the database takes it, however long that is, as step results are (finishSteps):
+// given up, the result would leave the run running with nobody running it until its deadline.
+// A result sent again after a lost reply changes nothing: legacy_complete and legacy_fail find
+// the attempt no longer running and return stale, and River completes a finished job no
+// further. Only the worker's hard stop ends the retries; the sweep then takes the attempt
+// for a dead worker's.
 func (w *Worker) finishLegacy(jobCtx context.Context, job *river.Job[LegacyArgs], output json.RawMessage, res result) error {
 	a := job.Args
 	// Not cancelled with the job (a worker shutting down must still report), but keeping
 	// its values: JobCompleteTx finds the River client there.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(jobCtx), 30*time.Second)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(jobCtx))
 	defer cancel()
+	stop := context.AfterFunc(w.recording, cancel)
+	defer stop()
 	err := retryDB(ctx, func(ctx context.Context) error {
-		return pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
+		err := pgx.BeginFunc(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 			q := w.queries.WithTx(tx)
 			var err error
 			if res.err == nil {
@@ -159,6 +168,11 @@ func (w *Worker) finishLegacy(jobCtx context.Context, job *river.Job[LegacyArgs]
 			_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 			return err
 		})
+		// Each failure is seen; retryDB sends the result again while the database is away.
+		if err != nil {
+			w.log.Warn("recording legacy result failed", "run_id", a.RunID, "attempt", a.Attempt, "err", err)
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("recording legacy run %d attempt %d: %w", a.RunID, a.Attempt, err)

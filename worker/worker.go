@@ -109,6 +109,10 @@ type Worker struct {
 	// claims and results batch the database calls of concurrent steps.
 	claims  *batcher[StepArgs, *claimed]
 	results *batcher[finishReq, finished]
+	// recording ends at the worker's hard stop, the one thing that ends the retries of a
+	// legacy run's result (legacy.go), as the results batcher's stop ends a step result's.
+	recording     context.Context
+	stopRecording context.CancelFunc
 	// stopping is set when shutdown begins: slots take no more steps with their results.
 	stopping atomic.Bool
 
@@ -174,6 +178,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 
 	w := &Worker{cfg: cfg, queries: gen.New(cfg.Pool), log: cfg.Logger.With("worker", cfg.ID)}
+	w.recording, w.stopRecording = context.WithCancel(context.Background())
 	// Two batches in flight at a time: one is gathered while the other commits.
 	w.claims = newBatcher(64, 2, w.claimSteps)
 	w.results = newBatcher(64, 2, w.finishSteps)
@@ -306,7 +311,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 		defer cancel()
 		err = w.client.StopAndCancel(cctx)
 	}
-	// Every Work call has returned: nothing more will be claimed or recorded.
+	// Every Work call has returned, or was given up on: nothing more will be claimed or recorded.
+	w.stopRecording()
 	w.claims.stop()
 	w.results.stop()
 	w.stopBackground()
