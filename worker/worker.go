@@ -368,25 +368,52 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// riverLogger keeps River's routine chatter (producer counts, leadership) out of the log
-// unless it is a warning or worse.
+// riverLogger keeps River's routine chatter (producer counts, leadership, start and stop) out
+// of the log unless it is a warning or worse. A job's error is the exception: River logs it at
+// INFO ("Job errored; retrying", "Job panicked"), and it is raised to WARN, so a failing job
+// shows at the default level.
 func riverLogger(l *slog.Logger) *slog.Logger {
-	return slog.New(levelFloor{l.Handler(), slog.LevelWarn})
+	return slog.New(riverHandler{l.Handler()})
 }
 
-type levelFloor struct {
-	slog.Handler
-	min slog.Level
+// riverHandler passes River's records on from WARN up, and those below that carry a job's
+// error, raised to WARN.
+type riverHandler struct{ slog.Handler }
+
+// Enabled lets INFO through to Handle, which drops it unless it carries a job's error.
+func (h riverHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= slog.LevelInfo && h.Handler.Enabled(ctx, max(level, slog.LevelWarn))
 }
 
-func (h levelFloor) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= h.min && h.Handler.Enabled(ctx, level)
+func (h riverHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn {
+		if !carriesError(r) {
+			return nil
+		}
+		r.Level = slog.LevelWarn
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
-func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return levelFloor{h.Handler.WithAttrs(attrs), h.min}
+func (h riverHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return riverHandler{h.Handler.WithAttrs(attrs)}
 }
 
-func (h levelFloor) WithGroup(name string) slog.Handler {
-	return levelFloor{h.Handler.WithGroup(name), h.min}
+func (h riverHandler) WithGroup(name string) slog.Handler {
+	return riverHandler{h.Handler.WithGroup(name)}
+}
+
+// carriesError says whether a record has a non-empty "error" attribute. Matched on the
+// attribute rather than the message, which River words as it likes: below WARN, only its
+// job executor's reports of a job's error (or of a job stopped by shutdown) carry one.
+func carriesError(r slog.Record) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" || a.Key == "err" {
+			v := a.Value.Resolve()
+			found = v.Kind() != slog.KindString || v.String() != ""
+		}
+		return !found
+	})
+	return found
 }
