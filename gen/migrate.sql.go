@@ -206,9 +206,14 @@ func (q *Queries) LockMigrate(ctx context.Context) error {
 }
 
 const recordAppliedCode = `-- name: RecordAppliedCode :exec
-WITH forgotten AS (DELETE FROM qflow.schema_code)
-INSERT INTO qflow.schema_code (file, sha256)
-SELECT unnest($1::text[]), unnest($2::text[])
+WITH applied AS (
+    SELECT unnest($1::text[]) AS file, unnest($2::text[]) AS sha256
+), forgotten AS (
+    DELETE FROM qflow.schema_code c WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.file = c.file)
+)
+INSERT INTO qflow.schema_code AS c (file, sha256)
+SELECT a.file, a.sha256 FROM applied a
+    ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()
 `
 
 type RecordAppliedCodeParams struct {
@@ -216,7 +221,8 @@ type RecordAppliedCodeParams struct {
 	Sums  []string `json:"sums"`
 }
 
-// What the code pass applied, replacing the previous record.
+// What the code pass applied, replacing the previous record. (A DELETE of every row in a WITH
+// beside the INSERT is not enough: the INSERT runs first and meets the old rows' keys.)
 func (q *Queries) RecordAppliedCode(ctx context.Context, arg RecordAppliedCodeParams) error {
 	_, err := q.db.Exec(ctx, recordAppliedCode, arg.Files, arg.Sums)
 	return err

@@ -255,3 +255,34 @@ SELECT line FROM (
     UNION ALL
     SELECT format('setting %s', key) FROM qflow.settings
 ) x ORDER BY line`
+
+// A database whose code came from an older build (some checksums differ) takes this build's
+// code on the next migrate, and records it: the case of every upgrade after the first.
+func TestMigrateAppliesChangedCodeOverCodeAppliedBefore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pool := dbtest.Pool(t)
+	var files int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM qflow.schema_code").Scan(&files))
+	require.NotZero(t, files)
+
+	// An older build: another checksum for one file, a file this build no longer has, and a
+	// function of that file's that this build would not define.
+	_, err := pool.Exec(ctx, `UPDATE qflow.schema_code SET sha256 = repeat('0', 64) WHERE file = '0820_status.sql';
+	                          INSERT INTO qflow.schema_code (file, sha256) VALUES ('0999_gone.sql', repeat('1', 64));
+	                          CREATE FUNCTION qflow.gone() RETURNS int LANGUAGE sql AS 'SELECT 1';`)
+	require.NoError(t, err)
+	require.NoError(t, migrations.Migrate(ctx, pool))
+
+	var stale, gone, fn int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE sha256 = repeat('0', 64)),
+	                                              count(*) FILTER (WHERE file = '0999_gone.sql'),
+	                                              (SELECT count(*) FROM pg_proc WHERE proname = 'gone')
+	                                         FROM qflow.schema_code`).Scan(&stale, &gone, &fn))
+	require.Zero(t, stale, "the changed file's checksum is this build's")
+	require.Zero(t, gone, "a file this build does not have is forgotten")
+	require.Zero(t, fn, "the code pass recreates qflow's code from this build alone")
+	var now int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM qflow.schema_code").Scan(&now))
+	require.Equal(t, files, now)
+}

@@ -89,7 +89,13 @@ SELECT s.stmt::text AS stmt
  ORDER BY s.ord, s.stmt;
 
 -- name: RecordAppliedCode :exec
--- What the code pass applied, replacing the previous record.
-WITH forgotten AS (DELETE FROM qflow.schema_code)
-INSERT INTO qflow.schema_code (file, sha256)
-SELECT unnest(@files::text[]), unnest(@sums::text[]);
+-- What the code pass applied, replacing the previous record. (A DELETE of every row in a WITH
+-- beside the INSERT is not enough: the INSERT runs first and meets the old rows' keys.)
+WITH applied AS (
+    SELECT unnest(@files::text[]) AS file, unnest(@sums::text[]) AS sha256
+), forgotten AS (
+    DELETE FROM qflow.schema_code c WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.file = c.file)
+)
+INSERT INTO qflow.schema_code AS c (file, sha256)
+SELECT a.file, a.sha256 FROM applied a
+    ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now();
