@@ -101,7 +101,7 @@ func (q *Queries) LegacyFail(ctx context.Context, arg LegacyFailParams) (string,
 
 const legacySteps = `-- name: LegacySteps :many
 SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::bigint AS timeout_ms,
-       s.condition::jsonb AS condition
+       s.condition::jsonb AS condition, coalesce(s.map_over, '{}')::text[] AS map_over, s.max_items::integer AS max_items
   FROM qflow.legacy_steps($1, $2) AS s
 `
 
@@ -115,6 +115,8 @@ type LegacyStepsRow struct {
 	DependsOn []string        `json:"depends_on"`
 	TimeoutMs int64           `json:"timeout_ms"`
 	Condition json.RawMessage `json:"condition"`
+	MapOver   []string        `json:"map_over"`
+	MaxItems  int32           `json:"max_items"`
 }
 
 func (q *Queries) LegacySteps(ctx context.Context, arg LegacyStepsParams) ([]LegacyStepsRow, error) {
@@ -131,6 +133,8 @@ func (q *Queries) LegacySteps(ctx context.Context, arg LegacyStepsParams) ([]Leg
 			&i.DependsOn,
 			&i.TimeoutMs,
 			&i.Condition,
+			&i.MapOver,
+			&i.MaxItems,
 		); err != nil {
 			return nil, err
 		}

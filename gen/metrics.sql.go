@@ -11,6 +11,42 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const cachedStepsOfRuns = `-- name: CachedStepsOfRuns :many
+SELECT r.workflow::text AS workflow, split_part(a.step, '[', 1)::text AS step, count(*)::bigint AS hits
+  FROM qflow.step_attempts a
+  JOIN qflow.runs r ON r.id = a.run_id
+ WHERE a.run_id = ANY ($1::bigint[]) AND a.status = 'cached'
+ GROUP BY 1, 2
+`
+
+type CachedStepsOfRunsRow struct {
+	Workflow string `json:"workflow"`
+	Step     string `json:"step"`
+	Hits     int64  `json:"hits"`
+}
+
+// The steps of the given (finished) runs whose output came from the cache: the reporter counts
+// them in qflow_steps_total with outcome "cached" when their run finishes (no process ran them).
+func (q *Queries) CachedStepsOfRuns(ctx context.Context, runIds []int64) ([]CachedStepsOfRunsRow, error) {
+	rows, err := q.db.Query(ctx, cachedStepsOfRuns, runIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CachedStepsOfRunsRow
+	for rows.Next() {
+		var i CachedStepsOfRunsRow
+		if err := rows.Scan(&i.Workflow, &i.Step, &i.Hits); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const finishedRunsSince = `-- name: FinishedRunsSince :many
 SELECT id, workflow, mode, status,
        extract(epoch FROM finished_at - coalesce(started_at, created_at))::double precision AS duration_seconds,

@@ -180,6 +180,10 @@ type QflowStep struct {
 	OnFailure      string          `json:"on_failure"`
 	ResourceHints  json.RawMessage `json:"resource_hints"`
 	Condition      json.RawMessage `json:"condition"`
+	MapOver        []string        `json:"map_over"`
+	MaxItems       int32           `json:"max_items"`
+	CacheTtlMs     *int64          `json:"cache_ttl_ms"`
+	CacheKey       []string        `json:"cache_key"`
 }
 
 type QflowStepAttempt struct {
@@ -195,6 +199,17 @@ type QflowStepAttempt struct {
 	Outcome     *string            `json:"outcome"`
 	NextStep    *string            `json:"next_step"`
 	NextAttempt *int32             `json:"next_attempt"`
+}
+
+type QflowStepCache struct {
+	Workflow  string             `json:"workflow"`
+	Version   int32              `json:"version"`
+	Step      string             `json:"step"`
+	InputHash string             `json:"input_hash"`
+	Output    json.RawMessage    `json:"output"`
+	RunID     int64              `json:"run_id"`
+	CreatedAt pgtype.Timestamptz `json:"created_at"`
+	ExpiresAt pgtype.Timestamptz `json:"expires_at"`
 }
 
 type QflowStepDep struct {
@@ -226,6 +241,10 @@ type QflowStepOverview struct {
 	Output         json.RawMessage    `json:"output"`
 	Progress       json.RawMessage    `json:"progress"`
 	ProgressAt     pgtype.Timestamptz `json:"progress_at"`
+	DefStep        string             `json:"def_step"`
+	Task           *int32             `json:"task"`
+	Tasks          *int32             `json:"tasks"`
+	RemainingTasks *int32             `json:"remaining_tasks"`
 }
 
 type QflowStepRun struct {
@@ -249,6 +268,12 @@ type QflowStepRun struct {
 	NextAttemptAt  pgtype.Timestamptz `json:"next_attempt_at"`
 	Progress       json.RawMessage    `json:"progress"`
 	ProgressAt     pgtype.Timestamptz `json:"progress_at"`
+	DefStep        string             `json:"def_step"`
+	Task           *int32             `json:"task"`
+	Item           json.RawMessage    `json:"item"`
+	Tasks          *int32             `json:"tasks"`
+	RemainingTasks *int32             `json:"remaining_tasks"`
+	InputHash      *string            `json:"input_hash"`
 }
 
 type QflowStepStat struct {

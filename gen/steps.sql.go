@@ -13,7 +13,7 @@ import (
 const claimSteps = `-- name: ClaimSteps :many
 
 SELECT c.run_id::bigint AS run_id, c.step::text AS step, c.attempt::integer AS attempt, c.workflow::text AS workflow,
-       c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input, c.deps::jsonb AS deps
+       c.timeout_ms::bigint AS timeout_ms, c.input::jsonb AS input, c.deps::jsonb AS deps, c.item::jsonb AS item
   FROM qflow.claim_steps($1, $2) AS c
 `
 
@@ -30,6 +30,7 @@ type ClaimStepsRow struct {
 	TimeoutMs int64           `json:"timeout_ms"`
 	Input     json.RawMessage `json:"input"`
 	Deps      json.RawMessage `json:"deps"`
+	Item      json.RawMessage `json:"item"`
 }
 
 // Queries of the step worker: claim attempts and record their results, in batches.
@@ -50,6 +51,7 @@ func (q *Queries) ClaimSteps(ctx context.Context, arg ClaimStepsParams) ([]Claim
 			&i.TimeoutMs,
 			&i.Input,
 			&i.Deps,
+			&i.Item,
 		); err != nil {
 			return nil, err
 		}
@@ -66,7 +68,7 @@ SELECT f.run_id::bigint AS run_id, f.step::text AS step, f.attempt::integer AS a
        coalesce(f.next_step, '')::text AS next_step, coalesce(f.next_attempt, 0)::integer AS next_attempt,
        coalesce(f.next_job_id, 0)::bigint AS next_job_id, coalesce(f.next_workflow, '')::text AS next_workflow,
        coalesce(f.next_timeout_ms, 0)::bigint AS next_timeout_ms, coalesce(f.next_input, '{}')::jsonb AS next_input,
-       coalesce(f.next_deps, '{}')::jsonb AS next_deps
+       coalesce(f.next_deps, '{}')::jsonb AS next_deps, f.next_item::jsonb AS next_item
   FROM qflow.finish_steps($1::jsonb, $2::text, $3::text[]) AS f
 `
 
@@ -88,6 +90,7 @@ type FinishStepsRow struct {
 	NextTimeoutMs int64           `json:"next_timeout_ms"`
 	NextInput     json.RawMessage `json:"next_input"`
 	NextDeps      json.RawMessage `json:"next_deps"`
+	NextItem      json.RawMessage `json:"next_item"`
 }
 
 // next_* is the step the entry's worker slot takes next (eager dispatch); next_step is empty
@@ -113,6 +116,7 @@ func (q *Queries) FinishSteps(ctx context.Context, arg FinishStepsParams) ([]Fin
 			&i.NextTimeoutMs,
 			&i.NextInput,
 			&i.NextDeps,
+			&i.NextItem,
 		); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,9 +94,14 @@ func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps [
 			outputs[s.Name] = json.RawMessage("null")
 			continue
 		}
-		res := w.execute(ctx, claimed{Workflow: claim.Workflow, TimeoutMS: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(deps)},
-			StepArgs{RunID: a.RunID, Step: s.Name, Attempt: a.Attempt}, DispatchLegacy)
-		w.cfg.Metrics.StepFinished(claim.Workflow, s.Name, res.outcome(), res.elapsed)
+		var res result
+		if len(s.MapOver) > 0 {
+			res = w.runMap(ctx, claim, s, a, deps)
+		} else {
+			res = w.execute(ctx, claimed{Workflow: claim.Workflow, TimeoutMS: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(deps)},
+				StepArgs{RunID: a.RunID, Step: s.Name, Attempt: a.Attempt}, DispatchLegacy)
+			w.cfg.Metrics.StepFinished(claim.Workflow, s.Name, res.outcome(), res.elapsed)
+		}
 		if res.err != nil || res.released {
 			if res.err != nil {
 				res.err = fmt.Errorf("step %s: %w", s.Name, res.err)
@@ -110,6 +117,98 @@ func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps [
 		}
 	}
 	return mustJSON(leaves), result{}
+}
+
+// runMap runs a map step of a legacy chain: its handler once per element, one after another,
+// each given its element (and the dependencies' outputs but the array's), as the step engine
+// gives an element task (sql/schema/0518_prepare_steps.sql); its output is theirs in order.
+func (w *Worker) runMap(ctx context.Context, claim gen.LegacyClaimRow, s gen.LegacyStepsRow, a LegacyArgs, deps map[string]json.RawMessage) result {
+	source := claim.Input
+	if s.MapOver[0] != "input" {
+		source = deps[s.MapOver[0]]
+	}
+	items, err := mapItems(source, s.MapOver, int(s.MaxItems))
+	if err != nil {
+		return result{err: err, permanent: true}
+	}
+	elementDeps := make(map[string]json.RawMessage, len(deps))
+	for k, v := range deps {
+		if k != s.MapOver[0] {
+			elementDeps[k] = v
+		}
+	}
+	outputs := make([]json.RawMessage, len(items))
+	var elapsed time.Duration
+	for i, item := range items {
+		res := w.execute(ctx, claimed{Workflow: claim.Workflow, TimeoutMS: s.TimeoutMs, Input: claim.Input, Deps: mustJSON(elementDeps), Item: item},
+			StepArgs{RunID: a.RunID, Step: fmt.Sprintf("%s[%d]", s.Name, i), Attempt: a.Attempt}, DispatchLegacy)
+		w.cfg.Metrics.StepFinished(claim.Workflow, s.Name, res.outcome(), res.elapsed)
+		elapsed += res.elapsed
+		if res.err != nil || res.released {
+			if res.err != nil {
+				res.err = fmt.Errorf("element %d: %w", i, res.err)
+			}
+			return res
+		}
+		outputs[i] = res.output
+	}
+	return result{output: mustJSON(outputs), elapsed: elapsed}
+}
+
+// mapItems finds the array a map step maps over: path[1:] descends into source by object keys
+// and array indexes, as Postgres's #> does.
+func mapItems(source json.RawMessage, path []string, maxItems int) ([]json.RawMessage, error) {
+	where := strings.Join(path, ".")
+	v := source
+	for _, key := range path[1:] {
+		var obj map[string]json.RawMessage
+		var arr []json.RawMessage
+		switch {
+		case json.Unmarshal(v, &obj) == nil && obj != nil:
+			v = obj[key]
+		case json.Unmarshal(v, &arr) == nil && arr != nil:
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(arr) {
+				v = nil
+			} else {
+				v = arr[i]
+			}
+		default:
+			v = nil
+		}
+		if v == nil {
+			break
+		}
+	}
+	var items []json.RawMessage
+	if len(v) == 0 || json.Unmarshal(v, &items) != nil || items == nil {
+		return nil, fmt.Errorf("map over %s: expected an array, got %s", where, jsonType(v))
+	}
+	if len(items) > maxItems {
+		return nil, fmt.Errorf("map over %s: %d elements, more than the step's max_items (%d)", where, len(items), maxItems)
+	}
+	return items, nil
+}
+
+// jsonType names a JSON value's type as Postgres's jsonb_typeof does ("nothing" when absent).
+func jsonType(v json.RawMessage) string {
+	s := strings.TrimSpace(string(v))
+	switch {
+	case s == "":
+		return "nothing"
+	case s == "null":
+		return "null"
+	case s[0] == '{':
+		return "object"
+	case s[0] == '[':
+		return "array"
+	case s[0] == '"':
+		return "string"
+	case s == "true" || s == "false":
+		return "boolean"
+	default:
+		return "number"
+	}
 }
 
 // conditionHolds says whether a step of a legacy chain runs: some dependency ran (or it has

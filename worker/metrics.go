@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "qflow_step_duration_seconds", Help: "Duration of step attempts executed by this process, by outcome.", Buckets: buckets,
 		}, []string{"workflow", "step", "outcome"}),
 		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "qflow_steps_total", Help: "Step attempts finished by this process, by outcome (succeeded, failed, retried, timed_out, cancelled).",
+			Name: "qflow_steps_total", Help: "Step attempts finished by this process, by outcome (succeeded, failed, retried, timed_out, cancelled); outcome cached: steps whose output came from the cache, counted by the fleet's reporter when their run finishes.",
 		}, []string{"workflow", "step", "outcome"}),
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qflow_steps_started_total", Help: "Step attempts started by this process, by how they reached it (queue: a job fetched from the step's queue; eager: handed on by the result of the step before it; legacy: a step of a legacy-mode run).",
@@ -198,6 +198,18 @@ func (m *Metrics) report(ctx context.Context, pool, read *pgxpool.Pool, st *repo
 		runs, err := q.FinishedRunsSince(ctx, gen.FinishedRunsSinceParams{AfterTime: pgtype.Timestamptz{Time: st.afterTime, Valid: true}, AfterID: st.afterID, LagSeconds: m.ReportLag.Seconds()})
 		if err != nil {
 			return fmt.Errorf("reading finished runs: %w", err)
+		}
+		ids := make([]int64, len(runs))
+		for i, r := range runs {
+			ids[i] = r.ID
+		}
+		// Read before the watermark moves: an error leaves these runs to be read again.
+		cached, err := q.CachedStepsOfRuns(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("reading cache hits of finished runs: %w", err)
+		}
+		for _, c := range cached {
+			m.steps.WithLabelValues(c.Workflow, c.Step, OutcomeCached).Add(float64(c.Hits))
 		}
 		for _, r := range runs {
 			m.runs.WithLabelValues(r.Workflow, r.Mode, r.Status).Inc()

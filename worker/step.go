@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -31,6 +33,8 @@ const (
 	OutcomeRetried   = "retried"
 	OutcomeTimedOut  = "timed_out"
 	OutcomeCancelled = "cancelled"
+	// OutcomeCached: the output came from the cache; nothing ran (counted by the reporter).
+	OutcomeCached = "cached"
 )
 
 var errStepTimeout = errors.New("step timeout")
@@ -82,7 +86,7 @@ func (w *Worker) runStep(ctx context.Context, a StepArgs, jobID int64, claim *cl
 	// Not cancelled with the job: a worker that is shutting down must still report.
 	done, err := w.results.do(context.WithoutCancel(ctx), finishReq{args: a, jobID: jobID, res: &res, take: w.takesMore(ctx)})
 	res.sqlOutcome = done.outcome
-	w.cfg.Metrics.StepFinished(claim.Workflow, a.Step, res.outcome(), res.elapsed)
+	w.cfg.Metrics.StepFinished(claim.Workflow, DefinitionStep(a.Step), res.outcome(), res.elapsed)
 	if res.err != nil && !res.released {
 		w.log.Info("step attempt failed", "run_id", a.RunID, "step", a.Step, "attempt", a.Attempt,
 			"err", res.err, "permanent", res.permanent, "timed_out", res.timedOut, "outcome", res.outcome())
@@ -135,16 +139,18 @@ func (r result) outcome() string {
 // execute runs the step's handler under the step timeout, turning panics, timeouts and
 // undecodable outputs into failed attempts.
 func (w *Worker) execute(ctx context.Context, claim claimed, a StepArgs, dispatch string) result {
-	w.cfg.Metrics.StepStarted(claim.Workflow, a.Step, dispatch)
-	handler, ok := w.cfg.Registry.Handler(claim.Workflow, a.Step)
+	step, task := SplitTask(a.Step)
+	w.cfg.Metrics.StepStarted(claim.Workflow, step, dispatch)
+	handler, ok := w.cfg.Registry.Handler(claim.Workflow, step)
 	if !ok {
-		return result{err: fmt.Errorf("no handler for step %s of workflow %s in worker %s", a.Step, claim.Workflow, w.cfg.ID), permanent: true}
+		return result{err: fmt.Errorf("no handler for step %s of workflow %s in worker %s", step, claim.Workflow, w.cfg.ID), permanent: true}
 	}
 	var deps map[string]json.RawMessage
 	if err := json.Unmarshal(claim.Deps, &deps); err != nil {
 		return result{err: fmt.Errorf("decoding dependency outputs: %w", err), permanent: true}
 	}
-	in := pipelines.Input{RunID: a.RunID, Step: a.Step, Attempt: int(a.Attempt), Run: claim.Input, Deps: deps}
+	in := pipelines.Input{RunID: a.RunID, Step: step, Attempt: int(a.Attempt), Run: claim.Input, Deps: deps,
+		Task: task, Item: claim.Item}
 
 	start := time.Now()
 	stepCtx, cancel := context.WithTimeoutCause(ctx, time.Duration(claim.TimeoutMS)*time.Millisecond, errStepTimeout)
@@ -237,7 +243,7 @@ func (w *Worker) claimSteps(ctx context.Context, args []StepArgs) ([]*claimed, e
 	byArgs := make(map[StepArgs]*claimed, len(rows))
 	for _, r := range rows {
 		byArgs[StepArgs{RunID: r.RunID, Step: r.Step, Attempt: r.Attempt}] = &claimed{
-			Workflow: r.Workflow, TimeoutMS: r.TimeoutMs, Input: r.Input, Deps: r.Deps,
+			Workflow: r.Workflow, TimeoutMS: r.TimeoutMs, Input: r.Input, Deps: r.Deps, Item: r.Item,
 		}
 	}
 	out := make([]*claimed, len(args))
@@ -247,12 +253,35 @@ func (w *Worker) claimSteps(ctx context.Context, args []StepArgs) ([]*claimed, e
 	return out, nil
 }
 
-// claimed is what a claim hands the executor: the step's workflow, timeout and input.
+// claimed is what a claim hands the executor: the step's workflow, timeout and input (and an
+// element of a map step its element).
 type claimed struct {
 	Workflow  string
 	TimeoutMS int64
 	Input     json.RawMessage
 	Deps      json.RawMessage
+	Item      json.RawMessage
+}
+
+// SplitTask splits a step row's name into the definition's step and, for an element of a map
+// step ("square[3]"), the element's index; -1 for any other step.
+func SplitTask(name string) (step string, task int) {
+	open := strings.IndexByte(name, '[')
+	if open < 0 || !strings.HasSuffix(name, "]") {
+		return name, -1
+	}
+	task, err := strconv.Atoi(name[open+1 : len(name)-1])
+	if err != nil || task < 0 {
+		return name, -1
+	}
+	return name[:open], task
+}
+
+// DefinitionStep is the definition's step of a step row's name (metrics label steps by it: a
+// map step's elements are one series, not one per element).
+func DefinitionStep(name string) string {
+	step, _ := SplitTask(name)
+	return step
 }
 
 // finishReq is one attempt's result on its way to the database.
@@ -334,7 +363,7 @@ func (w *Worker) finishSteps(ctx context.Context, reqs []finishReq) ([]finished,
 			f.next = &continuation{
 				args:    StepArgs{RunID: r.RunID, Step: r.NextStep, Attempt: r.NextAttempt},
 				jobID:   r.NextJobID,
-				claimed: claimed{Workflow: r.NextWorkflow, TimeoutMS: r.NextTimeoutMs, Input: r.NextInput, Deps: r.NextDeps},
+				claimed: claimed{Workflow: r.NextWorkflow, TimeoutMS: r.NextTimeoutMs, Input: r.NextInput, Deps: r.NextDeps, Item: r.NextItem},
 			}
 		}
 		byArgs[StepArgs{RunID: r.RunID, Step: r.Step, Attempt: r.Attempt}] = f

@@ -18,6 +18,15 @@
 // when the input holds {"size": "big"}, small only for {"size": "small"}, and finish outputs
 // {"path": "big"} or {"path": "small"}; with any other size both branches and finish are
 // skipped and the run succeeds.
+//
+// probe_map (split→square→total): split outputs {"items": [1..n]} (n from the input, default
+// 3), square maps over items and outputs e*e for its element e, total outputs {"sum": <sum of
+// the squares>}. Input fail_item: k makes the element k (the item of value k) fail its first
+// attempt, fatal_item: k fail for good; sleep_ms as above (for "square", per element).
+//
+// probe_cached (load→use): load is cached for an hour on the input's key; it outputs
+// {"key": <key>, "computed_by": <run id>}, so a later run whose load came from the cache shows
+// the run that computed it; use outputs {"computed_by": ...} from it.
 package probe
 
 import (
@@ -46,6 +55,15 @@ const LimitedSlots = 2
 // Branch is check→{big, small}→finish, big and small conditional on the input's size.
 const Branch = "probe_branch"
 
+// Map is split→square→total, square a map step over split's items.
+const Map = "probe_map"
+
+// Cached is load→use, load cached on the input's key for CachedTTL.
+const Cached = "probe_cached"
+
+// CachedTTL is the cache lifetime of probe_cached's load step.
+const CachedTTL = time.Hour
+
 // Register adds probe_chain, probe_diamond and probe_limited to reg.
 func Register(reg *pipelines.Registry) {
 	reg.MustAdd(Workflow(Chain, map[string][]string{"a": nil, "b": {"a"}, "c": {"b"}, "d": {"c"}, "e": {"d"}}))
@@ -58,6 +76,154 @@ func Register(reg *pipelines.Registry) {
 	}
 	reg.MustAdd(limited)
 	reg.MustAdd(BranchWorkflow())
+	reg.MustAdd(MapWorkflow())
+	reg.MustAdd(CachedWorkflow())
+}
+
+// MapWorkflow is probe_map.
+func MapWorkflow() pipelines.Workflow {
+	w := Workflow(Map, map[string][]string{"split": nil, "square": {"split"}, "total": {"square"}})
+	for i := range w.Steps {
+		switch w.Steps[i].Name {
+		case "split":
+			w.Steps[i].Handler = split
+		case "square":
+			w.Steps[i].Map = "split.items"
+			w.Steps[i].Handler = square
+		case "total":
+			w.Steps[i].Handler = total
+		}
+	}
+	return w
+}
+
+// MapParams is probe_map's input.
+type MapParams struct {
+	N         *int            `json:"n"`
+	FailItem  *int64          `json:"fail_item"`
+	FatalItem *int64          `json:"fatal_item"`
+	SleepMS   json.RawMessage `json:"sleep_ms"`
+}
+
+func mapParams(in pipelines.Input) (MapParams, error) {
+	var p MapParams
+	if len(in.Run) > 0 {
+		if err := json.Unmarshal(in.Run, &p); err != nil {
+			return p, pipelines.Permanent(fmt.Errorf("probe_map input: %w", err))
+		}
+	}
+	return p, nil
+}
+
+func split(ctx context.Context, in pipelines.Input) (any, error) {
+	p, err := mapParams(in)
+	if err != nil {
+		return nil, err
+	}
+	n := 3
+	if p.N != nil {
+		n = *p.N
+	}
+	if n < 0 || n > 1_000_000 {
+		return nil, pipelines.Permanent(fmt.Errorf("probe_map: n must be between 0 and 1000000, got %d", n))
+	}
+	items := make([]int64, n)
+	for i := range items {
+		items[i] = int64(i + 1)
+	}
+	return map[string][]int64{"items": items}, nil
+}
+
+func square(ctx context.Context, in pipelines.Input) (any, error) {
+	p, err := mapParams(in)
+	if err != nil {
+		return nil, err
+	}
+	var e int64
+	if err := json.Unmarshal(in.Item, &e); err != nil {
+		return nil, pipelines.Permanent(fmt.Errorf("probe_map: square's element %s: %w", in.Item, err))
+	}
+	if err := sleep(ctx, p.SleepMS, in.Step); err != nil {
+		return nil, err
+	}
+	if p.FatalItem != nil && *p.FatalItem == e {
+		return nil, pipelines.Permanent(fmt.Errorf("probe_map: element %d is fatal by request", e))
+	}
+	if p.FailItem != nil && *p.FailItem == e && in.Attempt == 1 {
+		return nil, fmt.Errorf("probe_map: element %d fails its first attempt by request", e)
+	}
+	return e * e, nil
+}
+
+func total(_ context.Context, in pipelines.Input) (any, error) {
+	var squares []int64
+	if err := json.Unmarshal(in.Deps["square"], &squares); err != nil {
+		return nil, pipelines.Permanent(fmt.Errorf("probe_map: square's output: %w", err))
+	}
+	var sum int64
+	for _, s := range squares {
+		sum += s
+	}
+	return map[string]int64{"sum": sum}, nil
+}
+
+// CachedWorkflow is probe_cached.
+func CachedWorkflow() pipelines.Workflow {
+	w := Workflow(Cached, map[string][]string{"load": nil, "use": {"load"}})
+	for i := range w.Steps {
+		switch w.Steps[i].Name {
+		case "load":
+			w.Steps[i].CacheTTLMS = CachedTTL.Milliseconds()
+			w.Steps[i].CacheKey = []string{"input.key"}
+			w.Steps[i].Handler = load
+		case "use":
+			w.Steps[i].Handler = use
+		}
+	}
+	return w
+}
+
+func load(ctx context.Context, in pipelines.Input) (any, error) {
+	var p struct {
+		Key     json.RawMessage `json:"key"`
+		SleepMS json.RawMessage `json:"sleep_ms"`
+	}
+	if err := json.Unmarshal(in.Run, &p); err != nil {
+		return nil, pipelines.Permanent(fmt.Errorf("probe_cached input: %w", err))
+	}
+	if err := sleep(ctx, p.SleepMS, in.Step); err != nil {
+		return nil, err
+	}
+	return map[string]any{"key": p.Key, "computed_by": in.RunID}, nil
+}
+
+func use(_ context.Context, in pipelines.Input) (any, error) {
+	var o struct {
+		ComputedBy int64 `json:"computed_by"`
+	}
+	if err := json.Unmarshal(in.Deps["load"], &o); err != nil {
+		return nil, pipelines.Permanent(fmt.Errorf("probe_cached: load's output: %w", err))
+	}
+	return map[string]int64{"computed_by": o.ComputedBy}, nil
+}
+
+// sleep waits as sleep_ms asks for the step, or until ctx ends.
+func sleep(ctx context.Context, raw json.RawMessage, step string) error {
+	d, err := sleepFor(raw, step)
+	if err != nil {
+		return pipelines.Permanent(err)
+	}
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // BranchWorkflow is probe_branch.

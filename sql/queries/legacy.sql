@@ -6,7 +6,7 @@ SELECT c.workflow::text AS workflow, c.version::integer AS version, c.timeout_ms
 
 -- name: LegacySteps :many
 SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::bigint AS timeout_ms,
-       s.condition::jsonb AS condition
+       s.condition::jsonb AS condition, coalesce(s.map_over, '{}')::text[] AS map_over, s.max_items::integer AS max_items
   FROM qflow.legacy_steps(@workflow, @version) AS s;
 
 -- name: ConditionHolds :one

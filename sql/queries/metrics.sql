@@ -44,3 +44,12 @@ SELECT id, workflow, mode, status,
    AND finished_at <= (SELECT as_of FROM qflow.staleness()) - make_interval(secs => @lag_seconds::double precision)
  ORDER BY finished_at, id
  LIMIT 5000;
+
+-- name: CachedStepsOfRuns :many
+-- The steps of the given (finished) runs whose output came from the cache: the reporter counts
+-- them in qflow_steps_total with outcome "cached" when their run finishes (no process ran them).
+SELECT r.workflow::text AS workflow, split_part(a.step, '[', 1)::text AS step, count(*)::bigint AS hits
+  FROM qflow.step_attempts a
+  JOIN qflow.runs r ON r.id = a.run_id
+ WHERE a.run_id = ANY (@run_ids::bigint[]) AND a.status = 'cached'
+ GROUP BY 1, 2;

@@ -20,6 +20,16 @@ CREATE TABLE qflow.steps (
     -- The step runs only when {"input": <run input>, <dependency>: <its output>, ...} contains
     -- this object (jsonb @>); otherwise it is skipped (0515_step_skips.sql). NULL: always.
     condition       jsonb   CHECK (jsonb_typeof(condition) = 'object'),
+    -- A map step runs once per element of the array at this path (0518_prepare_steps.sql): its
+    -- first element is "input" (the run input) or a dependency, the rest descend into it. NULL:
+    -- an ordinary step. max_items bounds the elements.
+    map_over        text[]  CHECK (cardinality(map_over) >= 1),
+    max_items       integer NOT NULL DEFAULT 10000 CHECK (max_items BETWEEN 1 AND 1000000),
+    -- A cached step reuses a succeeded output of the same step and version whose input hashed
+    -- the same (qflow.step_cache) when it is younger than cache_ttl_ms. cache_key: the paths the
+    -- hash covers, as map_over's; NULL: the run input and every dependency's output.
+    cache_ttl_ms    bigint  CHECK (cache_ttl_ms > 0),
+    cache_key       text[]  CHECK (cardinality(cache_key) >= 1),
     PRIMARY KEY (workflow, version, name),
     FOREIGN KEY (workflow, version) REFERENCES qflow.workflows ON DELETE CASCADE
 );

@@ -2,6 +2,12 @@
 --   waiting -> ready -> queued -> running -> succeeded | failed | skipped (| cancelled)
 -- (the full table of moves is stated, and enforced, in 0490_step_runs_guard.sql). The DAG moves
 -- by counters: remaining_deps is the number of dependencies not yet settled.
+--
+-- A map step (steps.map_over) has one more row per element of its array, named
+-- "<step>[<index>]" (task = the index, item = the element): each element is a task with its own
+-- attempts, lease and job, moved like any step. The step's own row is running, with no job,
+-- while its elements run; remaining_tasks counts those not yet succeeded, and when it reaches 0
+-- the step succeeds with their outputs in element order (0520_settle_steps.sql).
 
 CREATE TABLE qflow.step_runs (
     run_id           bigint      NOT NULL REFERENCES qflow.runs ON DELETE CASCADE,
@@ -28,11 +34,23 @@ CREATE TABLE qflow.step_runs (
     -- What the running attempt last said about how far it got (qflow.report_progress).
     progress         jsonb       CHECK (jsonb_typeof(progress) = 'object'),
     progress_at      timestamptz,
+    -- The definition's step: the row's own name, or the map step an element belongs to.
+    def_step         text        NOT NULL GENERATED ALWAYS AS (split_part(step, '[', 1)) STORED,
+    task             integer     CHECK (task >= 0),
+    item             jsonb,
+    tasks            integer     CHECK (tasks >= 0),
+    remaining_tasks  integer     CHECK (remaining_tasks BETWEEN 0 AND tasks),
+    -- The hash of a cached step's input, set when it became ready (0518_prepare_steps.sql).
+    input_hash       text,
     PRIMARY KEY (run_id, step),
-    CHECK ((status = 'running') = (lease_expires_at IS NOT NULL)),
-    CHECK ((finished_at IS NOT NULL) = (status IN ('succeeded', 'failed', 'skipped', 'cancelled'))),
-    CHECK (status IN ('waiting', 'cancelled', 'skipped') OR remaining_deps = 0),
-    CHECK (status NOT IN ('queued', 'running') OR job_id IS NOT NULL),
+    CONSTRAINT step_runs_element CHECK ((task IS NOT NULL) = (step <> def_step) AND (task IS NULL OR tasks IS NULL)),
+    CONSTRAINT step_runs_running_has_lease
+        CHECK ((status = 'running' AND tasks IS NULL) = (lease_expires_at IS NOT NULL)),
+    CONSTRAINT step_runs_finished_when_settled
+        CHECK ((finished_at IS NOT NULL) = (status IN ('succeeded', 'failed', 'skipped', 'cancelled'))),
+    CONSTRAINT step_runs_waits_for_deps CHECK (status IN ('waiting', 'cancelled', 'skipped') OR remaining_deps = 0),
+    CONSTRAINT step_runs_dispatched_has_job
+        CHECK (status NOT IN ('queued', 'running') OR job_id IS NOT NULL OR tasks IS NOT NULL),
     CONSTRAINT step_runs_succeeded_has_output CHECK (status <> 'succeeded' OR output IS NOT NULL),
     -- (A step skipped by its condition, or because every dependency was, never ran; one whose
     -- output a forked run reuses did not run in it.)
@@ -42,6 +60,6 @@ CREATE TABLE qflow.step_runs (
 );
 
 -- Live-state partial indexes: they stay small however much history accumulates.
-CREATE INDEX step_runs_in_flight ON qflow.step_runs (workflow, step) WHERE status IN ('queued', 'running');
-CREATE INDEX step_runs_ready ON qflow.step_runs (workflow, step, priority, run_id) WHERE status = 'ready';
+CREATE INDEX step_runs_in_flight ON qflow.step_runs (workflow, def_step) WHERE status IN ('queued', 'running');
+CREATE INDEX step_runs_ready ON qflow.step_runs (workflow, def_step, priority, run_id) WHERE status = 'ready';
 CREATE INDEX step_runs_lease ON qflow.step_runs (lease_expires_at) WHERE status = 'running';

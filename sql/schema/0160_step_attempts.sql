@@ -9,7 +9,8 @@ CREATE TABLE qflow.step_attempts (
     attempt     integer     NOT NULL CHECK (attempt >= 1),
     job_id      bigint,
     worker      text,
-    status      text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed_out', 'cancelled')),
+    -- cached: the step reused a cached output (0518_prepare_steps.sql); nothing ran.
+    status      text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'cached')),
     error       text,
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,

@@ -74,7 +74,8 @@ BEGIN
         v_where := format('workflow %s, step %s', v_name, v_sname);
         FOR v_key IN SELECT jsonb_object_keys(v_step) LOOP
             IF v_key NOT IN ('name', 'depends_on', 'worker_class', 'max_attempts', 'retry_base_ms', 'retry_max_ms',
-                             'timeout_ms', 'max_concurrency', 'on_failure', 'resource_hints', 'condition') THEN
+                             'timeout_ms', 'max_concurrency', 'on_failure', 'resource_hints', 'condition',
+                             'map', 'max_items', 'cache_ttl_ms', 'cache_key') THEN
                 RAISE EXCEPTION 'qflow: %: unknown field "%"', v_where, v_key
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
@@ -98,6 +99,30 @@ BEGIN
         IF v_step ? 'condition' AND jsonb_typeof(v_step -> 'condition') IS DISTINCT FROM 'object' THEN
             RAISE EXCEPTION 'qflow: %: condition must be a JSON object ({"input": {...}, "<dependency>": {...}}), got %',
                             v_where, v_step -> 'condition'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF v_step ? 'map' AND (jsonb_typeof(v_step -> 'map') IS DISTINCT FROM 'string'
+                               OR (v_step ->> 'map') !~ '^[^.]+(\.[^.]+)*$') THEN
+            RAISE EXCEPTION 'qflow: %: map must name an array as "input.<field>[.<field>...]" or "<dependency>[.<field>...]", got %',
+                            v_where, v_step -> 'map'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF v_step ? 'max_items' AND NOT v_step ? 'map' THEN
+            RAISE EXCEPTION 'qflow: %: max_items bounds the elements of a map step; the step has no "map"', v_where
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM qflow.definition_int(v_step, 'max_items', 10000, 1, 1000000, v_where);
+        PERFORM qflow.definition_int(v_step, 'cache_ttl_ms', NULL, 1, 31536000000, v_where);
+        IF v_step ? 'cache_key' AND NOT v_step ? 'cache_ttl_ms' THEN
+            RAISE EXCEPTION 'qflow: %: cache_key names what a cached step''s input hash covers; the step has no "cache_ttl_ms"', v_where
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF v_step ? 'cache_key' AND (jsonb_typeof(v_step -> 'cache_key') IS DISTINCT FROM 'array'
+                                     OR jsonb_array_length(v_step -> 'cache_key') = 0
+                                     OR EXISTS (SELECT 1 FROM jsonb_array_elements(v_step -> 'cache_key') k
+                                                 WHERE jsonb_typeof(k) <> 'string' OR k #>> '{}' !~ '^[^.]+(\.[^.]+)*$')) THEN
+            RAISE EXCEPTION 'qflow: %: cache_key must be a non-empty array of paths such as "input.<field>" or "<dependency>[.<field>]", got %',
+                            v_where, v_step -> 'cache_key'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF v_step ? 'resource_hints' AND jsonb_typeof(v_step -> 'resource_hints') <> 'object' THEN
@@ -150,6 +175,31 @@ BEGIN
         END LOOP;
     END LOOP;
 
+    -- Maps and cache keys read the run input ("input") and the step's own dependencies' outputs.
+    FOR v_step IN SELECT value FROM jsonb_array_elements(p_definition -> 'steps') WHERE value ?| ARRAY['map', 'cache_key'] LOOP
+        FOR v_key IN SELECT split_part(p, '.', 1)
+                       FROM (SELECT v_step ->> 'map' AS p
+                             UNION ALL
+                             SELECT jsonb_array_elements_text(coalesce(v_step -> 'cache_key', '[]'))) x
+                      WHERE p IS NOT NULL LOOP
+            IF v_key = 'input' AND (v_deps -> (v_step ->> 'name')) ? 'input' THEN
+                RAISE EXCEPTION 'qflow: workflow %, step %: a step whose map or cache_key reads "input" cannot depend on a step named "input"',
+                                v_name, v_step ->> 'name'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF v_key <> 'input' AND NOT (v_deps -> (v_step ->> 'name')) ? v_key THEN
+                RAISE EXCEPTION 'qflow: workflow %, step %: map or cache_key reads "%", which is neither "input" nor a dependency of the step',
+                                v_name, v_step ->> 'name', v_key
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        END LOOP;
+        IF (v_step ->> 'map') = 'input' THEN
+            RAISE EXCEPTION 'qflow: workflow %, step %: the run input is an object; map over one of its fields ("input.<field>")',
+                            v_name, v_step ->> 'name'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+
     -- Cycles: peel off steps whose dependencies are all placed; whatever is left is a cycle.
     v_pending := v_names;
     LOOP
@@ -168,9 +218,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    -- The shape: step names with their sorted dependencies.
-    SELECT jsonb_object_agg(s, (SELECT coalesce(jsonb_agg(d ORDER BY d), '[]') FROM jsonb_array_elements_text(v_deps -> s) d))
-      INTO v_shape FROM unnest(v_names) s;
+    -- The shape: step names with their sorted dependencies, and what a map step maps over (a
+    -- run in flight keeps the shape it started with).
+    SELECT jsonb_object_agg(s.name, CASE WHEN st.value ? 'map'
+                                         THEN jsonb_build_object('depends_on', s.deps, 'map', st.value -> 'map')
+                                         ELSE s.deps END)
+      INTO v_shape
+      FROM (SELECT n AS name, (SELECT coalesce(jsonb_agg(d ORDER BY d), '[]') FROM jsonb_array_elements_text(v_deps -> n) d) AS deps
+              FROM unnest(v_names) n) s
+      JOIN jsonb_array_elements(p_definition -> 'steps') st ON st.value ->> 'name' = s.name;
 
     -- Concurrent registrations of one workflow (several workers starting) take turns.
     PERFORM pg_advisory_xact_lock(hashtextextended('qflow.register_workflow:' || v_name, 0));
@@ -192,7 +248,7 @@ BEGIN
 
     INSERT INTO qflow.steps AS s (workflow, version, name, position, dep_count, is_leaf, worker_class, max_attempts,
                                   retry_base_ms, retry_max_ms, timeout_ms, max_concurrency, on_failure, resource_hints,
-                                  condition)
+                                  condition, map_over, max_items, cache_ttl_ms, cache_key)
     SELECT v_name, v_version, st ->> 'name',
            array_position(v_order, st ->> 'name') - 1,
            jsonb_array_length(v_deps -> (st ->> 'name')),
@@ -205,14 +261,19 @@ BEGIN
            qflow.definition_int(st, 'max_concurrency', NULL, 1, 1000000, '')::integer,
            coalesce(st ->> 'on_failure', 'fail'),
            coalesce(st -> 'resource_hints', '{}'),
-           st -> 'condition'
+           st -> 'condition',
+           string_to_array(st ->> 'map', '.'),
+           qflow.definition_int(st, 'max_items', 10000, 1, 1000000, '')::integer,
+           qflow.definition_int(st, 'cache_ttl_ms', NULL, 1, 31536000000, ''),
+           CASE WHEN st ? 'cache_key' THEN ARRAY(SELECT jsonb_array_elements_text(st -> 'cache_key')) END
       FROM jsonb_array_elements(p_definition -> 'steps') st
     ON CONFLICT (workflow, version, name) DO UPDATE
        SET worker_class = excluded.worker_class, max_attempts = excluded.max_attempts,
            retry_base_ms = excluded.retry_base_ms, retry_max_ms = excluded.retry_max_ms,
            timeout_ms = excluded.timeout_ms, max_concurrency = excluded.max_concurrency,
            on_failure = excluded.on_failure, resource_hints = excluded.resource_hints,
-           condition = excluded.condition;
+           condition = excluded.condition, max_items = excluded.max_items,
+           cache_ttl_ms = excluded.cache_ttl_ms, cache_key = excluded.cache_key;
 
     INSERT INTO qflow.step_deps (workflow, version, step, depends_on)
     SELECT v_name, v_version, e.key, d

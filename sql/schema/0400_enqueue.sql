@@ -5,6 +5,9 @@
 -- named by the step's worker class. A retried step carries next_attempt_at; its job is
 -- inserted as available with a future scheduled_at, which River's fetch honours.
 --
+-- An element of a map step (0518_prepare_steps.sql) is queued like a step, under its name
+-- "<step>[<index>]", in its step's worker class.
+--
 -- enqueue inserts one River job per given step row (already locked by the caller and ready)
 -- and marks the rows queued.
 CREATE FUNCTION qflow.enqueue(p_run_ids bigint[], p_steps text[])
@@ -26,7 +29,7 @@ BEGIN
       INTO v_runs, v_steps, v_args, v_queues, v_prios, v_times
       FROM unnest(p_run_ids, p_steps) AS k(run_id, step)
       JOIN qflow.step_runs sr ON sr.run_id = k.run_id AND sr.step = k.step
-      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
      WHERE sr.status = 'ready';
 
     UPDATE qflow.step_runs sr

@@ -2,7 +2,7 @@
 -- highest priority and oldest run first, across all runs. It counts the step's queued and
 -- running rows across every run and worker under one lock per (workflow, step), so the limit
 -- holds fleet-wide. Takers of these locks take them in (workflow, topological position) order
--- (0420_dispatch.sql).
+-- (0420_dispatch.sql). A map step's elements count against its limit, each as one step.
 CREATE FUNCTION qflow.dispatch_limited(p_workflow text, p_step text)
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -22,7 +22,7 @@ BEGIN
     -- A separate statement after the lock: it sees everything committed by the lock's last holder.
     SELECT count(*) INTO v_busy
       FROM qflow.step_runs
-     WHERE workflow = p_workflow AND step = p_step AND status IN ('queued', 'running');
+     WHERE workflow = p_workflow AND def_step = p_step AND status IN ('queued', 'running') AND tasks IS NULL;
 
     IF v_limit IS NOT NULL AND v_busy >= v_limit THEN
         RETURN;
@@ -31,8 +31,8 @@ BEGIN
     SELECT array_agg(run_id), array_agg(step) INTO v_runs, v_steps
       FROM (SELECT sr.run_id, sr.step
               FROM qflow.step_runs sr
-             WHERE sr.workflow = p_workflow AND sr.step = p_step AND sr.status = 'ready'
-             ORDER BY sr.priority, sr.run_id
+             WHERE sr.workflow = p_workflow AND sr.def_step = p_step AND sr.status = 'ready'
+             ORDER BY sr.priority, sr.run_id, sr.task
              LIMIT CASE WHEN v_limit IS NULL THEN NULL ELSE v_limit - v_busy END
                FOR UPDATE SKIP LOCKED) free;
 

@@ -10,19 +10,19 @@ DECLARE
 BEGIN
     SELECT array_agg(sr.run_id), array_agg(sr.step) INTO v_runs, v_steps
       FROM qflow.step_runs sr
-      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
      WHERE sr.run_id = ANY (p_run_ids) AND sr.status = 'ready' AND s.max_concurrency IS NULL;
     PERFORM qflow.enqueue(v_runs, v_steps);
 
     -- Limit locks are always taken in (workflow, topological position) order, here and in
     -- finish_run and settle_steps, so two transactions can never wait on each other's.
     FOR v_group IN
-        SELECT DISTINCT sr.workflow, s.position, sr.step
+        SELECT DISTINCT sr.workflow, s.position, sr.def_step
           FROM qflow.step_runs sr
-          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
          WHERE sr.run_id = ANY (p_run_ids) AND sr.status = 'ready' AND s.max_concurrency IS NOT NULL
          ORDER BY 1, 2
     LOOP
-        PERFORM qflow.dispatch_limited(v_group.workflow, v_group.step);
+        PERFORM qflow.dispatch_limited(v_group.workflow, v_group.def_step);
     END LOOP;
 END $$;

@@ -39,6 +39,13 @@ BEGIN
         PERFORM qflow.fork_steps(v_fork.id, v_fork.forked_from, v_fork.forked_step);
     END LOOP;
 
+    -- Maps and cached steps among the roots (0518_prepare_steps.sql).
+    IF EXISTS (SELECT 1 FROM new_runs r
+                 JOIN qflow.steps s ON s.workflow = r.workflow AND s.version = r.version
+                WHERE r.mode = 'workflow' AND (s.map_over IS NOT NULL OR s.cache_ttl_ms IS NOT NULL)) THEN
+        PERFORM qflow.prepare_steps(ARRAY(SELECT id FROM new_runs WHERE mode = 'workflow'));
+    END IF;
+
     SELECT array_agg(id) FILTER (WHERE mode = 'workflow'),
            array_agg(id) FILTER (WHERE mode = 'legacy'),
            array_agg(1) FILTER (WHERE mode = 'legacy'),

@@ -67,4 +67,5 @@ BEGIN
     IF v_skip.runs IS NOT NULL THEN
         PERFORM qflow.settle_steps(v_skip.runs, v_skip.steps, v_skip.flows, v_skip.versions, v_skip.skipped);
     END IF;
+    PERFORM qflow.prepare_steps(ARRAY[p_run_id]);
 END $$;

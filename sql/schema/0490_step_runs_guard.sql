@@ -3,10 +3,12 @@
 -- Steps:  inserted as waiting, ready or skipped (a root whose condition is false), or as
 --         succeeded or skipped when a forked run reuses its source's step (0465_fork_steps.sql)
 --         waiting -> ready | skipped (every dependency skipped, or its condition false) | cancelled
---         ready   -> queued | running (eager dispatch) | cancelled
+--         ready   -> queued | running (eager dispatch; a map step's elements inserted) | cancelled
+--                    | succeeded (a cache hit, an empty map) | failed | skipped (a map over no array)
 --         queued  -> running | ready (job lost) | cancelled
 --         running -> succeeded | failed | skipped | ready (retry, release) | cancelled
---         failed | cancelled -> waiting   retry_run only; succeeded and skipped are final.
+--         failed | cancelled -> waiting | running (a map step, its failed elements again)
+--                                 retry_run only; succeeded and skipped are final.
 
 CREATE FUNCTION qflow.step_runs_guard()
 RETURNS trigger
@@ -17,7 +19,7 @@ BEGIN
             USING ERRCODE = 'check_violation',
                   HINT = 'step rows are created waiting or ready by the run''s start';
     END IF;
-    IF OLD.status IN ('failed', 'cancelled') AND NEW.status = 'waiting'
+    IF OLD.status IN ('failed', 'cancelled') AND NEW.status IN ('waiting', 'running')
        AND current_setting('qflow.retrying', true) = NEW.run_id::text THEN
         RETURN NEW;
     END IF;
@@ -39,7 +41,7 @@ CREATE TRIGGER step_runs_guard BEFORE UPDATE ON qflow.step_runs
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status AND NOT (
              (OLD.status = 'waiting' AND NEW.status IN ('ready', 'skipped', 'cancelled'))
-          OR (OLD.status = 'ready' AND NEW.status IN ('queued', 'running', 'cancelled'))
+          OR (OLD.status = 'ready' AND NEW.status IN ('queued', 'running', 'cancelled', 'succeeded', 'failed', 'skipped'))
           OR (OLD.status = 'queued' AND NEW.status IN ('running', 'ready', 'cancelled'))
           OR (OLD.status = 'running' AND NEW.status IN ('succeeded', 'failed', 'skipped', 'ready', 'cancelled'))))
     EXECUTE FUNCTION qflow.step_runs_guard();

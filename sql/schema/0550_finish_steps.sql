@@ -47,7 +47,7 @@
 CREATE FUNCTION qflow.finish_steps(p_results jsonb, p_worker text DEFAULT NULL, p_classes text[] DEFAULT '{}')
 RETURNS TABLE (run_id bigint, step text, attempt integer, outcome text,
                next_step text, next_attempt integer, next_job_id bigint, next_workflow text,
-               next_timeout_ms bigint, next_input jsonb, next_deps jsonb)
+               next_timeout_ms bigint, next_input jsonb, next_deps jsonb, next_item jsonb)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
@@ -74,6 +74,7 @@ DECLARE
     v_e_tmos     bigint[];
     v_e_inputs   jsonb[];
     v_e_deps     jsonb[];
+    v_e_items    jsonb[];
 BEGIN
     SELECT array_agg(DISTINCT x.run_id ORDER BY x.run_id), count(*) FILTER (WHERE x.result IS DISTINCT FROM 'complete'),
            array_agg(x.job_id) FILTER (WHERE x.job_id IS NOT NULL)
@@ -140,10 +141,11 @@ BEGIN
                AND NOT EXISTS (SELECT 1 FROM entry o WHERE o.run_id = x.run_id AND o.result IS DISTINCT FROM 'complete')
         ), ready AS (
             SELECT sr.run_id, sr.step, sr.attempt + 1 AS attempt, sr.priority, sr.workflow, sr.version,
-                   s.worker_class, s.timeout_ms,
-                   row_number() OVER (PARTITION BY sr.run_id ORDER BY s.position) AS n
+                   s.worker_class, s.timeout_ms, sr.def_step, sr.item,
+                   CASE WHEN sr.task IS NOT NULL THEN s.map_over[1] END AS mapped,
+                   row_number() OVER (PARTITION BY sr.run_id ORDER BY s.position, sr.task) AS n
               FROM qflow.step_runs sr
-              JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+              JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
              WHERE sr.run_id = ANY (v_ready_runs) AND sr.run_id IN (SELECT o.run_id FROM offer o) AND sr.status = 'ready'
                AND s.max_concurrency IS NULL AND s.worker_class = ANY (p_classes)
                AND (sr.next_attempt_at IS NULL OR sr.next_attempt_at <= now())
@@ -182,12 +184,12 @@ BEGIN
             RETURNING a.run_id
         )
         SELECT array_agg(p.ord), array_agg(p.run_id), array_agg(p.step), array_agg(p.attempt), array_agg(c.job_id),
-               array_agg(p.workflow), array_agg(p.timeout_ms), array_agg(r.input), array_agg(si.deps)
-          INTO v_e_ords, v_e_runs, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps
+               array_agg(p.workflow), array_agg(p.timeout_ms), array_agg(r.input), array_agg(si.deps), array_agg(p.item)
+          INTO v_e_ords, v_e_runs, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps, v_e_items
           FROM picked p
           JOIN claimed c ON c.run_id = p.run_id AND c.step = p.step
           JOIN qflow.runs r ON r.id = p.run_id
-         CROSS JOIN LATERAL qflow.step_input(p.run_id, p.workflow, p.version, p.step) si;
+         CROSS JOIN LATERAL qflow.step_input(p.run_id, p.workflow, p.version, p.def_step, p.mapped) si;
     END IF;
 
     -- The ready steps nobody took go to their queues.
@@ -202,13 +204,13 @@ BEGIN
            CASE WHEN d.run_id IS NOT NULL THEN 'completed' ELSE coalesce(a.outcome, 'stale') END,
            coalesce(c.step, n.step), coalesce(c.attempt, n.attempt), coalesce(c.job_id, n.job_id),
            coalesce(c.workflow, n.workflow), coalesce(c.timeout_ms, n.timeout_ms), coalesce(c.input, n.input),
-           coalesce(c.deps, n.deps)
+           coalesce(c.deps, n.deps), coalesce(c.item, n.item)
       FROM ROWS FROM (jsonb_to_recordset(p_results) AS (run_id bigint, step text, attempt integer, result text))
            WITH ORDINALITY AS x(run_id, step, attempt, result, ord)
       LEFT JOIN unnest(v_runs, v_steps, v_attempts) AS d(run_id, step, attempt)
         ON d.run_id = x.run_id AND d.step = x.step AND d.attempt = x.attempt
-      LEFT JOIN unnest(v_e_ords, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps)
-                AS c(ord, step, attempt, job_id, workflow, timeout_ms, input, deps)
+      LEFT JOIN unnest(v_e_ords, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps, v_e_items)
+                AS c(ord, step, attempt, job_id, workflow, timeout_ms, input, deps, item)
         ON c.ord = x.ord
       -- Replays: LATERAL subqueries with LIMIT 1 are not flattened into the join, so their gates
       -- (d.run_id IS NULL, a.next_step IS NOT NULL) are one-time filters, and a completion
@@ -221,11 +223,12 @@ BEGIN
                AND a.outcome IS NOT NULL
              LIMIT 1) a ON true
       LEFT JOIN LATERAL (
-            SELECT sr.step, sr.attempt, sr.job_id, sr.workflow, s.timeout_ms, r.input, si.deps
+            SELECT sr.step, sr.attempt, sr.job_id, sr.workflow, s.timeout_ms, r.input, si.deps, sr.item
               FROM qflow.step_runs sr
-              JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+              JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
               JOIN qflow.runs r ON r.id = sr.run_id
-             CROSS JOIN LATERAL qflow.step_input(sr.run_id, sr.workflow, sr.version, sr.step) si
+             CROSS JOIN LATERAL qflow.step_input(sr.run_id, sr.workflow, sr.version, sr.def_step,
+                                                 CASE WHEN sr.task IS NOT NULL THEN s.map_over[1] END) si
              WHERE a.next_step IS NOT NULL AND sr.run_id = x.run_id AND sr.step = a.next_step
                AND sr.attempt = a.next_attempt AND sr.status = 'running' AND sr.worker = p_worker
              LIMIT 1) n ON true
@@ -233,7 +236,7 @@ BEGIN
 
     IF v_others > 0 THEN
         next_step := NULL; next_attempt := NULL; next_job_id := NULL; next_workflow := NULL;
-        next_timeout_ms := NULL; next_input := NULL; next_deps := NULL;
+        next_timeout_ms := NULL; next_input := NULL; next_deps := NULL; next_item := NULL;
         FOR v_r IN
             SELECT *
               FROM jsonb_to_recordset(p_results) AS x(run_id bigint, step text, attempt integer, result text,

@@ -1,6 +1,7 @@
 -- retry_run re-runs a failed, cancelled or timed-out run: only its steps that failed or were
 -- cancelled run again, each with a fresh retry budget; succeeded and skipped steps keep
--- their outputs. A legacy run starts its single job again. The transaction-local setting
+-- their outputs. A map step runs only its elements that failed or were cancelled again (it
+-- keeps the outputs of those that succeeded). A legacy run starts its single job again. The transaction-local setting
 -- qflow.retrying tells the guards (0480_runs_guard.sql, 0490_step_runs_guard.sql) that a
 -- finished run and its steps are coming back to life on purpose.
 CREATE FUNCTION qflow.retry_run(p_run_id bigint)
@@ -31,6 +32,14 @@ BEGIN
         RETURN true;
     END IF;
 
+    -- Map steps that were expanded wait for their unfinished elements again.
+    UPDATE qflow.step_runs sr
+       SET status = 'running', error = NULL, finished_at = NULL, started_at = now(),
+           remaining_tasks = (SELECT count(*) FROM qflow.step_runs e
+                               WHERE e.run_id = sr.run_id AND e.def_step = sr.step AND e.task IS NOT NULL
+                                 AND e.status <> 'succeeded')
+     WHERE sr.run_id = p_run_id AND sr.status IN ('failed', 'cancelled') AND sr.tasks IS NOT NULL;
+
     UPDATE qflow.step_runs sr
        SET status = 'waiting', error = NULL, output = NULL, finished_at = NULL, started_at = NULL, queued_at = NULL,
            next_attempt_at = NULL, lease_expires_at = NULL, first_attempt = sr.attempt + 1,
@@ -39,7 +48,7 @@ BEGIN
                                JOIN qflow.step_runs dep ON dep.run_id = sr.run_id AND dep.step = d.depends_on
                               WHERE d.workflow = sr.workflow AND d.version = sr.version AND d.step = sr.step
                                 AND dep.status NOT IN ('succeeded', 'skipped'))
-     WHERE sr.run_id = p_run_id AND sr.status IN ('failed', 'cancelled');
+     WHERE sr.run_id = p_run_id AND sr.status IN ('failed', 'cancelled') AND sr.tasks IS NULL;
     UPDATE qflow.step_runs SET status = 'ready'
      WHERE run_id = p_run_id AND status = 'waiting' AND remaining_deps = 0;
 
@@ -47,10 +56,11 @@ BEGIN
        SET status = 'running', error = NULL, output = NULL, finished_at = NULL,
            deadline = now() + v_timeout * interval '1 millisecond',
            remaining_steps = (SELECT count(*) FROM qflow.step_runs
-                               WHERE run_id = p_run_id AND status NOT IN ('succeeded', 'skipped'))
+                               WHERE run_id = p_run_id AND status NOT IN ('succeeded', 'skipped') AND task IS NULL)
      WHERE id = p_run_id;
     PERFORM set_config('qflow.retrying', '', true);
 
+    PERFORM qflow.prepare_steps(ARRAY[p_run_id]);
     PERFORM qflow.dispatch(ARRAY[p_run_id]);
     RETURN true;
 END $$;

@@ -11,7 +11,7 @@ BEGIN
         ARRAY(SELECT j.id
                 FROM river.river_job j
                 JOIN qflow.step_runs sr ON sr.run_id = (j.args ->> 'run_id')::bigint AND sr.step = j.args ->> 'step'
-                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
                WHERE j.state = 'running' AND j.kind = 'qflow_step'
                  AND NOT (sr.status IN ('queued', 'running') AND sr.job_id = j.id)
                  AND (qflow.lease_expiry(j.attempted_at, s.timeout_ms) < now()

@@ -104,9 +104,9 @@ BEGIN
     COMMIT;
 
     FOR v_row IN
-        SELECT DISTINCT sr.workflow, sr.step
+        SELECT DISTINCT sr.workflow, sr.def_step AS step
           FROM qflow.step_runs sr
-          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
          WHERE sr.status = 'ready' AND s.max_concurrency IS NOT NULL
     LOOP
         PERFORM qflow.sweep_limited(v_row.workflow, v_row.step);

@@ -36,14 +36,14 @@ BEGIN
     WITH live AS (
         -- live step rows by step: their class is their version's, their limit the current
         -- version's (as dispatch_limited applies it)
-        SELECT s.worker_class AS class, sr.workflow, sr.step,
+        SELECT s.worker_class AS class, sr.workflow, sr.def_step AS step,
                count(*) FILTER (WHERE sr.status = 'ready') AS ready,
                count(*) FILTER (WHERE sr.status = 'queued' AND (sr.next_attempt_at IS NULL OR sr.next_attempt_at <= now())) AS queued,
                count(*) FILTER (WHERE sr.status = 'running') AS running
           FROM qflow.step_runs sr
-          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
-         WHERE sr.status IN ('ready', 'queued', 'running')
-         GROUP BY s.worker_class, sr.workflow, sr.step
+          JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
+         WHERE sr.status IN ('ready', 'queued', 'running') AND sr.tasks IS NULL   -- a map step counts as its elements
+         GROUP BY s.worker_class, sr.workflow, sr.def_step
     ), per_step AS (
         SELECT l.class, l.ready + l.queued AS backlog, l.running,
                l.running + l.queued + CASE WHEN lim.max_concurrency IS NULL THEN l.ready

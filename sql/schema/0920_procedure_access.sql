@@ -37,6 +37,7 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     ('cancel_run', '{trigger}', true),
     ('retry_run', '{trigger}', true),
     ('rerun_from', '{trigger}', true),
+    ('invalidate_cache', '{trigger}', true),
     -- the INSERT triggers: a trigger role's INSERT makes step rows and River jobs
     ('runs_prepare', '{}', true),
     ('runs_start', '{}', true),

@@ -6,7 +6,9 @@
 -- they finish, by default), not here. A run that is running is never touched: only rows with
 -- finished_at are candidates, found through runs_finished; rows another transaction holds are
 -- skipped, so pruning never waits on, or blocks, the hot path. The sweep calls it in batches
--- (0650_sweep.sql). Returns how many runs went.
+-- (0650_sweep.sql). A run whose output a live cache entry holds (0260_step_cache.sql) is kept,
+-- with the artifacts that output may name, until the entry expires; expired entries go first.
+-- Returns how many runs went.
 CREATE FUNCTION qflow.prune_runs(p_batch integer)
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -20,6 +22,8 @@ BEGIN
     -- No run finished after now() - the shortest retention can be due: that bound is what lets
     -- the scan of runs_finished stop at once when nothing is (the per-run test cannot).
     SELECT least(v_default, min(days)) INTO v_shortest FROM qflow.retention;
+    DELETE FROM qflow.step_cache c
+     WHERE c.ctid = ANY (ARRAY(SELECT x.ctid FROM qflow.step_cache x WHERE x.expires_at < now() LIMIT p_batch));
     WITH doomed AS (
         SELECT r.id
           FROM qflow.runs r
@@ -27,6 +31,7 @@ BEGIN
          WHERE r.finished_at IS NOT NULL
            AND r.finished_at < now() - make_interval(days => v_shortest)
            AND r.finished_at < now() - make_interval(days => coalesce(rt.days, v_default))
+           AND NOT EXISTS (SELECT 1 FROM qflow.step_cache c WHERE c.run_id = r.id AND c.expires_at > now())
          ORDER BY r.finished_at
          LIMIT p_batch
            FOR UPDATE OF r SKIP LOCKED
