@@ -39,7 +39,8 @@
 // down (it cancels the handler's context, then releases the step), the step times out, the
 // worker crashes. Trainer.Train with a StepCheckpoint keeps the training's kernels.Checkpoint
 // (weights, Adam moments and step count, epoch, shuffling state) in the run's artifact
-// checkpoint_<step>, kind model, overwritten as training advances: every checkpoint_every
+// checkpoint_<step> (checkpoint_<step>_<task> for each task of a map step, which trains one
+// model per element), kind model, overwritten as training advances: every checkpoint_every
 // epochs [10], after the first epoch ending checkpoint_seconds after the last save [60], after
 // the last epoch, and when the context ends mid-training (the last completed epoch, within
 // kernels.DefaultCheckpointGrace, inside the second the worker waits for a cancelled handler).
