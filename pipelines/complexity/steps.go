@@ -50,15 +50,16 @@ func params(in pipelines.Input) (Params, error) {
 // holdout is the run's holdout: records by id.
 func holdout(prm Params) ml.Holdout { return ml.NewHoldout("ml.task_executions.id", prm.HeldOut) }
 
-// Refs are the artifact ids a run has made so far; each step passes them on.
+// Refs are the artifacts a run has made or reused so far; each step passes them on. A reused
+// (cached) step's artifacts are the run's that computed it, so each names its writer (ml.Ref).
 type Refs struct {
-	Snapshot        int64   `json:"snapshot,omitempty"`
-	Spec            int64   `json:"features,omitempty"`
-	Train           int64   `json:"train,omitempty"`
-	Validation      int64   `json:"validation,omitempty"`
-	HeldOut         int64   `json:"held_out,omitempty"`
-	HeldOutRecords  int64   `json:"held_out_records,omitempty"`
-	Model           int64   `json:"model,omitempty"`
+	Snapshot        ml.Ref  `json:"snapshot,omitzero"`
+	Spec            ml.Ref  `json:"features,omitzero"`
+	Train           ml.Ref  `json:"train,omitzero"`
+	Validation      ml.Ref  `json:"validation,omitzero"`
+	HeldOut         ml.Ref  `json:"held_out,omitzero"`
+	HeldOutRecords  ml.Ref  `json:"held_out_records,omitzero"`
+	Model           ml.Ref  `json:"model,omitzero"`
 	TrainTargetMean float64 `json:"train_target_mean,omitempty"`
 }
 
@@ -149,12 +150,12 @@ func (p *pipeline) dataCollection(ctx context.Context, in pipelines.Input) (any,
 	if err != nil {
 		return nil, err
 	}
-	return CollectOutput{Artifacts: Refs{Snapshot: id}, Rows: len(recs), DaysBack: prm.DaysBack, TaskTypes: counts}, nil
+	return CollectOutput{Artifacts: Refs{Snapshot: ml.Ref{Run: in.RunID, ID: id}}, Rows: len(recs), DaysBack: prm.DaysBack, TaskTypes: counts}, nil
 }
 
-func (p *pipeline) loadSnapshot(ctx context.Context, runID, id int64) ([]Record, snapshotMeta, error) {
+func (p *pipeline) loadSnapshot(ctx context.Context, ref ml.Ref) ([]Record, snapshotMeta, error) {
 	var meta snapshotMeta
-	m, err := p.artifacts.Matrix(ctx, runID, id, &meta)
+	m, err := p.artifacts.Matrix(ctx, ref.Run, ref.ID, &meta)
 	if err != nil {
 		return nil, meta, err
 	}
@@ -193,7 +194,7 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 	if err := ml.DecodeDep(in, StepDataCollection, &prev); err != nil {
 		return nil, err
 	}
-	recs, meta, err := p.loadSnapshot(ctx, in.RunID, prev.Artifacts.Snapshot)
+	recs, meta, err := p.loadSnapshot(ctx, prev.Artifacts.Snapshot)
 	if err != nil {
 		return nil, err
 	}
@@ -210,27 +211,29 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 	}
 	spec := FitSpec(tasksOf(train), meta.TaskTypes)
 
+	// put stores an artifact of this run and returns its Ref.
+	put := func(id int64, err error) (ml.Ref, error) { return ml.Ref{Run: in.RunID, ID: id}, err }
 	refs := prev.Artifacts
 	var mean float64
 	for _, r := range train {
 		mean += r.ObservedComplexity
 	}
 	refs.TrainTargetMean = mean / float64(len(train))
-	if refs.Spec, err = p.artifacts.PutJSON(ctx, in.RunID, "features", spec); err != nil {
+	if refs.Spec, err = put(p.artifacts.PutJSON(ctx, in.RunID, "features", spec)); err != nil {
 		return nil, err
 	}
 	target := map[string]any{"target": "observed_complexity"}
 	for _, m := range []struct {
-		ref  *int64
+		ref  *ml.Ref
 		name string
 		recs []Record
 	}{{&refs.Train, "train", train}, {&refs.Validation, "validation", val}, {&refs.HeldOut, "held_out", held}} {
-		if *m.ref, err = p.artifacts.PutMatrix(ctx, in.RunID, m.name, withTarget(spec.Encode(tasksOf(m.recs)), m.recs), target); err != nil {
+		if *m.ref, err = put(p.artifacts.PutMatrix(ctx, in.RunID, m.name, withTarget(spec.Encode(tasksOf(m.recs)), m.recs), target)); err != nil {
 			return nil, err
 		}
 	}
 	heldRaw, _ := toSnapshot(held)
-	if refs.HeldOutRecords, err = p.artifacts.PutMatrix(ctx, in.RunID, "held_out_records", heldRaw, meta); err != nil {
+	if refs.HeldOutRecords, err = put(p.artifacts.PutMatrix(ctx, in.RunID, "held_out_records", heldRaw, meta)); err != nil {
 		return nil, err
 	}
 	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), ValidationRows: len(val), HeldOutRows: len(held)}, nil
@@ -252,11 +255,12 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 	if err := ml.DecodeDep(in, StepFeatureEngineering, &prev); err != nil {
 		return nil, err
 	}
-	train, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.Train, nil)
+	tr, vr := prev.Artifacts.Train, prev.Artifacts.Validation
+	train, err := p.artifacts.Matrix(ctx, tr.Run, tr.ID, nil)
 	if err != nil {
 		return nil, err
 	}
-	val, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.Validation, nil)
+	val, err := p.artifacts.Matrix(ctx, vr.Run, vr.ID, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -268,9 +272,11 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 		return nil, fmt.Errorf("training the complexity model: %w", err)
 	}
 	refs := prev.Artifacts
-	if refs.Model, err = p.artifacts.PutModel(ctx, in.RunID, "model", model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve}); err != nil {
+	id, err := p.artifacts.PutModel(ctx, in.RunID, "model", model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve})
+	if err != nil {
 		return nil, err
 	}
+	refs.Model = ml.Ref{Run: in.RunID, ID: id}
 	return TrainOutput{Artifacts: refs, Training: stats, ValidationRows: val.Rows}, nil
 }
 
@@ -297,13 +303,13 @@ type heldOut struct {
 }
 
 // scoreHeldOut scores the run's held-out records with its model and its baseline.
-func (p *pipeline) scoreHeldOut(ctx context.Context, runID int64, refs Refs, model *kernels.Model) (heldOut, error) {
+func (p *pipeline) scoreHeldOut(ctx context.Context, refs Refs, model *kernels.Model) (heldOut, error) {
 	var h heldOut
-	held, err := p.artifacts.Matrix(ctx, runID, refs.HeldOut, nil)
+	held, err := p.artifacts.Matrix(ctx, refs.HeldOut.Run, refs.HeldOut.ID, nil)
 	if err != nil {
 		return h, err
 	}
-	if h.records, _, err = p.loadSnapshot(ctx, runID, refs.HeldOutRecords); err != nil {
+	if h.records, _, err = p.loadSnapshot(ctx, refs.HeldOutRecords); err != nil {
 		return h, err
 	}
 	d := held.Cols - 1
@@ -327,11 +333,11 @@ func (p *pipeline) modelEvaluation(ctx context.Context, in pipelines.Input) (any
 	if err := ml.DecodeDep(in, StepModelTraining, &prev); err != nil {
 		return nil, err
 	}
-	model, _, err := p.artifacts.Model(ctx, in.RunID, prev.Artifacts.Model, nil)
+	model, _, err := p.artifacts.Model(ctx, prev.Artifacts.Model.Run, prev.Artifacts.Model.ID, nil)
 	if err != nil {
 		return nil, err
 	}
-	h, err := p.scoreHeldOut(ctx, in.RunID, prev.Artifacts, model)
+	h, err := p.scoreHeldOut(ctx, prev.Artifacts, model)
 	if err != nil {
 		return nil, err
 	}
@@ -355,15 +361,15 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	}
 	refs := prev.Artifacts
 	var meta ml.ModelMeta
-	model, weights, err := p.artifacts.Model(ctx, in.RunID, refs.Model, &meta)
+	model, weights, err := p.artifacts.Model(ctx, refs.Model.Run, refs.Model.ID, &meta)
 	if err != nil {
 		return nil, err
 	}
 	var spec FeatureSpec
-	if err := p.artifacts.JSON(ctx, in.RunID, refs.Spec, &spec); err != nil {
+	if err := p.artifacts.JSON(ctx, refs.Spec.Run, refs.Spec.ID, &spec); err != nil {
 		return nil, err
 	}
-	h, err := p.scoreHeldOut(ctx, in.RunID, refs, model)
+	h, err := p.scoreHeldOut(ctx, refs, model)
 	if err != nil {
 		return nil, err
 	}
