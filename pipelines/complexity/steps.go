@@ -124,9 +124,6 @@ func (p *pipeline) dataCollection(ctx context.Context, in pipelines.Input) (any,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.artifacts.Prune(ctx, ml.ArtifactRetention); err != nil {
-		return nil, err
-	}
 	rows, err := gen.New(p.db).CollectTaskExecutions(ctx, gen.CollectTaskExecutionsParams{DaysBack: int32(prm.DaysBack), MaxRows: int32(prm.MaxRows)})
 	if err != nil {
 		return nil, fmt.Errorf("reading task executions of the last %d days: %w", prm.DaysBack, err)

@@ -3,6 +3,7 @@ package complexity
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -19,12 +20,18 @@ const ModelName = "complexity"
 
 // The steps, in order.
 const (
+	StepDataFingerprint    = "data_fingerprint"
 	StepDataCollection     = "data_collection"
 	StepFeatureEngineering = "feature_engineering"
 	StepModelTraining      = "model_training"
 	StepModelEvaluation    = "model_evaluation"
 	StepModelDeployment    = "model_deployment"
 )
+
+// cacheTTLMS is how long an output of data_collection or feature_engineering is reused by later
+// runs: half of ml.ArtifactRetention, so that the artifacts a reused output names (the earlier
+// run's) are still there when the reusing run reads them.
+const cacheTTLMS = int64(ml.ArtifactRetention / 2 / time.Millisecond)
 
 // Options are what the workflow's steps need from the binary that runs them.
 type Options struct {
@@ -36,12 +43,25 @@ type Options struct {
 
 // Workflow returns the complexity_training definition with its handlers: the seed's steps,
 // concurrency limits and timeouts, training on the gpu worker class, and the retries of the
-// seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000 (ml.Step).
+// seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000 (ml.Step); a fingerprint of the
+// data first, so that collecting and encoding the same data again can be skipped.
 func Workflow(o Options) pipelines.Workflow {
 	p := &pipeline{db: o.DB, trainer: o.Trainer, artifacts: ml.NewArtifacts(o.DB)}
+
+	// data_collection's output is a function of the rows the fingerprint summarizes and of the
+	// input fields that say which rows (min_rows: whether too few fail the run).
+	collect := ml.Step(StepDataCollection, "cpu", 5, 60000, p.dataCollection)
+	collect.CacheTTLMS = cacheTTLMS
+	collect.CacheKey = []string{"input.days_back", "input.min_rows", "input.max_rows", StepDataFingerprint}
+	// feature_engineering's, of the snapshot and the holdout share.
+	features := ml.Step(StepFeatureEngineering, "cpu", 3, 30000, p.featureEngineering)
+	features.CacheTTLMS = cacheTTLMS
+	features.CacheKey = []string{StepDataCollection, "input.held_out"}
+
 	return ml.Chain(Name, "learns a task-complexity score in [0,1] from ml.task_executions",
-		ml.Step(StepDataCollection, "cpu", 5, 60000, p.dataCollection),
-		ml.Step(StepFeatureEngineering, "cpu", 3, 30000, p.featureEngineering),
+		ml.Step(StepDataFingerprint, "cpu", 5, 30000, p.dataFingerprint),
+		collect,
+		features,
 		ml.Step(StepModelTraining, "gpu", 1, 180000, p.modelTraining),
 		ml.Step(StepModelEvaluation, "cpu", 2, 30000, p.modelEvaluation),
 		ml.Step(StepModelDeployment, "cpu", 1, 60000, p.modelDeployment),
