@@ -12,7 +12,7 @@ import (
 	"github.com/quantumflow/qflow/pipelines/ml"
 )
 
-func TestTheDefinitionCachesDataAndFeaturesUnderTheFingerprint(t *testing.T) {
+func TestTheDefinitionMapsTrainingOverTheConfigsAndCachesDataAndFeatures(t *testing.T) {
 	t.Parallel()
 	wf := complexity.Workflow(complexity.Options{})
 	var names []string
@@ -21,12 +21,17 @@ func TestTheDefinitionCachesDataAndFeaturesUnderTheFingerprint(t *testing.T) {
 		names = append(names, s.Name)
 		steps[s.Name] = i
 	}
-	require.Equal(t, []string{"data_fingerprint", "data_collection", "feature_engineering", "model_training",
+	require.Equal(t, []string{"data_fingerprint", "data_collection", "feature_engineering", "model_training", "model_selection",
 		"model_evaluation", "model_deployment"}, names)
+
+	training := wf.Steps[steps[complexity.StepModelTraining]]
+	require.Equal(t, "feature_engineering.configs", training.Map)
+	require.Equal(t, complexity.MaxSweep, training.MaxItems)
+	require.Equal(t, "gpu", training.WorkerClass)
 
 	collect, features := wf.Steps[steps[complexity.StepDataCollection]], wf.Steps[steps[complexity.StepFeatureEngineering]]
 	require.Equal(t, []string{"input.days_back", "input.min_rows", "input.max_rows", "data_fingerprint"}, collect.CacheKey)
-	require.Equal(t, []string{"data_collection", "input.held_out"}, features.CacheKey)
+	require.Equal(t, []string{"data_collection", "input.held_out", "input.sweep", "input.epochs", "input.batch_size", "input.seed"}, features.CacheKey)
 	for _, s := range []string{complexity.StepDataCollection, complexity.StepFeatureEngineering} {
 		ttl := time.Duration(wf.Steps[steps[s]].CacheTTLMS) * time.Millisecond
 		require.Positive(t, ttl, s)
@@ -57,7 +62,7 @@ func TestTheDefinitionCachesDataAndFeaturesUnderTheFingerprint(t *testing.T) {
 
 	def, err := wf.Definition()
 	require.NoError(t, err)
-	require.Contains(t, string(def), `"cache_ttl_ms":43200000,"cache_key":["data_collection","input.held_out"]`)
+	require.Contains(t, string(def), `"map":"feature_engineering.configs","max_items":64`)
 }
 
 func TestTheFingerprintChangesExactlyWhenTheRecordsDataCollectionReadsDo(t *testing.T) {
@@ -118,7 +123,7 @@ func TestTheFingerprintChangesExactlyWhenTheRecordsDataCollectionReadsDo(t *test
 func TestALaterRunReadsTheArtifactsOfTheOutputsItReuses(t *testing.T) {
 	t.Parallel()
 	b := setupHandlers(t, 1500)
-	const input = `{"epochs": 5, "seed": 7, "min_rows": 50}`
+	const input = `{"epochs": 5, "seed": 7, "min_rows": 50, "sweep": [{}, {"learning_rate": 0.01}]}`
 	first := b.newRun(t)
 	earlier := b.chain(t, first, input, complexity.StepFeatureEngineering, nil)
 
@@ -147,13 +152,13 @@ func TestALaterRunReadsTheArtifactsOfTheOutputsItReuses(t *testing.T) {
 		written = append(written, name)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{"checkpoint_model_training", "model"}, written)
-	trained := decode[complexity.TrainOutput](t, out[complexity.StepModelTraining])
-	require.Equal(t, first, trained.Artifacts.Train.Run)
-	require.Equal(t, later, trained.Artifacts.Model.Run)
+	require.Equal(t, []string{"checkpoint_model_training_0", "checkpoint_model_training_1", "model_0", "model_1"}, written)
+	sel := decode[complexity.SelectOutput](t, out[complexity.StepModelSelection])
+	require.Equal(t, first, sel.Artifacts.Train.Run)
+	require.Equal(t, later, sel.Artifacts.Model.Run)
 
 	// An artifact is still read only as its writer's: the id alone, under another run, is not
 	// found.
-	_, err = b.artifacts.Matrix(b.Ctx, later, trained.Artifacts.Train.ID, nil)
+	_, err = b.artifacts.Matrix(b.Ctx, later, sel.Artifacts.Train.ID, nil)
 	require.ErrorContains(t, err, "does not exist")
 }

@@ -24,6 +24,10 @@ type Params struct {
 	// MinImprovement is the least relative reduction of held-out MSE over the active model,
 	// with 95% confidence, for which a candidate replaces it.
 	MinImprovement float64 `json:"min_improvement"`
+	// Sweep lists training configurations (TrainingConfig objects, each field optional, taken
+	// from the run's own configuration when absent): model_training trains each one and
+	// model_selection keeps the one of the lowest validation loss. Absent: the run's own alone.
+	Sweep []json.RawMessage `json:"sweep"`
 	// CheckpointParams are model_training's checkpoint_every and checkpoint_seconds.
 	ml.CheckpointParams
 }
@@ -43,6 +47,7 @@ func params(in pipelines.Input) (Params, error) {
 		check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
 		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
 		check(p.MinImprovement >= 0 && p.MinImprovement < 1, "min_improvement must be a share in [0, 1), got %v", p.MinImprovement)
+		p.checkSweep(check)
 		p.CheckpointParams.Check(check)
 	})
 }
@@ -78,13 +83,18 @@ type FeaturesOutput struct {
 	TrainRows      int      `json:"train_rows"`
 	ValidationRows int      `json:"validation_rows"`
 	HeldOutRows    int      `json:"held_out_rows"`
+	// Configs are the configurations to train, model_training's elements: the sweep's, or
+	// the run's own alone.
+	Configs []TrainingConfig `json:"configs"`
 }
 
-// TrainOutput is model_training's output.
+// TrainOutput is the output of one task of model_training: the model of one configuration.
+// model_training's output is the array of them, in configs order.
 type TrainOutput struct {
-	Artifacts      Refs          `json:"artifacts"`
-	Training       ml.TrainStats `json:"training"`
-	ValidationRows int           `json:"validation_rows"`
+	Artifacts      Refs           `json:"artifacts"`
+	Config         TrainingConfig `json:"config"`
+	Training       ml.TrainStats  `json:"training"`
+	ValidationRows int            `json:"validation_rows"`
 }
 
 // Metrics are the held-out metrics of a model and its baseline, each with its interval, and
@@ -206,6 +216,10 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 		return nil, pipelines.Permanent(fmt.Errorf("too little data: %d records make %d training and %d held-out rows; widen days_back or change held_out",
 			len(recs), len(train), len(held)))
 	}
+	configs, err := prm.configs()
+	if err != nil {
+		return nil, err
+	}
 	spec := FitSpec(tasksOf(train), meta.TaskTypes)
 
 	// put stores an artifact of this run and returns its Ref.
@@ -233,18 +247,18 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 	if refs.HeldOutRecords, err = put(p.artifacts.PutMatrix(ctx, in.RunID, "held_out_records", heldRaw, meta)); err != nil {
 		return nil, err
 	}
-	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), ValidationRows: len(val), HeldOutRows: len(held)}, nil
+	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), ValidationRows: len(val), HeldOutRows: len(held),
+		Configs: configs}, nil
 }
 
-// trainConfig is the seed network with the run's epochs, batch size and seed.
-func trainConfig(inputs int, prm Params) kernels.Config {
-	cfg := kernels.SeedNetwork(inputs)
-	cfg.Epochs, cfg.BatchSize, cfg.Seed = prm.Epochs, prm.BatchSize, prm.Seed
-	return cfg
-}
-
+// modelTraining trains one configuration, its task's element of feature_engineering's configs,
+// into the artifact model_<task>.
 func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, error) {
 	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
+	c, err := itemConfig(in)
 	if err != nil {
 		return nil, err
 	}
@@ -262,19 +276,19 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 		return nil, err
 	}
 	d := train.Cols - 1
-	cfg := trainConfig(d, prm)
+	cfg := trainConfig(d, c)
 	cfg.Validation, cfg.KeepBest = kernels.Data{X: val.Columns(0, d), Y: val.Columns(d, d+1)}, true
 	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, d), train.Columns(d, d+1), p.artifacts.StepCheckpoint(in, prm.CheckpointParams))
 	if err != nil {
 		return nil, fmt.Errorf("training the complexity model: %w", err)
 	}
 	refs := prev.Artifacts
-	id, err := p.artifacts.PutModel(ctx, in.RunID, "model", model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve})
+	id, err := p.artifacts.PutModel(ctx, in.RunID, fmt.Sprintf("model_%d", in.Task), model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve})
 	if err != nil {
 		return nil, err
 	}
 	refs.Model = ml.Ref{Run: in.RunID, ID: id}
-	return TrainOutput{Artifacts: refs, Training: stats, ValidationRows: val.Rows}, nil
+	return TrainOutput{Artifacts: refs, Config: c, Training: stats, ValidationRows: val.Rows}, nil
 }
 
 // predict scores standardized feature rows with a model.
@@ -326,8 +340,9 @@ func (p *pipeline) modelEvaluation(ctx context.Context, in pipelines.Input) (any
 	if err != nil {
 		return nil, err
 	}
+	// The chosen configuration's training, as model_training output it.
 	var prev TrainOutput
-	if err := ml.DecodeDep(in, StepModelTraining, &prev); err != nil {
+	if err := ml.DecodeDep(in, StepModelSelection, &prev); err != nil {
 		return nil, err
 	}
 	model, _, err := p.artifacts.Model(ctx, prev.Artifacts.Model.Run, prev.Artifacts.Model.ID, nil)
@@ -372,10 +387,10 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	}
 	metrics := prev.Metrics
 	metrics.Curve, metrics.Sample = &meta.Curve, ml.SampleOf(h.pred, h.truth)
-	cfg := trainConfig(model.Inputs(), prm)
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
-		Architecture: ml.Architecture(cfg), Normalization: spec, Metrics: metrics,
+		// The chosen configuration's, as model_training stored it with the model.
+		Architecture: meta.Architecture, Normalization: spec, Metrics: metrics,
 	}, deployRule(prm, h).Judge(h.pred, h.base))
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ const (
 	StepDataCollection     = "data_collection"
 	StepFeatureEngineering = "feature_engineering"
 	StepModelTraining      = "model_training"
+	StepModelSelection     = "model_selection"
 	StepModelEvaluation    = "model_evaluation"
 	StepModelDeployment    = "model_deployment"
 )
@@ -44,7 +45,8 @@ type Options struct {
 // Workflow returns the complexity_training definition with its handlers: the seed's steps,
 // concurrency limits and timeouts, training on the gpu worker class, and the retries of the
 // seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000 (ml.Step); a fingerprint of the
-// data first, so that collecting and encoding the same data again can be skipped.
+// data first, so that collecting and encoding the same data again can be skipped, and a sweep:
+// model_training maps over feature_engineering's configs, model_selection keeps the best.
 func Workflow(o Options) pipelines.Workflow {
 	p := &pipeline{db: o.DB, trainer: o.Trainer, artifacts: ml.NewArtifacts(o.DB)}
 
@@ -53,16 +55,20 @@ func Workflow(o Options) pipelines.Workflow {
 	collect := ml.Step(StepDataCollection, "cpu", 5, 60000, p.dataCollection)
 	collect.CacheTTLMS = cacheTTLMS
 	collect.CacheKey = []string{"input.days_back", "input.min_rows", "input.max_rows", StepDataFingerprint}
-	// feature_engineering's, of the snapshot and the holdout share.
+	// feature_engineering's, of the snapshot, the holdout share, and the fields its configs are
+	// made of.
 	features := ml.Step(StepFeatureEngineering, "cpu", 3, 30000, p.featureEngineering)
 	features.CacheTTLMS = cacheTTLMS
-	features.CacheKey = []string{StepDataCollection, "input.held_out"}
+	features.CacheKey = []string{StepDataCollection, "input.held_out", "input.sweep", "input.epochs", "input.batch_size", "input.seed"}
+	training := ml.Step(StepModelTraining, "gpu", 1, 180000, p.modelTraining)
+	training.Map, training.MaxItems = StepFeatureEngineering+".configs", MaxSweep
 
 	return ml.Chain(Name, "learns a task-complexity score in [0,1] from ml.task_executions",
 		ml.Step(StepDataFingerprint, "cpu", 5, 30000, p.dataFingerprint),
 		collect,
 		features,
-		ml.Step(StepModelTraining, "gpu", 1, 180000, p.modelTraining),
+		training,
+		ml.Step(StepModelSelection, "cpu", 2, 30000, p.modelSelection),
 		ml.Step(StepModelEvaluation, "cpu", 2, 30000, p.modelEvaluation),
 		ml.Step(StepModelDeployment, "cpu", 1, 60000, p.modelDeployment),
 	)
