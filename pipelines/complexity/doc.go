@@ -5,20 +5,50 @@
 //
 // # Steps
 //
-//	data_collection      cpu, ≤5 at once, 60 s   labelled tasks of the last days_back days → snapshot artifact
-//	feature_engineering  cpu, ≤3 at once, 30 s   stable holdout, validation and training rows, features fitted on training → artifacts
-//	model_training       gpu, ≤1 at once, 180 s  the seed network on the training rows, its best epoch on the validation rows → model artifact
+//	data_fingerprint     cpu, ≤5 at once, 30 s   checks the input, prunes old artifacts, fingerprints the window's labelled records
+//	data_collection      cpu, ≤5 at once, 60 s   labelled tasks of the last days_back days → snapshot artifact (cached)
+//	feature_engineering  cpu, ≤3 at once, 30 s   stable holdout, validation and training rows, features fitted on training → artifacts; configs (cached)
+//	model_training       gpu, ≤1 at once, 180 s  map over configs: each configuration on the training rows, its best epoch on the validation rows → model_<i> artifact
+//	model_selection      cpu, ≤2 at once, 30 s   the configuration of the lowest validation MSE
 //	model_evaluation     cpu, ≤2 at once, 30 s   MSE, R², accuracy (|error| < 0.1) of model and baseline, with 95% intervals
 //	model_deployment     cpu, ≤1 at once, 60 s   ml.models; champion/challenger decision; backfill predictions
 //
 // Run input (all optional): days_back (30), min_rows (100), max_rows (100000), held_out (0.2),
 // epochs (50), batch_size (32), seed (0), min_improvement (0.02), checkpoint_every (10),
-// checkpoint_seconds (60). Fewer than min_rows labelled records in the window fail
-// data_collection permanently: waiting and retrying will not create data. model_training
-// checkpoints and resumes as package ml says (Checkpoints).
+// checkpoint_seconds (60), sweep (none). Fewer than min_rows labelled records in the window
+// fail data_collection permanently: waiting and retrying will not create data. Each training
+// checkpoints and resumes as package ml says (Checkpoints), under checkpoint_model_training_<i>.
 //
-// The network is the seed's: inputs → 64 ReLU (dropout 0.2) → 32 ReLU (dropout 0.1) →
-// 1 sigmoid, MSE loss, Adam with learning rate 1e-3 (kernels.SeedNetwork). At batch size 32
+// # Sweep: choosing a configuration
+//
+// sweep is an array of 1 to MaxSweep (64) configurations, objects with any of learning_rate,
+// hidden_layers (widths), dropout (one share per hidden layer), epochs, batch_size and seed;
+// a field left out is the run's own: the seed network's learning rate 1e-3, hidden layers
+// [64, 32] and dropouts [0.2, 0.1], and the run's epochs, batch_size and seed. Other hidden
+// layers must name their dropouts. Every mistake in the input is reported at once, by the
+// first step, as a permanent error. feature_engineering outputs the configurations, all
+// fields filled (TrainingConfig), as configs; without a sweep, the run's own alone, which
+// trains exactly the model a run trained before sweeps. model_training runs once per
+// configuration. model_selection scores each model on the validation rows (the tenth of the
+// training side that no training fits; never the held-out records) and keeps the one of the
+// lowest MSE, the first in sweep order among equals; its output is the chosen configuration's
+// training, as model_evaluation and model_deployment read it, with every configuration's
+// validation loss (SelectOutput).
+//
+// # Caching: the same data is collected and encoded once
+//
+// data_fingerprint (never cached) sums up the records data_collection would read: their count,
+// newest and oldest executed_at, highest id and a checksum of the columns read (Fingerprint).
+// data_collection is cached under that fingerprint and days_back, min_rows and max_rows;
+// feature_engineering under data_collection's output and held_out, sweep, epochs, batch_size
+// and seed (its configs are made of them), both for 12 hours: a run on unchanged data reuses
+// an earlier run's snapshot, rows and features. Their outputs name the artifacts of the run
+// that computed them (ml.Ref), which the reusing run reads; 12 hours is half of
+// ml.ArtifactRetention, so those artifacts are still there.
+//
+// The network is the seed's, unless a sweep chose another: inputs → 64 ReLU (dropout 0.2) →
+// 32 ReLU (dropout 0.1) → 1 sigmoid, MSE loss, Adam with learning rate 1e-3
+// (kernels.SeedNetwork). At batch size 32
 // the last epochs' weights wander by several per cent of held-out MSE from one epoch to the
 // next, so the model keeps the weights of the epoch with the lowest loss on the validation
 // rows (kernels.Config.KeepBest; chosen on those rows, never on the holdout). The baseline

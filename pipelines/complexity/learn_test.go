@@ -95,7 +95,7 @@ func TestSeedNetworkOnSubmissionFeaturesComesCloseToTheCeiling(t *testing.T) {
 	x, v := withTarget(spec.Encode(tasksOf(train)), train), withTarget(spec.Encode(tasksOf(val)), val)
 	d := x.Cols - 1
 	prm := DefaultParams()
-	cfg := trainConfig(d, prm)
+	cfg := trainConfig(d, prm.runConfig())
 	cfg.Validation, cfg.KeepBest = kernels.Data{X: v.Columns(0, d), Y: v.Columns(d, d+1)}, true
 	model, stats, err := ml.NewTrainer(nil).Train(context.Background(), cfg, x.Columns(0, d), x.Columns(d, d+1), nil)
 	require.NoError(t, err)

@@ -24,6 +24,10 @@ type Params struct {
 	// MinImprovement is the least relative reduction of held-out MSE over the active model,
 	// with 95% confidence, for which a candidate replaces it.
 	MinImprovement float64 `json:"min_improvement"`
+	// Sweep lists training configurations (TrainingConfig objects, each field optional, taken
+	// from the run's own configuration when absent): model_training trains each one and
+	// model_selection keeps the one of the lowest validation loss. Absent: the run's own alone.
+	Sweep []json.RawMessage `json:"sweep"`
 	// CheckpointParams are model_training's checkpoint_every and checkpoint_seconds.
 	ml.CheckpointParams
 }
@@ -43,6 +47,7 @@ func params(in pipelines.Input) (Params, error) {
 		check(p.Epochs >= 1 && p.Epochs <= 10000, "epochs must be between 1 and 10000, got %d", p.Epochs)
 		check(p.BatchSize >= 1 && p.BatchSize <= 65536, "batch_size must be between 1 and 65536, got %d", p.BatchSize)
 		check(p.MinImprovement >= 0 && p.MinImprovement < 1, "min_improvement must be a share in [0, 1), got %v", p.MinImprovement)
+		p.checkSweep(check)
 		p.CheckpointParams.Check(check)
 	})
 }
@@ -50,15 +55,16 @@ func params(in pipelines.Input) (Params, error) {
 // holdout is the run's holdout: records by id.
 func holdout(prm Params) ml.Holdout { return ml.NewHoldout("ml.task_executions.id", prm.HeldOut) }
 
-// Refs are the artifact ids a run has made so far; each step passes them on.
+// Refs are the artifacts a run has made or reused so far; each step passes them on. A reused
+// (cached) step's artifacts are the run's that computed it, so each names its writer (ml.Ref).
 type Refs struct {
-	Snapshot        int64   `json:"snapshot,omitempty"`
-	Spec            int64   `json:"features,omitempty"`
-	Train           int64   `json:"train,omitempty"`
-	Validation      int64   `json:"validation,omitempty"`
-	HeldOut         int64   `json:"held_out,omitempty"`
-	HeldOutRecords  int64   `json:"held_out_records,omitempty"`
-	Model           int64   `json:"model,omitempty"`
+	Snapshot        ml.Ref  `json:"snapshot,omitzero"`
+	Spec            ml.Ref  `json:"features,omitzero"`
+	Train           ml.Ref  `json:"train,omitzero"`
+	Validation      ml.Ref  `json:"validation,omitzero"`
+	HeldOut         ml.Ref  `json:"held_out,omitzero"`
+	HeldOutRecords  ml.Ref  `json:"held_out_records,omitzero"`
+	Model           ml.Ref  `json:"model,omitzero"`
 	TrainTargetMean float64 `json:"train_target_mean,omitempty"`
 }
 
@@ -77,13 +83,18 @@ type FeaturesOutput struct {
 	TrainRows      int      `json:"train_rows"`
 	ValidationRows int      `json:"validation_rows"`
 	HeldOutRows    int      `json:"held_out_rows"`
+	// Configs are the configurations to train, model_training's elements: the sweep's, or
+	// the run's own alone.
+	Configs []TrainingConfig `json:"configs"`
 }
 
-// TrainOutput is model_training's output.
+// TrainOutput is the output of one task of model_training: the model of one configuration.
+// model_training's output is the array of them, in configs order.
 type TrainOutput struct {
-	Artifacts      Refs          `json:"artifacts"`
-	Training       ml.TrainStats `json:"training"`
-	ValidationRows int           `json:"validation_rows"`
+	Artifacts      Refs           `json:"artifacts"`
+	Config         TrainingConfig `json:"config"`
+	Training       ml.TrainStats  `json:"training"`
+	ValidationRows int            `json:"validation_rows"`
 }
 
 // Metrics are the held-out metrics of a model and its baseline, each with its interval, and
@@ -123,9 +134,6 @@ func (p *pipeline) dataCollection(ctx context.Context, in pipelines.Input) (any,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.artifacts.Prune(ctx, ml.ArtifactRetention); err != nil {
-		return nil, err
-	}
 	rows, err := gen.New(p.db).CollectTaskExecutions(ctx, gen.CollectTaskExecutionsParams{DaysBack: int32(prm.DaysBack), MaxRows: int32(prm.MaxRows)})
 	if err != nil {
 		return nil, fmt.Errorf("reading task executions of the last %d days: %w", prm.DaysBack, err)
@@ -149,12 +157,12 @@ func (p *pipeline) dataCollection(ctx context.Context, in pipelines.Input) (any,
 	if err != nil {
 		return nil, err
 	}
-	return CollectOutput{Artifacts: Refs{Snapshot: id}, Rows: len(recs), DaysBack: prm.DaysBack, TaskTypes: counts}, nil
+	return CollectOutput{Artifacts: Refs{Snapshot: ml.Ref{Run: in.RunID, ID: id}}, Rows: len(recs), DaysBack: prm.DaysBack, TaskTypes: counts}, nil
 }
 
-func (p *pipeline) loadSnapshot(ctx context.Context, runID, id int64) ([]Record, snapshotMeta, error) {
+func (p *pipeline) loadSnapshot(ctx context.Context, ref ml.Ref) ([]Record, snapshotMeta, error) {
 	var meta snapshotMeta
-	m, err := p.artifacts.Matrix(ctx, runID, id, &meta)
+	m, err := p.artifacts.Matrix(ctx, ref.Run, ref.ID, &meta)
 	if err != nil {
 		return nil, meta, err
 	}
@@ -193,7 +201,7 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 	if err := ml.DecodeDep(in, StepDataCollection, &prev); err != nil {
 		return nil, err
 	}
-	recs, meta, err := p.loadSnapshot(ctx, in.RunID, prev.Artifacts.Snapshot)
+	recs, meta, err := p.loadSnapshot(ctx, prev.Artifacts.Snapshot)
 	if err != nil {
 		return nil, err
 	}
@@ -208,43 +216,49 @@ func (p *pipeline) featureEngineering(ctx context.Context, in pipelines.Input) (
 		return nil, pipelines.Permanent(fmt.Errorf("too little data: %d records make %d training and %d held-out rows; widen days_back or change held_out",
 			len(recs), len(train), len(held)))
 	}
+	configs, err := prm.configs()
+	if err != nil {
+		return nil, err
+	}
 	spec := FitSpec(tasksOf(train), meta.TaskTypes)
 
+	// put stores an artifact of this run and returns its Ref.
+	put := func(id int64, err error) (ml.Ref, error) { return ml.Ref{Run: in.RunID, ID: id}, err }
 	refs := prev.Artifacts
 	var mean float64
 	for _, r := range train {
 		mean += r.ObservedComplexity
 	}
 	refs.TrainTargetMean = mean / float64(len(train))
-	if refs.Spec, err = p.artifacts.PutJSON(ctx, in.RunID, "features", spec); err != nil {
+	if refs.Spec, err = put(p.artifacts.PutJSON(ctx, in.RunID, "features", spec)); err != nil {
 		return nil, err
 	}
 	target := map[string]any{"target": "observed_complexity"}
 	for _, m := range []struct {
-		ref  *int64
+		ref  *ml.Ref
 		name string
 		recs []Record
 	}{{&refs.Train, "train", train}, {&refs.Validation, "validation", val}, {&refs.HeldOut, "held_out", held}} {
-		if *m.ref, err = p.artifacts.PutMatrix(ctx, in.RunID, m.name, withTarget(spec.Encode(tasksOf(m.recs)), m.recs), target); err != nil {
+		if *m.ref, err = put(p.artifacts.PutMatrix(ctx, in.RunID, m.name, withTarget(spec.Encode(tasksOf(m.recs)), m.recs), target)); err != nil {
 			return nil, err
 		}
 	}
 	heldRaw, _ := toSnapshot(held)
-	if refs.HeldOutRecords, err = p.artifacts.PutMatrix(ctx, in.RunID, "held_out_records", heldRaw, meta); err != nil {
+	if refs.HeldOutRecords, err = put(p.artifacts.PutMatrix(ctx, in.RunID, "held_out_records", heldRaw, meta)); err != nil {
 		return nil, err
 	}
-	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), ValidationRows: len(val), HeldOutRows: len(held)}, nil
+	return FeaturesOutput{Artifacts: refs, Features: spec.Names, TrainRows: len(train), ValidationRows: len(val), HeldOutRows: len(held),
+		Configs: configs}, nil
 }
 
-// trainConfig is the seed network with the run's epochs, batch size and seed.
-func trainConfig(inputs int, prm Params) kernels.Config {
-	cfg := kernels.SeedNetwork(inputs)
-	cfg.Epochs, cfg.BatchSize, cfg.Seed = prm.Epochs, prm.BatchSize, prm.Seed
-	return cfg
-}
-
+// modelTraining trains one configuration, its task's element of feature_engineering's configs,
+// into the artifact model_<task>.
 func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, error) {
 	prm, err := params(in)
+	if err != nil {
+		return nil, err
+	}
+	c, err := itemConfig(in)
 	if err != nil {
 		return nil, err
 	}
@@ -252,26 +266,29 @@ func (p *pipeline) modelTraining(ctx context.Context, in pipelines.Input) (any, 
 	if err := ml.DecodeDep(in, StepFeatureEngineering, &prev); err != nil {
 		return nil, err
 	}
-	train, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.Train, nil)
+	tr, vr := prev.Artifacts.Train, prev.Artifacts.Validation
+	train, err := p.artifacts.Matrix(ctx, tr.Run, tr.ID, nil)
 	if err != nil {
 		return nil, err
 	}
-	val, err := p.artifacts.Matrix(ctx, in.RunID, prev.Artifacts.Validation, nil)
+	val, err := p.artifacts.Matrix(ctx, vr.Run, vr.ID, nil)
 	if err != nil {
 		return nil, err
 	}
 	d := train.Cols - 1
-	cfg := trainConfig(d, prm)
+	cfg := trainConfig(d, c)
 	cfg.Validation, cfg.KeepBest = kernels.Data{X: val.Columns(0, d), Y: val.Columns(d, d+1)}, true
 	model, stats, err := p.trainer.Train(ctx, cfg, train.Columns(0, d), train.Columns(d, d+1), p.artifacts.StepCheckpoint(in, prm.CheckpointParams))
 	if err != nil {
 		return nil, fmt.Errorf("training the complexity model: %w", err)
 	}
 	refs := prev.Artifacts
-	if refs.Model, err = p.artifacts.PutModel(ctx, in.RunID, "model", model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve}); err != nil {
+	id, err := p.artifacts.PutModel(ctx, in.RunID, fmt.Sprintf("model_%d", in.Task), model, ml.ModelMeta{Architecture: ml.Architecture(cfg), Curve: stats.Curve})
+	if err != nil {
 		return nil, err
 	}
-	return TrainOutput{Artifacts: refs, Training: stats, ValidationRows: val.Rows}, nil
+	refs.Model = ml.Ref{Run: in.RunID, ID: id}
+	return TrainOutput{Artifacts: refs, Config: c, Training: stats, ValidationRows: val.Rows}, nil
 }
 
 // predict scores standardized feature rows with a model.
@@ -297,13 +314,13 @@ type heldOut struct {
 }
 
 // scoreHeldOut scores the run's held-out records with its model and its baseline.
-func (p *pipeline) scoreHeldOut(ctx context.Context, runID int64, refs Refs, model *kernels.Model) (heldOut, error) {
+func (p *pipeline) scoreHeldOut(ctx context.Context, refs Refs, model *kernels.Model) (heldOut, error) {
 	var h heldOut
-	held, err := p.artifacts.Matrix(ctx, runID, refs.HeldOut, nil)
+	held, err := p.artifacts.Matrix(ctx, refs.HeldOut.Run, refs.HeldOut.ID, nil)
 	if err != nil {
 		return h, err
 	}
-	if h.records, _, err = p.loadSnapshot(ctx, runID, refs.HeldOutRecords); err != nil {
+	if h.records, _, err = p.loadSnapshot(ctx, refs.HeldOutRecords); err != nil {
 		return h, err
 	}
 	d := held.Cols - 1
@@ -323,15 +340,16 @@ func (p *pipeline) modelEvaluation(ctx context.Context, in pipelines.Input) (any
 	if err != nil {
 		return nil, err
 	}
+	// The chosen configuration's training, as model_training output it.
 	var prev TrainOutput
-	if err := ml.DecodeDep(in, StepModelTraining, &prev); err != nil {
+	if err := ml.DecodeDep(in, StepModelSelection, &prev); err != nil {
 		return nil, err
 	}
-	model, _, err := p.artifacts.Model(ctx, in.RunID, prev.Artifacts.Model, nil)
+	model, _, err := p.artifacts.Model(ctx, prev.Artifacts.Model.Run, prev.Artifacts.Model.ID, nil)
 	if err != nil {
 		return nil, err
 	}
-	h, err := p.scoreHeldOut(ctx, in.RunID, prev.Artifacts, model)
+	h, err := p.scoreHeldOut(ctx, prev.Artifacts, model)
 	if err != nil {
 		return nil, err
 	}
@@ -355,24 +373,24 @@ func (p *pipeline) modelDeployment(ctx context.Context, in pipelines.Input) (any
 	}
 	refs := prev.Artifacts
 	var meta ml.ModelMeta
-	model, weights, err := p.artifacts.Model(ctx, in.RunID, refs.Model, &meta)
+	model, weights, err := p.artifacts.Model(ctx, refs.Model.Run, refs.Model.ID, &meta)
 	if err != nil {
 		return nil, err
 	}
 	var spec FeatureSpec
-	if err := p.artifacts.JSON(ctx, in.RunID, refs.Spec, &spec); err != nil {
+	if err := p.artifacts.JSON(ctx, refs.Spec.Run, refs.Spec.ID, &spec); err != nil {
 		return nil, err
 	}
-	h, err := p.scoreHeldOut(ctx, in.RunID, refs, model)
+	h, err := p.scoreHeldOut(ctx, refs, model)
 	if err != nil {
 		return nil, err
 	}
 	metrics := prev.Metrics
 	metrics.Curve, metrics.Sample = &meta.Curve, ml.SampleOf(h.pred, h.truth)
-	cfg := trainConfig(model.Inputs(), prm)
 	deployed, err := ml.Deploy(ctx, p.db, ml.Candidate{
 		Name: ModelName, RunID: in.RunID, Backend: prev.Training.Backend, Weights: weights,
-		Architecture: ml.Architecture(cfg), Normalization: spec, Metrics: metrics,
+		// The chosen configuration's, as model_training stored it with the model.
+		Architecture: meta.Architecture, Normalization: spec, Metrics: metrics,
 	}, deployRule(prm, h).Judge(h.pred, h.base))
 	if err != nil {
 		return nil, err

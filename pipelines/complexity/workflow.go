@@ -3,6 +3,7 @@ package complexity
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -19,12 +20,19 @@ const ModelName = "complexity"
 
 // The steps, in order.
 const (
+	StepDataFingerprint    = "data_fingerprint"
 	StepDataCollection     = "data_collection"
 	StepFeatureEngineering = "feature_engineering"
 	StepModelTraining      = "model_training"
+	StepModelSelection     = "model_selection"
 	StepModelEvaluation    = "model_evaluation"
 	StepModelDeployment    = "model_deployment"
 )
+
+// cacheTTLMS is how long an output of data_collection or feature_engineering is reused by later
+// runs: half of ml.ArtifactRetention, so that the artifacts a reused output names (the earlier
+// run's) are still there when the reusing run reads them.
+const cacheTTLMS = int64(ml.ArtifactRetention / 2 / time.Millisecond)
 
 // Options are what the workflow's steps need from the binary that runs them.
 type Options struct {
@@ -36,13 +44,31 @@ type Options struct {
 
 // Workflow returns the complexity_training definition with its handlers: the seed's steps,
 // concurrency limits and timeouts, training on the gpu worker class, and the retries of the
-// seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000 (ml.Step).
+// seed's COMPLEXITY_WORKFLOW_RETRIES=3 and _RETRY_DELAY_MS=5000 (ml.Step); a fingerprint of the
+// data first, so that collecting and encoding the same data again can be skipped, and a sweep:
+// model_training maps over feature_engineering's configs, model_selection keeps the best.
 func Workflow(o Options) pipelines.Workflow {
 	p := &pipeline{db: o.DB, trainer: o.Trainer, artifacts: ml.NewArtifacts(o.DB)}
+
+	// data_collection's output is a function of the rows the fingerprint summarizes and of the
+	// input fields that say which rows (min_rows: whether too few fail the run).
+	collect := ml.Step(StepDataCollection, "cpu", 5, 60000, p.dataCollection)
+	collect.CacheTTLMS = cacheTTLMS
+	collect.CacheKey = []string{"input.days_back", "input.min_rows", "input.max_rows", StepDataFingerprint}
+	// feature_engineering's, of the snapshot, the holdout share, and the fields its configs are
+	// made of.
+	features := ml.Step(StepFeatureEngineering, "cpu", 3, 30000, p.featureEngineering)
+	features.CacheTTLMS = cacheTTLMS
+	features.CacheKey = []string{StepDataCollection, "input.held_out", "input.sweep", "input.epochs", "input.batch_size", "input.seed"}
+	training := ml.Step(StepModelTraining, "gpu", 1, 180000, p.modelTraining)
+	training.Map, training.MaxItems = StepFeatureEngineering+".configs", MaxSweep
+
 	return ml.Chain(Name, "learns a task-complexity score in [0,1] from ml.task_executions",
-		ml.Step(StepDataCollection, "cpu", 5, 60000, p.dataCollection),
-		ml.Step(StepFeatureEngineering, "cpu", 3, 30000, p.featureEngineering),
-		ml.Step(StepModelTraining, "gpu", 1, 180000, p.modelTraining),
+		ml.Step(StepDataFingerprint, "cpu", 5, 30000, p.dataFingerprint),
+		collect,
+		features,
+		training,
+		ml.Step(StepModelSelection, "cpu", 2, 30000, p.modelSelection),
 		ml.Step(StepModelEvaluation, "cpu", 2, 30000, p.modelEvaluation),
 		ml.Step(StepModelDeployment, "cpu", 1, 60000, p.modelDeployment),
 	)

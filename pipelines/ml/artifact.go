@@ -75,8 +75,23 @@ func decodeMatrix(rows, cols int, data []byte) (*Matrix, error) {
 }
 
 // ArtifactRetention is how long the artifacts of finished runs are kept for inspection; each
-// pipeline's first step prunes older ones.
+// pipeline's first step prunes older ones. A cached step's output names artifacts of the run
+// that computed it, so a pipeline caches a step for well under this (the output is at least as
+// old as that run's end) and the run that reuses it has finished reading them before they go.
 const ArtifactRetention = 24 * time.Hour
+
+// Ref names an artifact in a step's output: the run that wrote it and its id.
+//
+// Reads are scoped to the writing run (the id alone would find the row: ids are unique) so that
+// a stale or mistaken id fails instead of reading some other run's data. A cached step breaks
+// the assumption that the writer is the reading run: a later run reuses the output, and with it
+// the artifacts, of the run that computed it. Rather than drop the scoping, the output names
+// the writer, and readers pass Ref.Run as the runID of Matrix, JSON and Model: a run reads
+// another's artifact exactly when an output it was handed says so.
+type Ref struct {
+	Run int64 `json:"run"`
+	ID  int64 `json:"id"`
+}
 
 // Artifacts stores and loads the artifacts of runs.
 type Artifacts struct {
@@ -142,7 +157,8 @@ func (a *Artifacts) get(ctx context.Context, runID, id int64, kind string) (gen.
 	return row, nil
 }
 
-// Matrix loads a matrix artifact of the run, decoding its metadata into meta unless that is nil.
+// Matrix loads a matrix artifact that run runID wrote, decoding its metadata into meta unless
+// that is nil.
 func (a *Artifacts) Matrix(ctx context.Context, runID, id int64, meta any) (*Matrix, error) {
 	row, err := a.get(ctx, runID, id, "matrix")
 	if err != nil {
@@ -158,7 +174,7 @@ func (a *Artifacts) Matrix(ctx context.Context, runID, id int64, meta any) (*Mat
 	return m, nil
 }
 
-// JSON loads a JSON artifact of the run into v.
+// JSON loads a JSON artifact that run runID wrote into v.
 func (a *Artifacts) JSON(ctx context.Context, runID, id int64, v any) error {
 	row, err := a.get(ctx, runID, id, "json")
 	if err != nil {
@@ -170,8 +186,8 @@ func (a *Artifacts) JSON(ctx context.Context, runID, id int64, v any) error {
 	return nil
 }
 
-// Model loads a model artifact of the run and returns it with its serialized form, decoding
-// its metadata into meta unless that is nil.
+// Model loads a model artifact that run runID wrote and returns it with its serialized form,
+// decoding its metadata into meta unless that is nil.
 func (a *Artifacts) Model(ctx context.Context, runID, id int64, meta any) (*kernels.Model, []byte, error) {
 	row, err := a.get(ctx, runID, id, "model")
 	if err != nil {

@@ -44,13 +44,17 @@ type checkpointMeta struct {
 }
 
 // StepCheckpoint is where one training step of a run keeps its checkpoint: the run's
-// artifact checkpoint_<step>, overwritten as training advances, so every attempt of the step
-// (and a retried legacy chain) finds the same one. It is used by one training at a time.
+// artifact checkpoint_<step>, or checkpoint_<step>_<task> for a task of a map step (each
+// element trains a model of its own), overwritten as training advances, so every attempt of
+// the step (and a retried legacy chain) finds the same one. It is used by one training at a
+// time.
 type StepCheckpoint struct {
 	artifacts *Artifacts
 	runID     int64
 	step      string
-	params    CheckpointParams
+	// task is the map task's index, -1 for a step that is not mapped.
+	task   int
+	params CheckpointParams
 	// id is the artifact's, once found or saved (0 until then).
 	id int64
 	// curve is the training's, whose validation losses a save keeps (nil: none).
@@ -59,10 +63,21 @@ type StepCheckpoint struct {
 
 // StepCheckpoint returns the checkpoint of the step in, saved as often as p says.
 func (a *Artifacts) StepCheckpoint(in pipelines.Input, p CheckpointParams) *StepCheckpoint {
-	return &StepCheckpoint{artifacts: a, runID: in.RunID, step: in.Step, params: p}
+	task := -1
+	if in.Task >= 0 && in.Item != nil {
+		// A map task has its element; an Input without one (Task's zero value, from an engine
+		// that predates map steps, or a test's literal) is the step's only training.
+		task = in.Task
+	}
+	return &StepCheckpoint{artifacts: a, runID: in.RunID, step: in.Step, task: task, params: p}
 }
 
-func (c *StepCheckpoint) name() string { return "checkpoint_" + c.step }
+func (c *StepCheckpoint) name() string {
+	if c.task >= 0 {
+		return fmt.Sprintf("checkpoint_%s_%d", c.step, c.task)
+	}
+	return "checkpoint_" + c.step
+}
 
 // load returns the step's checkpoint, nil when there is none, and why a checkpoint found
 // cannot be resumed: a damaged one is no reason to fail the step, which trains afresh. It also

@@ -203,3 +203,35 @@ func TestLookingUpACheckpointChangesNothing(t *testing.T) {
 	require.Equal(t, before, after)
 	require.Equal(t, 2, b.checkpointEpoch(t, run))
 }
+
+func TestEachTaskOfAMapStepKeepsItsOwnCheckpoint(t *testing.T) {
+	t.Parallel()
+	b := setupCheckpoint(t)
+	run := b.run(t)
+	trainAs := func(in pipelines.Input, cfg kernels.Config) ml.TrainStats {
+		t.Helper()
+		in.RunID, in.Step = run, "model_training"
+		_, st, err := ml.NewTrainer(nil).Train(b.Ctx, cfg, b.x, b.y, b.artifacts.StepCheckpoint(in, ml.DefaultCheckpointParams()))
+		require.NoError(t, err)
+		return st
+	}
+	other := b.cfg
+	other.Adam.LR = 0.01
+
+	// Two elements of a sweep, trained with different configs, and the step unmapped (Task -1,
+	// or an Input that predates map steps): three checkpoints, none mistaken for another's.
+	first := trainAs(pipelines.Input{Task: 0, Item: json.RawMessage(`{}`)}, b.cfg)
+	second := trainAs(pipelines.Input{Task: 1, Item: json.RawMessage(`{}`)}, other)
+	unmapped := trainAs(pipelines.Input{Task: -1}, b.cfg)
+	require.Empty(t, second.CheckpointIgnored, "task 1 did not find task 0's checkpoint")
+	require.Empty(t, unmapped.CheckpointIgnored)
+	require.NotEqual(t, first.Checkpoint, second.Checkpoint)
+	require.Equal(t, 3, b.Count(t, `SELECT count(*) FROM ml.artifacts WHERE run_id = $1
+	                                 AND name IN ('checkpoint_model_training_0', 'checkpoint_model_training_1', 'checkpoint_model_training')`, run))
+	require.Equal(t, 8, b.checkpointEpoch(t, run), "the unmapped step's checkpoint keeps its name")
+
+	// A retried task finds its own finished checkpoint.
+	again := trainAs(pipelines.Input{Task: 1, Item: json.RawMessage(`{}`)}, other)
+	require.Equal(t, 8, again.ResumedFromEpoch)
+	require.Equal(t, second.FinalLoss, again.FinalLoss)
+}

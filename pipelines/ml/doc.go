@@ -26,12 +26,13 @@
 // # Artifacts
 //
 // A step never puts large arrays in its output. It stores them in ml.artifacts under its run
-// and a name, and outputs the artifact's id; the next step loads it by id (and run, so a run
-// cannot read another's). (run, name) is unique, so a retried step (or a retried legacy chain)
-// overwrites its own artifact and keeps the id. Matrices are float64, row-major, little-endian:
-// exact for record ids and parameter counts, and 8 bytes a value is nothing next to JSON.
-// Artifacts of runs finished longer ago than ArtifactRetention are pruned by the pipelines'
-// first steps.
+// and a name, and outputs the artifact's id; the next step loads it by id and the run that
+// wrote it (Ref): a stale id fails rather than read another run's data, and the output of a
+// cached step, reused by a later run, still leads to the artifacts it was computed with.
+// (run, name) is unique, so a retried step (or a retried legacy chain) overwrites its own
+// artifact and keeps the id. Matrices are float64, row-major, little-endian: exact for record
+// ids and parameter counts, and 8 bytes a value is nothing next to JSON. Artifacts of runs
+// finished longer ago than ArtifactRetention are pruned by the pipelines' first steps.
 //
 // # Checkpoints
 //
@@ -39,7 +40,8 @@
 // down (it cancels the handler's context, then releases the step), the step times out, the
 // worker crashes. Trainer.Train with a StepCheckpoint keeps the training's kernels.Checkpoint
 // (weights, Adam moments and step count, epoch, shuffling state) in the run's artifact
-// checkpoint_<step>, kind model, overwritten as training advances: every checkpoint_every
+// checkpoint_<step> (checkpoint_<step>_<task> for each task of a map step, which trains one
+// model per element), kind model, overwritten as training advances: every checkpoint_every
 // epochs [10], after the first epoch ending checkpoint_seconds after the last save [60], after
 // the last epoch, and when the context ends mid-training (the last completed epoch, within
 // kernels.DefaultCheckpointGrace, inside the second the worker waits for a cancelled handler).
