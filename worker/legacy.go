@@ -131,10 +131,14 @@ func (w *Worker) runMap(ctx context.Context, claim gen.LegacyClaimRow, s gen.Leg
 	if err != nil {
 		return result{err: err, permanent: true}
 	}
+	// Each element gets its element instead of the array (sql/schema/0340_step_input.sql).
 	elementDeps := make(map[string]json.RawMessage, len(deps))
 	for k, v := range deps {
-		if k != s.MapOver[0] {
+		switch {
+		case k != s.MapOver[0]:
 			elementDeps[k] = v
+		case len(s.MapOver) > 1:
+			elementDeps[k] = withoutPath(v, s.MapOver[1:])
 		}
 	}
 	outputs := make([]json.RawMessage, len(items))
@@ -188,6 +192,38 @@ func mapItems(source json.RawMessage, path []string, maxItems int) ([]json.RawMe
 		return nil, fmt.Errorf("map over %s: %d elements, more than the step's max_items (%d)", where, len(items), maxItems)
 	}
 	return items, nil
+}
+
+// withoutPath is v with the value at path removed, as Postgres's #- does (v itself when the
+// path leads nowhere).
+func withoutPath(v json.RawMessage, path []string) json.RawMessage {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) == nil && obj != nil {
+		inner, ok := obj[path[0]]
+		if !ok {
+			return v
+		}
+		if len(path) == 1 {
+			delete(obj, path[0])
+		} else {
+			obj[path[0]] = withoutPath(inner, path[1:])
+		}
+		return mustJSON(obj)
+	}
+	var arr []json.RawMessage
+	if json.Unmarshal(v, &arr) == nil && arr != nil {
+		i, err := strconv.Atoi(path[0])
+		if err != nil || i < 0 || i >= len(arr) {
+			return v
+		}
+		if len(path) == 1 {
+			arr = append(arr[:i], arr[i+1:]...)
+		} else {
+			arr[i] = withoutPath(arr[i], path[1:])
+		}
+		return mustJSON(arr)
+	}
+	return v
 }
 
 // jsonType names a JSON value's type as Postgres's jsonb_typeof does ("nothing" when absent).

@@ -3,7 +3,6 @@ package complexity_test
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,9 +20,7 @@ type testBundle struct {
 }
 
 // setup makes a database with rows generated task executions and a worker for both classes;
-// change, if given, alters the workflow first. It skips the test while the engine refuses map
-// and cached steps: these tests run whole runs, and model_training maps over
-// feature_engineering's configs (handlers_test.go calls the handlers directly meanwhile).
+// change, if given, alters the workflow first.
 func setup(t *testing.T, rows int, change ...func(pipelines.Workflow) pipelines.Workflow) *testBundle {
 	t.Helper()
 	env := enginetest.New(t, nil)
@@ -32,14 +29,8 @@ func setup(t *testing.T, rows int, change ...func(pipelines.Workflow) pipelines.
 		wf = c(wf)
 	}
 	env.Registry.MustAdd(wf)
-	if _, err := env.Registry.Sync(env.Ctx, env.Pool); err != nil {
-		for _, field := range []string{"map", "max_items", "cache_ttl_ms", "cache_key"} {
-			if strings.Contains(err.Error(), `unknown field "`+field+`"`) {
-				t.Skipf("the engine does not run map and cached steps yet: %v", err)
-			}
-		}
-		require.NoError(t, err)
-	}
+	_, err := env.Registry.Sync(env.Ctx, env.Pool)
+	require.NoError(t, err)
 	recs := complexity.Generate(complexity.GenerateOptions{Rows: rows, Days: 20, Now: time.Now(), Unlabelled: 0.1, Seed: 11})
 	n, err := complexity.Insert(env.Ctx, env.Pool, recs)
 	require.NoError(t, err)
@@ -82,7 +73,7 @@ func TestBothModesTrainTheSameModel(t *testing.T) {
 	// Every step ran as its own attempt (training as the one task of its one configuration),
 	// training on the gpu class.
 	require.Equal(t, 7, b.Count(t, "SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND status = 'succeeded'", wf.ID))
-	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM river.river_job WHERE queue = 'gpu' AND args ->> 'step' = 'model_training'
+	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM river.river_job WHERE queue = 'gpu' AND args ->> 'step' = 'model_training[0]'
 	                                 AND (args ->> 'run_id')::bigint = $1 AND state = 'completed'`, wf.ID))
 	require.Equal(t, "cpu", first.Training.Backend)
 	// Arrays went by reference: no step output is anywhere near the data's size.
@@ -173,7 +164,7 @@ func TestAnInterruptedTrainingResumesToTheModelOfAnUninterruptedOne(t *testing.T
 	b.StepOutput(t, interrupted.ID, complexity.StepModelTraining, &training)
 	require.Len(t, training, 1, "no sweep: one configuration")
 	require.Equal(t, 7, training[0].Training.ResumedFromEpoch)
-	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND step = 'model_training'
+	require.Equal(t, 1, b.Count(t, `SELECT count(*) FROM qflow.step_attempts WHERE run_id = $1 AND step = 'model_training[0]'
 	                                 AND attempt = 1 AND status = 'failed' AND error LIKE '%context canceled%'`, interrupted.ID))
 	require.Equal(t, 12, b.Count(t, `SELECT (meta ->> 'epoch')::int FROM ml.artifacts WHERE run_id = $1 AND name = 'checkpoint_model_training_0'`, interrupted.ID))
 

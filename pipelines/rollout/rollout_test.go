@@ -110,10 +110,14 @@ func TestApplySetsEveryVariable(t *testing.T) {
 		return out
 	}
 	// Retries 5 → 6 attempts; a 70 s base lifts the 60 s cap; concurrency goes to training only.
+	// The seed has no timeout variables for the steps added since (data_fingerprint,
+	// model_selection): they keep the definition's.
 	require.Equal(t, []row{
+		{"data_fingerprint", 30000, 6, 70000, 70000, 5},
 		{"data_collection", 61000, 6, 70000, 70000, 5},
 		{"feature_engineering", 31000, 6, 70000, 70000, 3},
 		{"model_training", 181000, 6, 70000, 70000, 2},
+		{"model_selection", 30000, 6, 70000, 70000, 2},
 		{"model_evaluation", 32000, 6, 70000, 70000, 2},
 		{"model_deployment", 62000, 6, 70000, 70000, 1},
 	}, steps(complexity.Name))

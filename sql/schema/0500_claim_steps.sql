@@ -48,7 +48,7 @@ BEGIN
            AND sr.run_id = c.run_id AND sr.step = c.step AND sr.attempt = c.attempt AND sr.status = 'queued'
            AND s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
         RETURNING sr.run_id, sr.step, sr.attempt, sr.job_id, sr.workflow, sr.version, s.timeout_ms, sr.def_step,
-                  sr.item, CASE WHEN sr.task IS NOT NULL THEN s.map_over[1] END AS mapped
+                  sr.item, CASE WHEN sr.task IS NOT NULL THEN s.map_over END AS mapped
     ), opened AS (
         INSERT INTO qflow.step_attempts (run_id, step, attempt, job_id, worker, status)
         SELECT cl.run_id, cl.step, cl.attempt, cl.job_id, p_worker, 'running' FROM claimed cl
@@ -56,7 +56,7 @@ BEGIN
     ), again AS (
         -- Claimed by an earlier call of this worker (this statement's UPDATE is invisible here).
         SELECT sr.run_id, sr.step, sr.attempt, sr.workflow, sr.version, s.timeout_ms, sr.def_step,
-               sr.item, CASE WHEN sr.task IS NOT NULL THEN s.map_over[1] END AS mapped
+               sr.item, CASE WHEN sr.task IS NOT NULL THEN s.map_over END AS mapped
           FROM c
           JOIN qflow.step_runs sr ON sr.run_id = c.run_id AND sr.step = c.step AND sr.attempt = c.attempt
           JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step

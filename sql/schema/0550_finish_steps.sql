@@ -142,7 +142,7 @@ BEGIN
         ), ready AS (
             SELECT sr.run_id, sr.step, sr.attempt + 1 AS attempt, sr.priority, sr.workflow, sr.version,
                    s.worker_class, s.timeout_ms, sr.def_step, sr.item,
-                   CASE WHEN sr.task IS NOT NULL THEN s.map_over[1] END AS mapped,
+                   CASE WHEN sr.task IS NOT NULL THEN s.map_over END AS mapped,
                    row_number() OVER (PARTITION BY sr.run_id ORDER BY s.position, sr.task) AS n
               FROM qflow.step_runs sr
               JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
@@ -228,7 +228,7 @@ BEGIN
               JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
               JOIN qflow.runs r ON r.id = sr.run_id
              CROSS JOIN LATERAL qflow.step_input(sr.run_id, sr.workflow, sr.version, sr.def_step,
-                                                 CASE WHEN sr.task IS NOT NULL THEN s.map_over[1] END) si
+                                                 CASE WHEN sr.task IS NOT NULL THEN s.map_over END) si
              WHERE a.next_step IS NOT NULL AND sr.run_id = x.run_id AND sr.step = a.next_step
                AND sr.attempt = a.next_attempt AND sr.status = 'running' AND sr.worker = p_worker
              LIMIT 1) n ON true
