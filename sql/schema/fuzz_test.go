@@ -72,6 +72,14 @@ func classify(msg string) int {
 		return 16
 	case strings.Contains(msg, "above the limit"):
 		return 17
+	case strings.Contains(msg, "map must name an array"):
+		return 19
+	case strings.Contains(msg, "max_items bounds"):
+		return 20
+	case strings.Contains(msg, "cache_key"):
+		return 21
+	case strings.Contains(msg, "the run input is an object"):
+		return 22
 	case strings.Contains(msg, "name"):
 		return 18
 	}
@@ -160,6 +168,16 @@ func FuzzRegisterWorkflow(f *testing.F) {
 		`{"name":"w","steps":[{"name":"a","condition":{"input":{"size":"big"}}},{"name":"b","depends_on":["a"],"condition":{"a":{"ok":true}}}]}`,
 		`{"name":"w","steps":[{"name":"a","condition":[1]}]}`,
 		`{"name":"w","steps":[{"name":"a"},{"name":"b","depends_on":["a"],"condition":{"z":1}}]}`,
+		`{"name":"w","steps":[{"name":"a"},{"name":"b","depends_on":["a"],"map":"a.items","max_items":5}]}`,
+		`{"name":"w","steps":[{"name":"a","map":"input.xs"},{"name":"b","depends_on":["a"],"map":"a"}]}`,
+		`{"name":"w","steps":[{"name":"a","map":"input"}]}`,
+		`{"name":"w","steps":[{"name":"a","map":"b.items"},{"name":"b"}]}`,
+		`{"name":"w","steps":[{"name":"a","map":".x"}]}`,
+		`{"name":"w","steps":[{"name":"a","max_items":3}]}`,
+		`{"name":"w","steps":[{"name":"a","cache_ttl_ms":1000,"cache_key":["input.k"]},{"name":"b","depends_on":["a"],"cache_ttl_ms":5,"cache_key":["a.x","input"]}]}`,
+		`{"name":"w","steps":[{"name":"a","cache_key":["input.k"]}]}`,
+		`{"name":"w","steps":[{"name":"a","cache_ttl_ms":0}]}`,
+		`{"name":"w","steps":[{"name":"a","cache_ttl_ms":10,"cache_key":[]}]}`,
 		`[]`, `null`, `"w"`, `{`, `{"name":"w","steps":[{"name":"a\u0000"}]}`,
 	} {
 		f.Add([]byte(seed))
@@ -206,6 +224,15 @@ func FuzzRegisterWorkflow(f *testing.F) {
 			                                     OR s.is_leaf = EXISTS (SELECT 1 FROM qflow.step_deps d WHERE d.workflow = s.workflow AND d.version = s.version AND d.depends_on = s.name))`,
 				def.Name, version); bad > 0 {
 				t.Fatalf("%d steps with a wrong dependency count or leaf flag", bad)
+			}
+			if bad := scalar[int](t, tx, `SELECT count(*) FROM qflow.steps s
+			                              WHERE s.workflow = $1 AND s.version = $2
+			                                AND EXISTS (SELECT 1 FROM unnest(coalesce(s.map_over[1:1], '{}') || coalesce(ARRAY(SELECT split_part(k, '.', 1) FROM unnest(s.cache_key) k), '{}')) src
+			                                             WHERE src <> 'input' AND NOT EXISTS (SELECT 1 FROM qflow.step_deps d
+			                                                                                   WHERE d.workflow = s.workflow AND d.version = s.version
+			                                                                                     AND d.step = s.name AND d.depends_on = src))`,
+				def.Name, version); bad > 0 {
+				t.Fatalf("%d steps map or cache on something that is neither the input nor a dependency", bad)
 			}
 			// And a run of it starts.
 			if _, err := tx.Exec(d.ctx, "INSERT INTO qflow.runs (workflow) VALUES ($1)", def.Name); err != nil {
