@@ -270,3 +270,60 @@ func TestBadInputFailsPermanently(t *testing.T) {
 	require.Equal(t, "failed", r.Status)
 	require.Contains(t, r.Error, `unknown field "dayz_back"`)
 }
+
+func TestASweepTrainsEachConfigurationAsAGpuTaskAndDeploysTheBest(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1500)
+	const input = `{"epochs": 20, "seed": 7, "min_rows": 50, "sweep": [
+		{"learning_rate": 5}, {}, {"hidden_layers": [1], "dropout": [0], "epochs": 1, "learning_rate": 0.0001}]}`
+	r := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", input), 2*time.Minute)
+	out := b.output(t, r)
+
+	require.Equal(t, 3, b.Count(t, `SELECT count(*) FROM river.river_job WHERE queue = 'gpu' AND kind = 'qflow_step'
+	                                 AND args ->> 'step' LIKE 'model_training[%' AND (args ->> 'run_id')::bigint = $1
+	                                 AND state = 'completed'`, r.ID), "one gpu task per configuration")
+	var sel complexity.SelectOutput
+	b.StepOutput(t, r.ID, complexity.StepModelSelection, &sel)
+	require.Len(t, sel.Configs, 3)
+	require.Equal(t, 1, sel.Chosen, "the seed network beats an absurd learning rate and a one-unit network")
+	for i, c := range sel.Configs {
+		require.NotNil(t, c.ValidationLoss, "configs[%d]", i)
+		if i != sel.Chosen {
+			require.Greater(t, *c.ValidationLoss, *sel.Configs[sel.Chosen].ValidationLoss)
+		}
+	}
+	require.Equal(t, sel.Configs[1].Config.HiddenLayers, []int{64, 32})
+	require.NotZero(t, out.Model.ID, "evaluation and deployment went on with the chosen model")
+}
+
+func TestARetrainOnUnchangedDataReusesDataCollectionAndFeatures(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1500)
+	first := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", small), 2*time.Minute)
+	b.output(t, first)
+	second := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", `{"epochs": 31, "seed": 7, "min_rows": 50}`), 2*time.Minute)
+	b.output(t, second)
+
+	cached := func(run int64) []string {
+		var steps []string
+		require.NoError(t, b.Pool.QueryRow(b.Ctx, `SELECT coalesce(array_agg(step ORDER BY step), '{}') FROM qflow.step_attempts
+		                                           WHERE run_id = $1 AND status = 'cached'`, run).Scan(&steps))
+		return steps
+	}
+	require.Empty(t, cached(first.ID))
+	// epochs is not in data_collection's key; it is in feature_engineering's (its configs carry it).
+	require.Equal(t, []string{complexity.StepDataCollection}, cached(second.ID))
+
+	third := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", small), 2*time.Minute)
+	b.output(t, third)
+	require.Equal(t, []string{complexity.StepDataCollection, complexity.StepFeatureEngineering}, cached(third.ID),
+		"the same input on the same data: both reused")
+
+	// New data in the window changes the fingerprint: everything runs again.
+	recs := complexity.Generate(complexity.GenerateOptions{Rows: 5, Days: 1, Now: time.Now(), Seed: 12})
+	_, err := complexity.Insert(b.Ctx, b.Pool, recs)
+	require.NoError(t, err)
+	fourth := b.Wait(t, b.StartMode(t, complexity.Name, "workflow", small), 2*time.Minute)
+	b.output(t, fourth)
+	require.Empty(t, cached(fourth.ID))
+}
