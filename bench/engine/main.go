@@ -66,6 +66,11 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	if o.maps > 0 && o.systems["engine"] {
+		if err := b.maps(ctx, &res); err != nil {
+			return fmt.Errorf("map steps: %w", err)
+		}
+	}
 	if o.bulk > 0 && o.systems["engine"] {
 		if err := b.bulk(ctx, &res); err != nil {
 			return err

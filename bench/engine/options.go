@@ -26,6 +26,7 @@ type options struct {
 	history    int
 	processes  []int
 	bulk       int
+	maps       int
 	pgbouncer  bool
 	cpuProfile string
 }
@@ -47,6 +48,7 @@ func parseFlags() options {
 	flag.IntVar(&o.history, "history", 100000, "finished runs preloaded for the history scenario (0 skips it)")
 	processes := flag.String("processes", "1,2,4", "worker process counts for the scaling scenario (empty skips it)")
 	flag.IntVar(&o.bulk, "bulk", 20000, "runs inserted by one INSERT ... SELECT for the bulk scenario (0 skips it)")
+	flag.IntVar(&o.maps, "map", 10000, "elements of the map-step scenario: start time and elements/s against chained steps (0 skips it)")
 	flag.BoolVar(&o.pgbouncer, "pgbouncer", true, "measure the engine through PgBouncer in transaction pooling mode against direct (Debian's pgbouncer, installed when missing)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run (workers included) to this file")
 	flag.Parse()

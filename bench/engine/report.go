@@ -40,6 +40,7 @@ type Result struct {
 	PrunedRuns      int                  `json:"pruned_runs"`
 	WorkersScaling  []ScalePoint         `json:"workers_scaling"`
 	Bulk            *BulkResult          `json:"bulk_trigger,omitempty"`
+	Map             *MapResult           `json:"map,omitempty"`
 	PgBouncer       *PgBouncerResult     `json:"pgbouncer,omitempty"`
 	ByInFlight      []LoadPoint          `json:"by_in_flight"`
 	Samples         map[string][]float64 `json:"samples"`
@@ -157,6 +158,10 @@ func write(dir string, res Result) error {
 	}
 	if res.Bulk != nil {
 		fmt.Fprintf(&md, "\nBulk trigger: %d runs from one INSERT ... SELECT finished in %.1f s (%.0f steps/s)\n", res.Bulk.Runs, res.Bulk.Seconds, res.Bulk.StepsPerSec)
+	}
+	if res.Map != nil {
+		fmt.Fprintf(&md, "\nMap steps: one INSERT started a map of %d elements in %.3f s (%d one-step runs from one INSERT: %.3f s); a worker ran them at %.0f elements/s against %.0f steps/s of five-step chains (ratio %.2f)\n",
+			res.Map.Elements, res.Map.StartSeconds, res.Map.Elements, res.Map.RunsStartSeconds, res.Map.ElementsPerSec, res.Map.ChainStepsPerSec, res.Map.Ratio)
 	}
 	if res.HistoryRuns > 0 {
 		fmt.Fprintf(&md, "\nWith %d finished runs in the tables: %.0f steps/s, ratio to empty tables %.2f\n", res.HistoryRuns, res.EngineHistory, res.RatioHistory)
