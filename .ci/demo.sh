@@ -4,7 +4,9 @@
 # backend), trigger one run of each ML pipeline with SQL inserts, show their steps live, and
 # print both models' held-out figures with their 95% intervals next to their baselines (and the
 # complexity labels' ceiling). Then challengers: each pipeline again with the other seeds of
-# DEMO_SEEDS (default "1 2 3"), and the champion/challenger decisions deployment made. Then
+# DEMO_SEEDS (default "1 2 3"), and the champion/challenger decisions deployment made; a
+# complexity retrain on unchanged data (its cached steps and the time they saved) and a
+# three-configuration hyperparameter sweep (each configuration's validation loss). Then
 # each pipeline runs alone in workflow mode and in legacy mode (one job per run),
 # DEMO_COMPARE_RUNS times each, to compare end-to-end times. It ends with the registry as
 # `qflow models` prints it and where to look. It stops its workers and finishes by itself.
@@ -159,6 +161,45 @@ echo "is compared with the active model on held-out rows neither trained on (pai
 table "SELECT m.name AS model, 'v' || m.version AS version, r.input ->> 'seed' AS seed, m.status, m.decision
          FROM ml.models m JOIN qflow.runs r ON r.id = m.training_run_id
         WHERE r.id IN ($cc_ids) ORDER BY m.name DESC, m.version"
+
+echo
+echo "== a retrain on unchanged data: the cached steps are reused, not run again"
+first_cx=$(sql "SELECT id FROM qflow.runs WHERE id IN ($wf_ids) AND workflow = 'complexity_training'")
+echo "INSERT INTO qflow.runs (workflow, input) VALUES ('complexity_training', '$(complexity_input "${seeds[0]}")')"
+retrain=$(sql "INSERT INTO qflow.runs (workflow, input) VALUES ('complexity_training', '$(complexity_input "${seeds[0]}")') RETURNING id")
+watch "$retrain"
+table "SELECT sr.step, a.status AS this_run, c.run_id AS computed_by_run,
+              round(extract(epoch FROM (o.finished_at - o.started_at))::numeric, 2) AS seconds_when_computed
+         FROM qflow.step_runs sr
+         JOIN qflow.step_attempts a ON a.run_id = sr.run_id AND a.step = sr.step AND a.attempt = sr.attempt
+         JOIN qflow.step_cache c ON c.workflow = sr.workflow AND c.version = sr.version AND c.step = sr.step AND c.input_hash = sr.input_hash
+         JOIN qflow.step_runs o ON o.run_id = c.run_id AND o.step = sr.step
+        WHERE sr.run_id = $retrain AND a.status = 'cached' ORDER BY sr.step"
+sql "SELECT format('the cache saved this retrain %s s of work; run %s took %s s end to end, the retrain %s s',
+                   (SELECT round(sum(extract(epoch FROM (o.finished_at - o.started_at)))::numeric, 2)
+                      FROM qflow.step_runs sr
+                      JOIN qflow.step_attempts a ON a.run_id = sr.run_id AND a.step = sr.step AND a.attempt = sr.attempt AND a.status = 'cached'
+                      JOIN qflow.step_cache c ON c.workflow = sr.workflow AND c.version = sr.version AND c.step = sr.step AND c.input_hash = sr.input_hash
+                      JOIN qflow.step_runs o ON o.run_id = c.run_id AND o.step = sr.step
+                     WHERE sr.run_id = r.id),
+                   f.id, round(extract(epoch FROM f.finished_at - f.created_at)::numeric, 2),
+                   round(extract(epoch FROM r.finished_at - r.created_at)::numeric, 2))
+       FROM qflow.runs f, qflow.runs r WHERE f.id = $first_cx AND r.id = $retrain"
+
+echo
+echo "== a hyperparameter sweep: three configurations trained as map elements on the gpu class"
+sweep_input='{"days_back": 30, "seed": '"${seeds[0]}"', "sweep": [{"learning_rate": 0.003}, {}, {"hidden_layers": [16], "dropout": [0.0]}]}'
+echo "INSERT INTO qflow.runs (workflow, input) VALUES ('complexity_training', '$sweep_input')"
+sweep=$(sql "INSERT INTO qflow.runs (workflow, input) VALUES ('complexity_training', '$sweep_input') RETURNING id")
+watch "$sweep"
+[[ $(sql "SELECT status FROM qflow.runs WHERE id = $sweep") == succeeded ]] || { table "SELECT id, status, error FROM qflow.runs WHERE id = $sweep"; exit 1; }
+table "SELECT c.ord - 1 AS config, c.value -> 'config' ->> 'learning_rate' AS learning_rate,
+              c.value -> 'config' ->> 'hidden_layers' AS hidden_layers,
+              round((c.value ->> 'validation_loss')::numeric, 5) AS validation_loss,
+              CASE WHEN c.ord - 1 = (sr.output ->> 'chosen')::int THEN 'chosen' ELSE '' END AS kept
+         FROM qflow.step_runs sr, jsonb_array_elements(sr.output -> 'configs') WITH ORDINALITY c(value, ord)
+        WHERE sr.run_id = $sweep AND sr.step = 'model_selection' ORDER BY 1"
+echo "Validation rows are carved from the training side; the held-out rows judge only the chosen model."
 
 echo
 echo "== end to end, workflow mode vs legacy mode: each pipeline alone, $compare run(s) per mode, in turn"
