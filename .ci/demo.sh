@@ -76,7 +76,7 @@ watch() {
   local ids=$1 start=$SECONDS last="" now
   while :; do
     now=$(sql "SELECT string_agg(format('run %s %-21s %-9s %s', r.id, r.workflow, r.status,
-                 coalesce((SELECT string_agg(so.step || '=' || so.status, ' ' ORDER BY so.position)
+                 coalesce((SELECT string_agg(so.step || '=' || so.status, ' ' ORDER BY so.position, so.task NULLS FIRST)
                              FROM qflow.step_overview so WHERE so.run_id = r.id), '(legacy: one job runs every step)')), E'\n' ORDER BY r.id)
                  FROM qflow.runs r WHERE r.id IN ($ids)")
     if [[ $now != "$last" ]]; then
