@@ -16,7 +16,7 @@ SELECT q.queue::text AS queue,
   LEFT JOIN (SELECT queue, count(*) AS depth, extract(epoch FROM now() - min(since)) AS oldest_age_seconds
                FROM (SELECT s.worker_class AS queue, greatest(sr.queued_at, sr.next_attempt_at) AS since
                        FROM qflow.step_runs sr
-                       JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+                       JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
                       WHERE sr.status = 'queued' AND (sr.next_attempt_at IS NULL OR sr.next_attempt_at <= now())
                      UNION ALL
                      SELECT 'cpu', r.created_at FROM qflow.runs r WHERE r.status = 'pending' AND r.mode = 'legacy') waiting

@@ -1,7 +1,7 @@
 -- step_stats: step statistics over a time window; the rules common to both (windows,
 -- percentiles, rounding) are stated in 0860_workflow_stats.sql. One row per step of every
 -- workflow's current version, plus any step of an older version that made attempts in the
--- window.
+-- window. The elements of a map step count as its step runs (each its own attempts).
 --
 --   workflow, step   the step
 --   position         its place in the current version's topological order; NULL for a step
@@ -31,7 +31,7 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH attempts AS (
-        SELECT r.workflow, a.step, a.run_id, a.status,
+        SELECT r.workflow, split_part(a.step, '[', 1) AS step, a.step AS row_step, a.run_id, a.status,
                extract(epoch FROM a.finished_at - a.started_at)::double precision * 1000 AS duration_ms
           FROM qflow.runs r
           JOIN qflow.step_attempts a ON a.run_id = r.id
@@ -39,7 +39,7 @@ BEGIN
            AND (p_workflow IS NULL OR r.workflow = p_workflow)
     ), per_step AS (
         SELECT a.workflow, a.step,
-               count(DISTINCT a.run_id) AS step_runs,
+               count(DISTINCT (a.run_id, a.row_step)) AS step_runs,
                count(*) AS attempts,
                count(*) FILTER (WHERE a.status = 'succeeded') AS succeeded,
                count(*) FILTER (WHERE a.status IN ('failed', 'timed_out')) AS failed,

@@ -53,12 +53,12 @@ func TestAMapStepRunsOneTaskPerElementAndOutputsTheirResultsInOrder(t *testing.T
 	require.Zero(t, b.count(t, "SELECT count(*) FROM river.river_job j JOIN qflow.step_runs sr ON sr.job_id = j.id WHERE sr.run_id = $1 AND sr.step = 'square'", run),
 		"the map step itself has no job")
 
-	// Each element's claim gives its element, and the dependency outputs but the array.
+	// Each element's claim gives its element, and the dependency outputs without the array.
 	var item, deps string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT item::text, deps::text FROM qflow.claim_steps(jsonb_build_array(jsonb_build_object(
 	    'run_id', $1::bigint, 'step', 'square[0]', 'attempt', 1)), 'w')`, run).Scan(&item, &deps))
 	require.Equal(t, "3", item)
-	require.JSONEq(t, `{}`, deps, "the array the element was cut from is not sent with every element")
+	require.JSONEq(t, `{"split": {}}`, deps, "the array the element was cut from is not sent with every element")
 
 	// Elements finish in any order; the output is in element order.
 	for _, i := range []int{2, 1} {
@@ -299,4 +299,31 @@ func TestChangingWhatAStepMapsOverMakesANewVersion(t *testing.T) {
 		w.Steps[1].Map = "split.items"
 	})
 	require.Equal(t, v1+1, v2, "runs in flight keep the shape they started with")
+}
+
+func TestStatsAndMetricsCountAMapStepOnceAndItsElementsAsWhatRan(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.mapper(t, nil)
+	run := b.splitInto(t, `[1, 2, 3]`)
+	a := b.claim(t, run, "square[0]")
+	require.Equal(t, "retry", b.fail(t, run, "square[0]", a, false))
+	b.exec(t, "UPDATE qflow.step_runs SET next_attempt_at = now() WHERE run_id = $1", run)
+	for i := range 3 {
+		b.runStep(t, run, element("square", i))
+	}
+	b.runStep(t, run, "total")
+
+	var steps, retries int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT step_runs, retries FROM qflow.step_stats WHERE workflow = 'mapper' AND step = 'square'").Scan(&steps, &retries))
+	require.Equal(t, 3, steps, "one row for the map step; its elements are its step runs")
+	require.Equal(t, 1, retries)
+	require.Zero(t, b.count(t, "SELECT count(*) FROM qflow.step_stats WHERE step LIKE 'square[%'"))
+
+	var doc map[string]any
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT qflow.metrics($1)", run).Scan(&doc))
+	require.EqualValues(t, 3, doc["steps_total"])
+	require.EqualValues(t, 5, doc["tasks_succeeded"], "split, three elements, total")
+	require.EqualValues(t, 1, doc["retries"])
+	require.Len(t, doc["step_duration_ms"], 3)
 }
