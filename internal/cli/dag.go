@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/quantumflow/qflow/gen"
+	"github.com/quantumflow/qflow/internal/web"
 )
 
 // dagNode is a step as `qflow dag` draws it.
@@ -53,25 +51,20 @@ func dagNodes(steps []gen.DAGStepsRow, run *runStatusDoc) []dagNode {
 			first += fmt.Sprintf(", max %d", *s.MaxConcurrency)
 		}
 		n := dagNode{name: s.Name, lines: []string{first + "]"}}
-		if len(s.MapOver) > 0 {
+		if l := web.MapText(s.MapOver); l != "" {
 			n.shape = "map"
-			l := "map over " + strings.Join(s.MapOver, ".")
 			if inRun && st.Map != nil {
 				l += fmt.Sprintf(" ×%d", st.Map.Elements)
 			}
 			n.lines = append(n.lines, l)
 		}
-		if s.CacheTtlMs != nil {
+		if l := web.CacheText(s.CacheTtlMs, s.CacheKey); l != "" {
 			if n.shape == "" {
 				n.shape = "cached"
 			}
-			l := "cached " + ttlText(*s.CacheTtlMs)
-			if len(s.CacheKey) > 0 {
-				l += " on " + strings.Join(s.CacheKey, ", ")
-			}
 			n.lines = append(n.lines, l)
 		}
-		if c := conditionText(s.Condition); c != "" {
+		if c := web.ConditionText(s.Condition); c != "" {
 			n.lines = append(n.lines, "if "+c)
 		}
 		if s.OnFailure == "skip" {
@@ -207,63 +200,3 @@ func (s runStatusDoc) caption() string {
 
 // mermaidEscape keeps a label's text from being read as Mermaid syntax or HTML.
 var mermaidEscape = strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;")
-
-// ttlText is a cache lifetime as a person writes it: 1h, 90m is 1h30m, 45s, 500ms.
-func ttlText(ms int64) string {
-	d := time.Duration(ms) * time.Millisecond
-	if d%time.Minute != 0 {
-		return d.String()
-	}
-	h, m := int64(d/time.Hour), int64(d%time.Hour/time.Minute)
-	switch {
-	case h == 0:
-		return fmt.Sprintf("%dm", m)
-	case m == 0:
-		return fmt.Sprintf("%dh", h)
-	}
-	return fmt.Sprintf("%dh%dm", h, m)
-}
-
-// conditionText reads a step's condition, a JSON object the step's input document must contain,
-// as paths and values: {"input": {"size": "big"}} is `input.size = "big"`; "" for none.
-func conditionText(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return string(raw)
-	}
-	var parts []string
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		if m, ok := v.(map[string]any); ok && (len(m) > 0 || path == "") {
-			keys := make([]string, 0, len(m))
-			for k := range m {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				p := k
-				if path != "" {
-					p = path + "." + k
-				}
-				walk(p, m[k])
-			}
-			return
-		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(v)
-		op := " = "
-		if _, ok := v.([]any); ok {
-			op = " contains "
-		}
-		parts = append(parts, path+op+strings.TrimSpace(buf.String()))
-	}
-	walk("", v)
-	return strings.Join(parts, " and ")
-}

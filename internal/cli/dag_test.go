@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -63,21 +62,4 @@ func TestDAGOfARunShowsEachStepsStateInIt(t *testing.T) {
 	code, _, stderr = b.qflow("dag", "99")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "run 99 does not exist")
-}
-
-func TestConditionsAndCacheLifetimesReadAsAPersonWritesThem(t *testing.T) {
-	t.Parallel()
-	for raw, want := range map[string]string{
-		`{"input": {"size": "big"}}`:                    `input.size = "big"`,
-		`{"check": {"ok": true}, "input": {"n": 1.50}}`: `check.ok = true and input.n = 1.50`,
-		`{"input": {"tags": ["a<b"]}}`:                  `input.tags contains ["a<b"]`,
-		`{"input": {}}`:                                 `input = {}`,
-		`{}`:                                            ``,
-		`null`:                                          ``,
-	} {
-		require.Equal(t, want, conditionText(json.RawMessage(raw)), raw)
-	}
-	for ms, want := range map[int64]string{3_600_000: "1h", 5_400_000: "1h30m", 1_800_000: "30m", 45_000: "45s", 500: "500ms", 86_400_000: "24h"} {
-		require.Equal(t, want, ttlText(ms), ms)
-	}
 }
