@@ -46,7 +46,7 @@ func commands() []command {
 		{"retry", "re-run the failed steps of a run: retry <id>", runRetry},
 		{"rerun", "fork a finished run from a step, reusing every output before it: rerun <id> --from <step> [--wait]", runRerun},
 		{"schedule", "list, add or remove schedules: schedule list | add <name> <workflow> \"<cron>\" [--input JSON] [--time-zone TZ] [--missed run_once|skip] | remove <name>", runSchedule},
-		{"dag", "print a workflow's DAG: dag <workflow> [--format mermaid|dot]", runDAG},
+		{"dag", "print a workflow's DAG, or a run's with its step states: dag <workflow | run id> [--format mermaid|dot]", runDAG},
 		{"seed-data", "generate task executions for complexity_training: seed-data [--rows N] [--if-empty]", runSeedData},
 		{"models", "the model registry: models [name [version]] (figures with intervals, decisions, loss curves)", runModels},
 		{"ui", "serve the read-only web view: ui [--addr 127.0.0.1:8080]", runUI},

@@ -242,17 +242,17 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if *follow {
 		return notOnReplica(ctx, q, watch(ctx, env, q, id))
 	}
-	raw, err := q.RunStatus(ctx, id)
-	if err != nil {
-		return notOnReplica(ctx, q, err)
-	}
 	if *asJSON {
+		raw, err := q.RunStatus(ctx, id)
+		if err != nil {
+			return notOnReplica(ctx, q, err)
+		}
 		fmt.Fprintln(env.Stdout, string(raw))
 		return nil
 	}
-	var st runStatusDoc
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fmt.Errorf("decoding status: %w", err)
+	st, err := readStatus(ctx, q, id)
+	if err != nil {
+		return notOnReplica(ctx, q, err)
 	}
 	printStatus(env.Stdout, st)
 	return nil
@@ -318,6 +318,8 @@ func runOp(ctx context.Context, env Env, name string, args []string, op func(*ge
 	return nil
 }
 
+// runDAG is `qflow dag <workflow | run id>`: the current version of a workflow, or the
+// version a run pinned with each step's state in that run.
 func runDAG(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("dag", env)
 	format := fs.String("format", "mermaid", "mermaid or dot")
@@ -327,7 +329,7 @@ func runDAG(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: qflow dag <workflow> [--format mermaid|dot]")
+		return errors.New("usage: qflow dag <workflow | run id> [--format mermaid|dot]")
 	}
 	if *format != "mermaid" && *format != "dot" {
 		return fmt.Errorf("--format must be mermaid or dot, got %q", *format)
@@ -337,14 +339,27 @@ func runDAG(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	steps, err := gen.New(pool).WorkflowDAG(ctx, pos[0])
+	q := gen.New(pool)
+	// Workflow names start with a letter, so a number is a run.
+	var run *runStatusDoc
+	params := gen.DAGStepsParams{Workflow: pos[0]}
+	if id, err := strconv.ParseInt(pos[0], 10, 64); err == nil {
+		st, err := readStatus(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		run = &st
+		v := int32(st.Version)
+		params = gen.DAGStepsParams{Workflow: st.Workflow, Version: &v}
+	}
+	steps, err := q.DAGSteps(ctx, params)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the steps of %s: %w", params.Workflow, err)
 	}
 	if len(steps) == 0 {
 		return fmt.Errorf("unknown workflow %q", pos[0])
 	}
-	fmt.Fprint(env.Stdout, renderDAG(pos[0], steps, *format))
+	fmt.Fprint(env.Stdout, renderDAG(params.Workflow, steps, run, *format))
 	return nil
 }
 

@@ -227,3 +227,44 @@ func TestBrowserShowsTheModelRegistryAndTakesScreenshots(t *testing.T) {
 	}
 	t.Logf("screenshots of the models page, a complexity challenger and an architecture classifier: %s", dir)
 }
+
+var domElementsRE = regexp.MustCompile(`<g class="elements" data-elements="([^"]+)">`)
+
+func TestBrowserShowsMapElementsCacheHitsSkipsAndForks(t *testing.T) {
+	t.Parallel()
+	bin := chromium(t)
+	b := setup(t)
+	mapped := b.Start(t, "probe_map", `{"n": 5}`)
+	b.succeed(t, mapped, "split", `{"items": [1, 2, 3, 4, 5]}`)
+	b.succeed(t, mapped, "square[0]", `1`)
+	b.succeed(t, mapped, "square[1]", `4`)
+	b.claim(t, mapped, "square[2]")
+	branch := b.Start(t, "probe_branch", `{"size": "big"}`)
+	b.succeed(t, branch, "check", `{"size": "big"}`)
+	b.succeed(t, branch, "big", `{}`)
+	b.succeed(t, branch, "finish", `{"path": "big"}`)
+	fork := b.rerunFrom(t, branch, "finish")
+	cached := b.Start(t, "probe_cached", `{"key": "k"}`)
+	b.succeed(t, cached, "load", `{"key": "k", "computed_by": 1}`)
+	hit := b.Start(t, "probe_cached", `{"key": "k"}`)
+
+	dom := browse(t, bin, fmt.Sprintf("%s/runs/%d", b.srv.URL, mapped), "--dump-dom")
+	require.Equal(t, "running", domNodeStatuses(dom)["square"])
+	require.Equal(t, [][]string{{"succeeded:2 running:1 queued:2"}}, submatches(domElementsRE, dom))
+
+	dom = browse(t, bin, fmt.Sprintf("%s/runs/%d", b.srv.URL, fork), "--dump-dom")
+	require.Equal(t, map[string]string{"check": "succeeded", "small": "skipped", "big": "succeeded", "finish": "queued"}, domNodeStatuses(dom))
+	require.Equal(t, 3, strings.Count(dom, `data-mark="reused"`), "check, small and big came from the source run")
+	require.Contains(t, dom, fmt.Sprintf(`<a href="/runs/%d">run #%d</a>`, branch, branch))
+
+	dir := screenshotDir(t)
+	for name, path := range map[string]string{
+		"run-map.png":      fmt.Sprintf("/runs/%d", mapped),
+		"run-fork.png":     fmt.Sprintf("/runs/%d", fork),
+		"run-cached.png":   fmt.Sprintf("/runs/%d", hit),
+		"workflow-map.png": "/workflows/probe_map",
+	} {
+		screenshot(t, bin, b.srv.URL+path, filepath.Join(dir, name))
+	}
+	t.Logf("screenshots of a map half done, a forked branch run, a cache hit and probe_map's definition: %s", dir)
+}

@@ -281,6 +281,16 @@ type runPage struct {
 	Output  string
 	Legacy  bool
 	Missing []string // steps of the definition the run has no row for (legacy runs: all)
+	// Fork names the run this one re-runs and the step it re-runs from; nil for another run.
+	Fork *fork
+	// Marks says which marks the DAG shows, for its legend.
+	Marks struct{ Map, Cached, Reused bool }
+}
+
+// fork is where a forked run came from.
+type fork struct {
+	From int64
+	Step string
 }
 
 type stepView struct {
@@ -290,6 +300,10 @@ type stepView struct {
 	Attempts []attemptView
 	// ShowAttempts is false when the only attempt says what the step row says already.
 	ShowAttempts bool
+	// Cached: the output came from the step cache. Reused: a fork took the outcome from its
+	// source run. Elements: a map step's elements by status.
+	Cached, Reused bool
+	Elements       *elementCounts
 }
 
 // attemptView is one attempt as qflow.status() reports it.
@@ -315,10 +329,14 @@ func (a attemptView) DurationMS() int64 {
 }
 
 type statusDoc struct {
-	Steps []struct {
+	ForkedFrom *int64  `json:"forked_from"`
+	ForkedStep *string `json:"forked_step"`
+	Steps      []struct {
 		Step     string              `json:"step"`
 		Progress *pipelines.Progress `json:"progress"`
 		Attempts []attemptView       `json:"attempts"`
+		Cached   bool                `json:"cached"`
+		Map      *elementCounts      `json:"map"`
 	} `json:"steps"`
 }
 
@@ -344,6 +362,11 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Reading the definition of %s v%d failed:", run.Workflow, run.Version), err)
 		return
 	}
+	marks, err := s.marks(ctx, run.Workflow, run.Version)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Reading the marks of %s v%d failed:", run.Workflow, run.Version), err)
+		return
+	}
 	rows, err := s.q.UIRunSteps(ctx, id)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Reading the steps of run %d from qflow.step_overview failed:", id), err)
@@ -361,12 +384,28 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	}
 	attempts := map[string][]attemptView{}
 	progress := map[string]*pipelines.Progress{}
+	cached := map[string]bool{}
+	elements := map[string]*elementCounts{}
 	for _, st := range doc.Steps {
 		attempts[st.Step] = st.Attempts
 		progress[st.Step] = st.Progress
+		cached[st.Step] = st.Cached
+		elements[st.Step] = st.Map
 	}
 
 	data := runPage{Run: run, Legacy: run.Mode == "legacy", Input: pretty(run.Input), Output: pretty(run.Output)}
+	reused := map[string]bool{}
+	if doc.ForkedFrom != nil && doc.ForkedStep != nil {
+		data.Fork = &fork{From: *doc.ForkedFrom, Step: *doc.ForkedStep}
+		names, err := s.q.ForkReused(ctx, id)
+		if err != nil {
+			s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Reading the steps run %d reused failed:", id), err)
+			return
+		}
+		for _, n := range names {
+			reused[n] = true
+		}
+	}
 	byStep := map[string]gen.UIRunStepsRow{}
 	for _, row := range rows {
 		byStep[row.Step] = row
@@ -378,6 +417,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		data.Steps = append(data.Steps, stepView{
 			UIRunStepsRow: row, Attempts: at, Progress: p,
 			ShowAttempts: len(at) > 1 || (len(at) == 1 && at[0].Status != row.Status),
+			Cached:       cached[row.Step], Reused: reused[row.Step], Elements: elements[row.Step],
 		})
 	}
 	states := map[string]nodeState{}
@@ -387,14 +427,21 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 			data.Missing = append(data.Missing, st.Name)
 			continue
 		}
-		ns := nodeState{Status: row.Status, Attempt: row.Attempt, MaxAttempts: row.MaxAttempts}
+		ns := nodeState{Status: row.Status, Attempt: row.Attempt, MaxAttempts: row.MaxAttempts,
+			Cached: cached[st.Name], Elements: elements[st.Name]}
+		if reused[st.Name] {
+			ns.ReusedFrom = data.Fork.From
+		}
 		if row.StartedAt.Valid {
 			ns.DurationMS = durationMS(row.StartedAt, row.FinishedAt)
 			ns.HasDuration = true
 		}
 		states[st.Name] = ns
+		data.Marks.Map = data.Marks.Map || ns.Elements != nil
+		data.Marks.Cached = data.Marks.Cached || ns.Cached
+		data.Marks.Reused = data.Marks.Reused || ns.ReusedFrom != 0
 	}
-	data.DAG, err = buildDAG(def, states)
+	data.DAG, err = buildDAG(def, marks, states)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Drawing the DAG of run %d failed:", id), err)
 		return
@@ -404,6 +451,19 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		p.Refresh = refreshSeconds
 	}
 	s.render(w, r, http.StatusOK, "run", p)
+}
+
+// marks reads what the DAG marks on each step of a workflow version: map, cache, condition.
+func (s *Server) marks(ctx context.Context, workflow string, version int32) (map[string]gen.DAGStepsRow, error) {
+	rows, err := s.q.DAGSteps(ctx, gen.DAGStepsParams{Workflow: workflow, Version: &version})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]gen.DAGStepsRow, len(rows))
+	for _, r := range rows {
+		out[r.Name] = r
+	}
+	return out, nil
 }
 
 // durationMS is a step's time so far: to its finish, or to now while it runs.
@@ -495,7 +555,12 @@ func (s *Server) workflow(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Reading the steps of %s failed:", name), err)
 		return
 	}
-	if data.DAG, err = buildDAG(data.Steps, nil); err != nil {
+	marks, err := s.marks(ctx, name, wf.Version)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Reading the marks of %s failed:", name), err)
+		return
+	}
+	if data.DAG, err = buildDAG(data.Steps, marks, nil); err != nil {
 		s.fail(w, r, http.StatusInternalServerError, fmt.Sprintf("Drawing the DAG of %s failed:", name), err)
 		return
 	}

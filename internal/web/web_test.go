@@ -16,7 +16,7 @@ import (
 
 var (
 	runRowRE   = regexp.MustCompile(`<tr data-run="(\d+)" data-status="([a-z_]+)">`)
-	dagNodeRE  = regexp.MustCompile(`<g class="node s-[a-z_]+" data-step="([a-z0-9_]+)" data-status="([a-z_]+)"`)
+	dagNodeRE  = regexp.MustCompile(`<g class="node s-[a-z_]+[a-z ]*" data-step="([a-z0-9_]+)" data-status="([a-z_]+)"`)
 	attemptsRE = regexp.MustCompile(`<tr class="attempt" data-attempt="(\d+)" data-status="([a-z_]+)">`)
 )
 
