@@ -76,7 +76,7 @@ SELECT so.step, so.position, so.status, so.worker_class, so.attempt, so.max_atte
        so.started_at, so.finished_at, so.next_attempt_at, so.worker,
        coalesce(so.duration_ms, 0)::bigint AS duration_ms, so.error, so.output
   FROM qflow.step_overview so
- WHERE so.run_id = $1
+ WHERE so.run_id = $1 AND so.task IS NULL
  ORDER BY so.position, so.step
 `
 
@@ -97,7 +97,8 @@ type UIRunStepsRow struct {
 	Output        json.RawMessage    `json:"output"`
 }
 
-// The step rows of a run (none for a legacy run), in topological order.
+// The step rows of a run (none for a legacy run), in topological order: the definition's steps,
+// a map step once (its elements are counted in its node; qflow.step_overview lists them).
 func (q *Queries) UIRunSteps(ctx context.Context, runID int64) ([]UIRunStepsRow, error) {
 	rows, err := q.db.Query(ctx, uIRunSteps, runID)
 	if err != nil {

@@ -40,6 +40,7 @@ func TestRunPageCountsAMapsElementsByStateInItsNode(t *testing.T) {
 	require.NotContains(t, dagNode(t, body, "split"), "elements", "an ordinary step has no bar")
 	require.Contains(t, stepSection(t, body, "square"), `<span class="muted elements-text">2/5 elements</span>`)
 	require.Contains(t, body, `<span class="key key-map"><i></i>map step, its elements by state</span>`)
+	require.NotContains(t, body, `square[0]`, "the steps are the definition's: a 10,000-element map is one row, not 10,000")
 }
 
 func TestRunPageMarksACacheHitAndASkippedBranch(t *testing.T) {

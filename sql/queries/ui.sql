@@ -29,12 +29,13 @@ SELECT o.id, o.workflow, o.version, o.mode, o.status, o.priority, o.created_at, 
  WHERE o.id = @run_id;
 
 -- name: UIRunSteps :many
--- The step rows of a run (none for a legacy run), in topological order.
+-- The step rows of a run (none for a legacy run), in topological order: the definition's steps,
+-- a map step once (its elements are counted in its node; qflow.step_overview lists them).
 SELECT so.step, so.position, so.status, so.worker_class, so.attempt, so.max_attempts, so.queued_at,
        so.started_at, so.finished_at, so.next_attempt_at, so.worker,
        coalesce(so.duration_ms, 0)::bigint AS duration_ms, so.error, so.output
   FROM qflow.step_overview so
- WHERE so.run_id = @run_id
+ WHERE so.run_id = @run_id AND so.task IS NULL
  ORDER BY so.position, so.step;
 
 -- name: UIVersionSteps :many
