@@ -21,15 +21,6 @@ SELECT w.name::text AS name, w.version::integer AS version, w.steps::text[] AS s
        w.failed::bigint AS failed, w.cancelled::bigint AS cancelled, w.timed_out::bigint AS timed_out
   FROM qflow.list_workflows() AS w;
 
--- name: WorkflowDAG :many
-SELECT s.name, s.worker_class, s.max_concurrency,
-       coalesce((SELECT array_agg(d.depends_on ORDER BY d.depends_on)::text[] FROM qflow.step_deps d
-                  WHERE d.workflow = s.workflow AND d.version = s.version AND d.step = s.name), '{}')::text[] AS depends_on
-  FROM qflow.steps s
- WHERE s.workflow = @workflow
-   AND s.version = (SELECT max(version) FROM qflow.workflows WHERE name = @workflow)
- ORDER BY s.position;
-
 -- name: ListSchedules :many
 SELECT s.name, s.workflow, s.cron, s.time_zone, s.missed, s.enabled, s.input, s.last_fire_at, s.last_run_id, s.error
   FROM qflow.schedules s
