@@ -19,6 +19,8 @@ import (
 // handler to work longer than $2 milliseconds (maxWorkMS), so an attempt of a step whose timeout
 // is longer (the long step) is allowed that much, not its timeout: a run whose long step waited
 // for its lease after a death, rather than for the sweep to notice it, ends past its bound.
+// A map step counts once: its elements run side by side, each with the step's attempts, so its
+// slowest element is bound as one step is; their wait for a worker slot is the slack's.
 const runBound = `((SELECT sum(s.max_attempts * (least(s.timeout_ms, $2::bigint) + 2000 + 1000 + s.retry_max_ms + 1000))
                       FROM qflow.steps s WHERE s.workflow = r.workflow AND s.version = r.version) + $1::bigint)
                   * interval '1 millisecond'`
@@ -410,8 +412,13 @@ func (d *dag) isDependency(step string) bool {
 	return false
 }
 
-// checkAttempts: no step succeeded twice or made more counted attempts than its budget, and
-// the hangs and panics the inputs asked for happened.
+// checkAttempts: no step or map element succeeded twice or made more counted attempts than its
+// budget, and the hangs and panics the inputs asked for happened.
+//
+// A map element's definition is its map step's (def_step): joined on the row's own name, as
+// these checks once were, an element ("square[3]") matched no step and its attempts went
+// unchecked. So do the lease checks of measureRecovery, and the faults that look for busy
+// workers.
 func (c *chaos) checkAttempts(ctx context.Context) error {
 	r := c.report
 	n, m := 0, 0
@@ -420,7 +427,7 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 	                           s.max_attempts
 	                      FROM qflow.step_attempts a
 	                      JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 	                     GROUP BY a.run_id, a.step, s.max_attempts
 	                    HAVING count(*) FILTER (WHERE a.status = 'succeeded') > 1
 	                        OR count(*) FILTER (WHERE a.status IN ('succeeded', 'failed', 'timed_out') AND a.attempt >= sr.first_attempt) > s.max_attempts
@@ -442,10 +449,12 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("checking attempts: %w", err)
 	}
-	// Every succeeded step of any run has exactly the one succeeded attempt behind it.
+	// Every succeeded step of any run has exactly the one succeeded attempt behind it, but a
+	// map step's own row (tasks set): no worker runs it, its elements have the attempts, and it
+	// succeeds when they all have.
 	lost := 0
 	err = c.rows(ctx, `SELECT sr.run_id, sr.step FROM qflow.step_runs sr
-	                    WHERE sr.status = 'succeeded'
+	                    WHERE sr.status = 'succeeded' AND sr.tasks IS NULL
 	                      AND NOT EXISTS (SELECT 1 FROM qflow.step_attempts a WHERE a.run_id = sr.run_id AND a.step = sr.step
 	                                         AND a.attempt = sr.attempt AND a.status = 'succeeded')`, nil, func(row pgx.Rows) error {
 		var run int64
@@ -473,7 +482,8 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 
 // checkLimits: at no moment did more attempts of a limited step overlap than its limit. An
 // attempt holds its slot from its start to its end as recorded (a dead worker's until the
-// sweep gives it up, which is when the slot is handed on).
+// sweep gives it up, which is when the slot is handed on); the elements of a limited map step
+// each hold one of the step's slots.
 func (c *chaos) checkLimits(ctx context.Context) error {
 	r := c.report
 	n := 0
@@ -485,7 +495,7 @@ func (c *chaos) checkLimits(ctx context.Context) error {
 		    SELECT l.workflow, l.name, l.max_concurrency, e.at, e.delta
 		      FROM limited l
 		      JOIN qflow.runs r ON r.workflow = l.workflow
-		      JOIN qflow.step_attempts a ON a.run_id = r.id AND a.step = l.name
+		      JOIN qflow.step_attempts a ON a.run_id = r.id AND split_part(a.step, '[', 1) = l.name
 		     CROSS JOIN LATERAL (VALUES (a.started_at, 1), (greatest(coalesce(a.finished_at, now()), a.started_at), -1)) e(at, delta)
 		), overlap AS (
 		    SELECT workflow, name, max_concurrency,
@@ -551,7 +561,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 		                             WHERE x.run_id = a.run_id AND x.step = a.step AND x.attempt > a.attempt)
 		                      FROM qflow.step_attempts a
 		                      JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-		                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 		                      JOIN qflow.runs r ON r.id = a.run_id
 		                     WHERE a.worker = $1 AND a.started_at <= $2 AND (a.finished_at IS NULL OR a.finished_at >= $2)
 		                     ORDER BY 1, 2, 3`, []any{k.victim, k.at, diedLike, leaseLike}, func(row pgx.Rows) error {
@@ -599,7 +609,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	                                     count(*) FILTER (WHERE a.error LIKE $2)
 	                                FROM qflow.step_attempts a
 	                                JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step`,
+	                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step`,
 		diedLike, leaseLike, shortTimeoutMax.Milliseconds()).Scan(&r.Died, &r.DiedLong, &r.LeaseExpired)
 	if err != nil {
 		return fmt.Errorf("counting attempts given up: %w", err)
@@ -614,7 +624,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	                          a.started_at + (least(s.timeout_ms, $3) + $4) * interval '1 millisecond'
 	                     FROM qflow.step_attempts a
 	                     JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 	                    WHERE a.error LIKE $1 OR a.error LIKE $2 ORDER BY a.finished_at`,
 		[]any{diedLike, leaseLike, maxWorkMS, abandonMS}, func(row pgx.Rows) error {
 			var s stepRef
@@ -652,7 +662,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	                          || ', ' || a.error
 	                     FROM qflow.step_attempts a
 	                     JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 	                    WHERE a.error LIKE $1 ORDER BY a.finished_at LIMIT $2`, []any{leaseLike, maxListed}, func(row pgx.Rows) error {
 		var e string
 		if err := row.Scan(&e); err != nil {
