@@ -70,8 +70,11 @@ type Report struct {
 	Runs int
 	// Faults counts injected faults by kind (hang and panic: attempts that hung or panicked).
 	Faults map[string]int
-	// Outcomes counts runs by final status.
-	Outcomes map[string]int
+	// Outcomes counts runs by final status; ByWorkflow by workflow, then by final status.
+	Outcomes   map[string]int
+	ByWorkflow map[string]map[string]int
+	// Elements counts the element rows of map steps.
+	Elements int
 	// FaultSpent counts runs that should have succeeded and failed because faults spent their
 	// retry budget, every attempt they lost given up by the sweep (their worker's session
 	// ended, or it was cut off past the lease): allowed, and reported. FaultSpentNetwork counts
@@ -79,7 +82,8 @@ type Report struct {
 	FaultSpent, FaultSpentNetwork int
 	// The invariants of the summary line, and the retry budget. FailedByNetwork counts runs that
 	// should have succeeded and failed for another reason during a network fault.
-	Lost, Duplicated, LimitViolations, Stuck, FailedByNetwork, OverBudget int
+	// MapViolations counts map steps whose row disagrees with their element rows (maps.go).
+	Lost, Duplicated, LimitViolations, Stuck, FailedByNetwork, OverBudget, MapViolations int
 	// LimitPeak is the highest overlap of attempts seen on a concurrency-limited step, and its limit.
 	LimitPeak, Limit int
 	// KillRecoveryShort and KillRecoveryLong hold, for each attempt a SIGKILLed worker was
@@ -131,8 +135,8 @@ func (r *Report) Summary() string {
 	for _, n := range r.Faults {
 		total += n
 	}
-	return fmt.Sprintf("chaos: runs=%d faults=%d lost=%d duplicated=%d limit_violations=%d stuck=%d lease_expired_live=%d failed_by_network=%d",
-		r.Runs, total, r.Lost, r.Duplicated, r.LimitViolations, r.Stuck, r.LeaseExpiredLive, r.FailedByNetwork)
+	return fmt.Sprintf("chaos: runs=%d faults=%d lost=%d duplicated=%d limit_violations=%d stuck=%d lease_expired_live=%d failed_by_network=%d map_violations=%d",
+		r.Runs, total, r.Lost, r.Duplicated, r.LimitViolations, r.Stuck, r.LeaseExpiredLive, r.FailedByNetwork, r.MapViolations)
 }
 
 // Write prints the summary line and the details.
@@ -151,6 +155,15 @@ func (r *Report) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "chaos: outcomes: %s (failed because faults spent the retry budget: %d, %d of them with a network fault)\n",
 		strings.Join(outcomes, " "), r.FaultSpent, r.FaultSpentNetwork)
+	var workflows []string
+	for _, wf := range sortedKeys(r.ByWorkflow) {
+		var byStatus []string
+		for _, st := range sortedKeys(r.ByWorkflow[wf]) {
+			byStatus = append(byStatus, fmt.Sprintf("%s=%d", st, r.ByWorkflow[wf][st]))
+		}
+		workflows = append(workflows, fmt.Sprintf("%s (%s)", wf, strings.Join(byStatus, " ")))
+	}
+	fmt.Fprintf(w, "chaos: runs by workflow: %s; map elements: %d\n", strings.Join(workflows, ", "), r.Elements)
 	fmt.Fprintf(w, "chaos: recovery after sigkill, from the kill to the next attempt's start: short steps %s of %d, long steps %s of %d; %d of %d killed attempts not retried\n",
 		spread(r.KillRecoveryShort), len(r.KillRecoveryShort), spread(r.KillRecoveryLong), len(r.KillRecoveryLong), r.KilledNotRetried, r.KilledAttempts)
 	fmt.Fprintf(w, "chaos: attempts given up by the sweep: died=%d (at a sigkill: %d; of live workers whose session was cut: %d, long steps %d, under a network fault %d) lease_expired=%d (of live workers under a network fault: %d; of live, connected workers: %d)\n",
@@ -267,7 +280,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	c := &chaos{
 		cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 7)), acked: map[string]bool{}, started: time.Now(),
-		report: &Report{Faults: map[string]int{}, Outcomes: map[string]int{},
+		report: &Report{Faults: map[string]int{}, Outcomes: map[string]int{}, ByWorkflow: map[string]map[string]int{},
 			RestartRecovery: map[string][]time.Duration{}, RestartDowntime: map[string][]time.Duration{}},
 	}
 	var err error

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quantumflow/qflow/internal/chaos"
+	"github.com/quantumflow/qflow/pipelines/probe"
 )
 
 // TestChaosShort is `qflow-chaos -short`: real worker processes on a private Postgres
@@ -34,4 +35,8 @@ func TestChaosShort(t *testing.T) {
 		require.Positive(t, report.Faults[kind], "no %s fault happened", kind)
 	}
 	require.Positive(t, report.BlackHoleFirstRetry, "a worker starting under a black hole logged no retry")
+	for _, wf := range []string{probe.Map, probe.Branch} {
+		require.Positive(t, report.ByWorkflow[wf]["succeeded"], "no %s run succeeded", wf)
+	}
+	require.Positive(t, report.Elements, "no map step had elements")
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/quantumflow/qflow/pipelines/probe"
 )
 
 // runBound is the latest a run r may end after its creation: every step of it using all its
@@ -19,6 +21,8 @@ import (
 // handler to work longer than $2 milliseconds (maxWorkMS), so an attempt of a step whose timeout
 // is longer (the long step) is allowed that much, not its timeout: a run whose long step waited
 // for its lease after a death, rather than for the sweep to notice it, ends past its bound.
+// A map step counts once: its elements run side by side, each with the step's attempts, so its
+// slowest element is bound as one step is; their wait for a worker slot is the slack's.
 const runBound = `((SELECT sum(s.max_attempts * (least(s.timeout_ms, $2::bigint) + 2000 + 1000 + s.retry_max_ms + 1000))
                       FROM qflow.steps s WHERE s.workflow = r.workflow AND s.version = r.version) + $1::bigint)
                   * interval '1 millisecond'`
@@ -55,6 +59,9 @@ func (c *chaos) check(ctx context.Context) error {
 		return err
 	}
 	if err := c.checkAttempts(ctx); err != nil {
+		return err
+	}
+	if err := c.checkMaps(ctx); err != nil {
 		return err
 	}
 	if err := c.checkLimits(ctx); err != nil {
@@ -131,10 +138,17 @@ type probeInput struct {
 	Chaos struct {
 		Cancel bool `json:"cancel"`
 	} `json:"chaos"`
+	// probe_map's: how many elements, and the element (by value) that fails once or for good.
+	N         *int   `json:"n"`
+	FailItem  *int64 `json:"fail_item"`
+	FatalItem *int64 `json:"fatal_item"`
+	// probe_branch's: the branch to take.
+	Size string `json:"size"`
 }
 
 // dag is one workflow version's steps in topological order with their dependencies.
 type dag struct {
+	workflow    string
 	order       []string
 	deps        map[string][]string
 	maxAttempts map[string]int
@@ -142,19 +156,19 @@ type dag struct {
 
 func (c *chaos) dags(ctx context.Context) (map[string]*dag, error) {
 	out := map[string]*dag{}
-	err := c.rows(ctx, `SELECT s.workflow || '@' || s.version, s.name, s.max_attempts,
+	err := c.rows(ctx, `SELECT s.workflow || '@' || s.version, s.workflow, s.name, s.max_attempts,
 	                           coalesce((SELECT array_agg(d.depends_on ORDER BY d.depends_on) FROM qflow.step_deps d
 	                                      WHERE d.workflow = s.workflow AND d.version = s.version AND d.step = s.name), '{}')
 	                      FROM qflow.steps s ORDER BY 1, s.position`, nil, func(row pgx.Rows) error {
-		var key, name string
+		var key, workflow, name string
 		var attempts int
 		var deps []string
-		if err := row.Scan(&key, &name, &attempts, &deps); err != nil {
+		if err := row.Scan(&key, &workflow, &name, &attempts, &deps); err != nil {
 			return err
 		}
 		d := out[key]
 		if d == nil {
-			d = &dag{deps: map[string][]string{}, maxAttempts: map[string]int{}}
+			d = &dag{workflow: workflow, deps: map[string][]string{}, maxAttempts: map[string]int{}}
 			out[key] = d
 		}
 		d.order = append(d.order, name)
@@ -182,8 +196,12 @@ func (d *dag) values(seed int64) map[string]int64 {
 	return v
 }
 
-// mustFail says why a run's input makes it fail, or "" when it must succeed.
+// mustFail says why a run's input makes it fail, or "" when it must succeed. A probe_map
+// element that fails once is retried like any step; one that is fatal fails its map step.
 func (d *dag) mustFail(in probeInput) string {
+	if k := in.FatalItem; d.workflow == probe.Map && k != nil && *k >= 1 && *k <= int64(in.items()) {
+		return "fatal " + element("square", int(*k-1))
+	}
 	for _, s := range d.order {
 		switch {
 		case slices.Contains(in.Fatal, s):
@@ -217,7 +235,10 @@ type runAttempts struct {
 	failures map[string]int
 }
 
-// checkRuns: each run ended as its input says, with the outputs the handlers compute.
+// checkRuns: each run ended as its input says, with the outputs the handlers compute: in any
+// ended run, every succeeded step row (a map's elements included) has its output, and a step
+// the input skips (a branch not taken) never ran; a succeeded run has every row its input
+// makes, each succeeded or skipped as it says, and the output of its leaves.
 func (c *chaos) checkRuns(ctx context.Context) error {
 	r := c.report
 	dags, err := c.dags(ctx)
@@ -290,10 +311,6 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading failed attempts: %w", err)
 	}
-	type stepRow struct {
-		status string
-		output json.RawMessage
-	}
 	steps := map[int64]map[string]stepRow{}
 	err = c.rows(ctx, `SELECT run_id, step, status, output FROM qflow.step_runs`, nil, func(row pgx.Rows) error {
 		var id int64
@@ -313,15 +330,19 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 	}
 
 	lost, byNetwork := 0, 0
-	err = c.rows(ctx, `SELECT id, workflow || '@' || version, status, coalesce(error, ''), input, output FROM qflow.runs ORDER BY id`, nil,
+	err = c.rows(ctx, `SELECT id, workflow, workflow || '@' || version, status, coalesce(error, ''), input, output FROM qflow.runs ORDER BY id`, nil,
 		func(row pgx.Rows) error {
 			var id int64
-			var key, status, runErr string
+			var workflow, key, status, runErr string
 			var rawIn, rawOut json.RawMessage
-			if err := row.Scan(&id, &key, &status, &runErr, &rawIn, &rawOut); err != nil {
+			if err := row.Scan(&id, &workflow, &key, &status, &runErr, &rawIn, &rawOut); err != nil {
 				return err
 			}
 			r.Outcomes[status]++
+			if r.ByWorkflow[workflow] == nil {
+				r.ByWorkflow[workflow] = map[string]int{}
+			}
+			r.ByWorkflow[workflow][status]++
 			var in probeInput
 			if err := json.Unmarshal(rawIn, &in); err != nil {
 				c.listed(&r.Lost, &lost, "lost: run %d has an input the loaders did not write: %s", id, rawIn)
@@ -334,6 +355,10 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 			}
 			a := attemptsOf(id)
 			why := d.mustFail(in)
+			w := d.expect(workflow, in)
+			if status != "pending" && status != "running" {
+				c.checkSteps(id, w, steps[id], &lost)
+			}
 			switch status {
 			case "pending", "running":
 				// counted as stuck
@@ -365,32 +390,17 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 				if why != "" && !(isFail && (a.released || a.failures[failStep] < d.maxAttempts[failStep])) {
 					c.listed(&r.Lost, &lost, "lost: run %d succeeded although its input says %s", id, why)
 				}
-				want := d.values(in.Seed)
-				for _, s := range d.order {
-					sr, ok := steps[id][s]
-					if !ok || sr.status != "succeeded" {
-						c.listed(&r.Lost, &lost, "lost: step %s of succeeded run %d is %s", s, id, sr.status)
-						continue
+				for _, s := range w.order {
+					wantStatus := "succeeded"
+					if w.steps[s].skipped {
+						wantStatus = "skipped"
 					}
-					var got struct {
-						Step  string `json:"step"`
-						Value int64  `json:"value"`
-					}
-					if err := json.Unmarshal(sr.output, &got); err != nil || got.Step != s || got.Value != want[s] {
-						c.listed(&r.Lost, &lost, "lost: step %s of run %d output %s, want value %d", s, id, sr.output, want[s])
+					if sr, ok := steps[id][s]; !ok || sr.status != wantStatus {
+						c.listed(&r.Lost, &lost, "lost: step %s of succeeded run %d is %s, want %s", s, id, orNone(sr.status), wantStatus)
 					}
 				}
-				var out map[string]struct {
-					Value int64 `json:"value"`
-				}
-				if err := json.Unmarshal(rawOut, &out); err != nil {
-					c.listed(&r.Lost, &lost, "lost: run %d output %s is not the leaves' outputs", id, rawOut)
-					return nil
-				}
-				for _, s := range d.order {
-					if leaf := !d.isDependency(s); leaf && out[s].Value != want[s] {
-						c.listed(&r.Lost, &lost, "lost: run %d output %s, want %s = %d", id, rawOut, s, want[s])
-					}
+				if !sameJSON(rawOut, w.output) {
+					c.listed(&r.Lost, &lost, "lost: run %d output %s, want %s", id, rawOut, jsonText(w.output))
 				}
 			}
 			return nil
@@ -399,6 +409,41 @@ func (c *chaos) checkRuns(ctx context.Context) error {
 		return fmt.Errorf("checking runs: %w", err)
 	}
 	return nil
+}
+
+// stepRow is a step row's end, as checkRuns reads it.
+type stepRow struct {
+	status string
+	output json.RawMessage
+}
+
+// checkSteps checks the step rows of an ended run against what its input makes of them: a row
+// the input does not make (an element past n), a succeeded row with another output, a row the
+// input skips that did anything but get skipped or cancelled (with its run), and a row skipped
+// although the input runs it.
+func (c *chaos) checkSteps(run int64, w *want, rows map[string]stepRow, lost *int) {
+	r := c.report
+	for _, s := range sortedKeys(rows) {
+		sr := rows[s]
+		ws, ok := w.steps[s]
+		switch {
+		case !ok:
+			c.listed(&r.Lost, lost, "lost: run %d has a step row %s (%s) its input does not make", run, s, sr.status)
+		case ws.skipped && sr.status != "skipped" && sr.status != "cancelled":
+			c.listed(&r.Lost, lost, "lost: step %s of run %d is %s although its input skips it", s, run, sr.status)
+		case !ws.skipped && sr.status == "skipped":
+			c.listed(&r.Lost, lost, "lost: step %s of run %d was skipped although its input runs it", s, run)
+		case sr.status == "succeeded" && !sameJSON(sr.output, ws.output):
+			c.listed(&r.Lost, lost, "lost: step %s of run %d output %s, want %s", s, run, sr.output, jsonText(ws.output))
+		}
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "missing"
+	}
+	return s
 }
 
 func (d *dag) isDependency(step string) bool {
@@ -410,8 +455,13 @@ func (d *dag) isDependency(step string) bool {
 	return false
 }
 
-// checkAttempts: no step succeeded twice or made more counted attempts than its budget, and
-// the hangs and panics the inputs asked for happened.
+// checkAttempts: no step or map element succeeded twice or made more counted attempts than its
+// budget, and the hangs and panics the inputs asked for happened.
+//
+// A map element's definition is its map step's (def_step): joined on the row's own name, as
+// these checks once were, an element ("square[3]") matched no step and its attempts went
+// unchecked. So do the lease checks of measureRecovery, and the faults that look for busy
+// workers.
 func (c *chaos) checkAttempts(ctx context.Context) error {
 	r := c.report
 	n, m := 0, 0
@@ -420,7 +470,7 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 	                           s.max_attempts
 	                      FROM qflow.step_attempts a
 	                      JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 	                     GROUP BY a.run_id, a.step, s.max_attempts
 	                    HAVING count(*) FILTER (WHERE a.status = 'succeeded') > 1
 	                        OR count(*) FILTER (WHERE a.status IN ('succeeded', 'failed', 'timed_out') AND a.attempt >= sr.first_attempt) > s.max_attempts
@@ -442,10 +492,12 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("checking attempts: %w", err)
 	}
-	// Every succeeded step of any run has exactly the one succeeded attempt behind it.
+	// Every succeeded step of any run has exactly the one succeeded attempt behind it, but a
+	// map step's own row (tasks set): no worker runs it, its elements have the attempts, and it
+	// succeeds when they all have (checkMaps).
 	lost := 0
 	err = c.rows(ctx, `SELECT sr.run_id, sr.step FROM qflow.step_runs sr
-	                    WHERE sr.status = 'succeeded'
+	                    WHERE sr.status = 'succeeded' AND sr.tasks IS NULL
 	                      AND NOT EXISTS (SELECT 1 FROM qflow.step_attempts a WHERE a.run_id = sr.run_id AND a.step = sr.step
 	                                         AND a.attempt = sr.attempt AND a.status = 'succeeded')`, nil, func(row pgx.Rows) error {
 		var run int64
@@ -458,6 +510,22 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("checking attempts: %w", err)
+	}
+	// A skipped step never ran (a branch not taken, or after skipped dependencies).
+	err = c.rows(ctx, `SELECT sr.run_id, sr.step, count(*) FROM qflow.step_runs sr
+	                     JOIN qflow.step_attempts a ON a.run_id = sr.run_id AND a.step = sr.step
+	                    WHERE sr.status = 'skipped' GROUP BY 1, 2 ORDER BY 1, 2`, nil, func(row pgx.Rows) error {
+		var run int64
+		var step string
+		var attempts int
+		if err := row.Scan(&run, &step, &attempts); err != nil {
+			return err
+		}
+		c.listed(&r.Lost, &lost, "lost: step %s of run %d was skipped, yet made %d attempts", step, run, attempts)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checking skipped steps: %w", err)
 	}
 	var hangs, panics int
 	err = c.admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE a.status = 'timed_out' AND r.input -> 'hang' ? a.step),
@@ -473,7 +541,8 @@ func (c *chaos) checkAttempts(ctx context.Context) error {
 
 // checkLimits: at no moment did more attempts of a limited step overlap than its limit. An
 // attempt holds its slot from its start to its end as recorded (a dead worker's until the
-// sweep gives it up, which is when the slot is handed on).
+// sweep gives it up, which is when the slot is handed on); the elements of a limited map step
+// each hold one of the step's slots.
 func (c *chaos) checkLimits(ctx context.Context) error {
 	r := c.report
 	n := 0
@@ -485,7 +554,7 @@ func (c *chaos) checkLimits(ctx context.Context) error {
 		    SELECT l.workflow, l.name, l.max_concurrency, e.at, e.delta
 		      FROM limited l
 		      JOIN qflow.runs r ON r.workflow = l.workflow
-		      JOIN qflow.step_attempts a ON a.run_id = r.id AND a.step = l.name
+		      JOIN qflow.step_attempts a ON a.run_id = r.id AND split_part(a.step, '[', 1) = l.name
 		     CROSS JOIN LATERAL (VALUES (a.started_at, 1), (greatest(coalesce(a.finished_at, now()), a.started_at), -1)) e(at, delta)
 		), overlap AS (
 		    SELECT workflow, name, max_concurrency,
@@ -551,7 +620,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 		                             WHERE x.run_id = a.run_id AND x.step = a.step AND x.attempt > a.attempt)
 		                      FROM qflow.step_attempts a
 		                      JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-		                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                      JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 		                      JOIN qflow.runs r ON r.id = a.run_id
 		                     WHERE a.worker = $1 AND a.started_at <= $2 AND (a.finished_at IS NULL OR a.finished_at >= $2)
 		                     ORDER BY 1, 2, 3`, []any{k.victim, k.at, diedLike, leaseLike}, func(row pgx.Rows) error {
@@ -599,7 +668,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	                                     count(*) FILTER (WHERE a.error LIKE $2)
 	                                FROM qflow.step_attempts a
 	                                JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step`,
+	                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step`,
 		diedLike, leaseLike, shortTimeoutMax.Milliseconds()).Scan(&r.Died, &r.DiedLong, &r.LeaseExpired)
 	if err != nil {
 		return fmt.Errorf("counting attempts given up: %w", err)
@@ -614,7 +683,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	                          a.started_at + (least(s.timeout_ms, $3) + $4) * interval '1 millisecond'
 	                     FROM qflow.step_attempts a
 	                     JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 	                    WHERE a.error LIKE $1 OR a.error LIKE $2 ORDER BY a.finished_at`,
 		[]any{diedLike, leaseLike, maxWorkMS, abandonMS}, func(row pgx.Rows) error {
 			var s stepRef
@@ -652,7 +721,7 @@ func (c *chaos) measureRecovery(ctx context.Context) error {
 	                          || ', ' || a.error
 	                     FROM qflow.step_attempts a
 	                     JOIN qflow.step_runs sr ON sr.run_id = a.run_id AND sr.step = a.step
-	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+	                     JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 	                    WHERE a.error LIKE $1 ORDER BY a.finished_at LIMIT $2`, []any{leaseLike, maxListed}, func(row pgx.Rows) error {
 		var e string
 		if err := row.Scan(&e); err != nil {

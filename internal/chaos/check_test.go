@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func setup(t *testing.T) *testBundle {
 	_, err := reg.Sync(ctx, pool)
 	require.NoError(t, err)
 	c := &chaos{admin: pool, acked: map[string]bool{}, started: time.Now(), cfg: Config{Log: &strings.Builder{}},
-		report: &Report{Faults: map[string]int{}, Outcomes: map[string]int{},
+		report: &Report{Faults: map[string]int{}, Outcomes: map[string]int{}, ByWorkflow: map[string]map[string]int{},
 			RestartRecovery: map[string][]time.Duration{}, RestartDowntime: map[string][]time.Duration{}}}
 	return &testBundle{ctx: ctx, pool: pool, c: c}
 }
@@ -52,15 +53,62 @@ func (b *testBundle) start(t *testing.T, workflow, input, key string) int64 {
 	return id
 }
 
-// step plays a worker: claims the step's current attempt, completes it with value and
-// finishes its River job.
+// step plays a worker of a probe step: claims the step's current attempt, completes it with
+// value and finishes its River job.
 func (b *testBundle) step(t *testing.T, run int64, step string, value int) {
+	t.Helper()
+	b.complete(t, run, step, fmt.Sprintf(`{"step": %q, "value": %d}`, step, value))
+}
+
+// complete plays a worker: claims the step's (or element's) current attempt, completes it
+// with output and finishes its River job.
+func (b *testBundle) complete(t *testing.T, run int64, step, output string) {
 	t.Helper()
 	b.claim(t, run, step)
 	b.exec(t, `SELECT qflow.finish_steps(jsonb_build_array(jsonb_build_object(
 	               'run_id', $1::bigint, 'step', $2::text, 'attempt', (SELECT attempt FROM qflow.step_runs WHERE run_id = $1 AND step = $2),
-	               'result', 'complete', 'output', jsonb_build_object('step', $2::text, 'value', $3::int))))`, run, step, value)
+	               'result', 'complete', 'output', $3::jsonb)))`, run, step, output)
 	b.jobDone(t, run, step)
+}
+
+// fail plays a worker whose handler of the step (or element) failed, for good or not. Its job
+// is finished first: a retry queues the next attempt under a job of its own.
+func (b *testBundle) fail(t *testing.T, run int64, step, why string, permanent bool) {
+	t.Helper()
+	b.claim(t, run, step)
+	b.jobDone(t, run, step)
+	b.exec(t, `SELECT qflow.finish_steps(jsonb_build_array(jsonb_build_object(
+	               'run_id', $1::bigint, 'step', $2::text, 'attempt', (SELECT attempt FROM qflow.step_runs WHERE run_id = $1 AND step = $2),
+	               'result', 'fail', 'error', $3::text, 'permanent', $4::boolean)))`, run, step, why, permanent)
+}
+
+// mapRun plays probe_map's workers through split and every element of square, the squares
+// of 1..n; total is left to the caller.
+func (b *testBundle) mapRun(t *testing.T, n int, input, key string) int64 {
+	t.Helper()
+	run := b.start(t, probe.Map, input, key)
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprint(i + 1)
+	}
+	b.complete(t, run, "split", `{"items": [`+strings.Join(items, ", ")+`]}`)
+	for i := range n {
+		b.complete(t, run, element("square", i), fmt.Sprint((i+1)*(i+1)))
+	}
+	return run
+}
+
+// forge writes history no procedure would, past the guards.
+func (b *testBundle) forge(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	tx, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(b.ctx) //nolint:errcheck // after Commit, a no-op
+	_, err = tx.Exec(b.ctx, "SET LOCAL session_replication_role = replica")
+	require.NoError(t, err)
+	_, err = tx.Exec(b.ctx, sql, args...)
+	require.NoError(t, err, sql)
+	require.NoError(t, tx.Commit(b.ctx))
 }
 
 func (b *testBundle) claim(t *testing.T, run int64, step string) {
@@ -96,9 +144,41 @@ func TestChecksPassAnHonestHistory(t *testing.T) {
 	cancelled := b.start(t, probe.Limited, `{"chaos": {"cancel": true}}`, "k3")
 	b.exec(t, "SELECT qflow.cancel_run($1)", cancelled)
 
+	// Maps: three elements, none, one retried, one fatal (the run fails, the others are
+	// stopped), and one cancelled while its elements wait.
+	squares := b.mapRun(t, 3, `{"n": 3}`, "m1")
+	b.complete(t, squares, "total", `{"sum": 14}`)
+	empty := b.mapRun(t, 0, `{"n": 0}`, "m2")
+	b.complete(t, empty, "total", `{"sum": 0}`)
+	retried := b.start(t, probe.Map, `{"n": 2, "fail_item": 2}`, "m3")
+	b.complete(t, retried, "split", `{"items": [1, 2]}`)
+	b.fail(t, retried, "square[1]", "probe_map: element 2 fails its first attempt by request", false)
+	b.complete(t, retried, "square[1]", "4")
+	b.complete(t, retried, "square[0]", "1")
+	b.complete(t, retried, "total", `{"sum": 5}`)
+	fatalItem := b.start(t, probe.Map, `{"n": 3, "fatal_item": 2}`, "m4")
+	b.complete(t, fatalItem, "split", `{"items": [1, 2, 3]}`)
+	b.complete(t, fatalItem, "square[0]", "1")
+	b.fail(t, fatalItem, "square[1]", "probe_map: element 2 is fatal by request", true)
+	stopped := b.start(t, probe.Map, `{"n": 2, "chaos": {"cancel": true}}`, "m5")
+	b.complete(t, stopped, "split", `{"items": [1, 2]}`)
+	b.exec(t, "SELECT qflow.cancel_run($1)", stopped)
+	// Branches: each way, and neither.
+	for _, size := range []string{"big", "small"} {
+		run := b.start(t, probe.Branch, `{"size": "`+size+`", "seed": 1}`, "b"+size)
+		b.step(t, run, "check", 3)
+		b.step(t, run, size, 7)
+		b.complete(t, run, "finish", `{"path": "`+size+`"}`)
+	}
+	neither := b.start(t, probe.Branch, `{"size": "medium"}`, "b3")
+	b.step(t, neither, "check", 1)
+
 	require.NoError(t, b.c.check(b.ctx))
 	require.Empty(t, b.c.report.Violations)
-	require.Equal(t, map[string]int{"succeeded": 1, "failed": 1, "cancelled": 1}, b.c.report.Outcomes)
+	require.Equal(t, map[string]int{"succeeded": 7, "failed": 2, "cancelled": 2}, b.c.report.Outcomes)
+	require.Equal(t, map[string]int{"succeeded": 3, "failed": 1, "cancelled": 1}, b.c.report.ByWorkflow[probe.Map])
+	require.Equal(t, map[string]int{"succeeded": 3}, b.c.report.ByWorkflow[probe.Branch])
+	require.Equal(t, 3+0+2+3+2, b.c.report.Elements)
 	require.Equal(t, 1, b.c.report.LimitPeak)
 }
 
@@ -143,7 +223,7 @@ func TestChecksCatchEveryKindOfViolation(t *testing.T) {
 	joined := strings.Join(r.Violations, "\n")
 	require.Equal(t, 3, r.Lost, joined)
 	require.Contains(t, joined, "lost: 1 of")
-	require.Contains(t, joined, "output {\"step\": \"b\", \"value\": 99}, want value 3")
+	require.Contains(t, joined, "output {\"step\": \"b\", \"value\": 99}, want {\"step\":\"b\",\"value\":3}")
 	require.Contains(t, joined, "failed with no fault to blame")
 	require.Contains(t, joined, "stuck: run still running")
 	require.Contains(t, joined, "stuck: River job available for ended run")
@@ -300,4 +380,107 @@ func TestALeaseThatRanOutWhileItsWorkerWasConnectedAndARunFailedByTheNetworkAreR
 	require.Equal(t, 1, r.FailedByNetwork, joined)
 	require.Contains(t, joined, fmt.Sprintf("failed by network: run %d failed", reset))
 	require.Contains(t, joined, "connection reset by peer")
+}
+
+func TestChecksCatchABrokenMapAndAWrongBranch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.c.report
+	finished := func(run int64, sum int) {
+		b.complete(t, run, "total", fmt.Sprintf(`{"sum": %d}`, sum))
+	}
+
+	// An element's output changed after its map step took it.
+	changed := b.mapRun(t, 3, `{"n": 3}`, "m1")
+	finished(changed, 14)
+	b.forge(t, `UPDATE qflow.step_runs SET output = '5' WHERE run_id = $1 AND step = 'square[1]'`, changed)
+	// An element row gone from a succeeded map.
+	gone := b.mapRun(t, 3, `{"n": 3}`, "m2")
+	finished(gone, 14)
+	b.forge(t, `DELETE FROM qflow.step_runs WHERE run_id = $1 AND step = 'square[2]'`, gone)
+	// A map step's row given a job, as if a worker could run it.
+	held := b.mapRun(t, 2, `{"n": 2}`, "m3")
+	finished(held, 5)
+	b.forge(t, `UPDATE qflow.step_runs SET job_id = 424242 WHERE run_id = $1 AND step = 'square'`, held)
+	// An element that succeeded twice and made more attempts than the step's three.
+	twice := b.mapRun(t, 1, `{"n": 1}`, "m4")
+	finished(twice, 1)
+	b.exec(t, `INSERT INTO qflow.step_attempts (run_id, step, attempt, status, started_at, finished_at)
+	           VALUES ($1, 'square[0]', 2, 'succeeded', now(), now()), ($1, 'square[0]', 3, 'failed', now(), now()),
+	                  ($1, 'square[0]', 4, 'failed', now(), now())`, twice)
+	// An element left running in a cancelled run, and one whose lease ran out while its
+	// worker was alive and connected.
+	stopped := b.start(t, probe.Map, `{"n": 2, "chaos": {"cancel": true}}`, "m5")
+	b.complete(t, stopped, "split", `{"items": [1, 2]}`)
+	b.exec(t, "SELECT qflow.cancel_run($1)", stopped)
+	b.forge(t, `UPDATE qflow.step_runs SET status = 'running', finished_at = NULL, lease_expires_at = now(), started_at = now()
+	             WHERE run_id = $1 AND step = 'square[0]'`, stopped)
+	b.exec(t, `INSERT INTO qflow.step_attempts (run_id, step, attempt, worker, status, error, started_at, finished_at)
+	           VALUES ($1, 'square[1]', 1, 'chaos-w0-9', 'timed_out', 'lease expired: worker chaos-w0-9 did not finish the step within its timeout',
+	                   now() - interval '30 seconds', now() - interval '22 seconds')`, stopped)
+
+	// A branch that took the wrong path, and one that ran a branch its input skips.
+	wrongPath := b.start(t, probe.Branch, `{"size": "small"}`, "b1")
+	b.step(t, wrongPath, "check", 1)
+	b.step(t, wrongPath, "small", 3)
+	b.complete(t, wrongPath, "finish", `{"path": "big"}`)
+	neither := b.start(t, probe.Branch, `{"size": "medium"}`, "b2")
+	b.step(t, neither, "check", 1)
+	b.forge(t, `UPDATE qflow.step_runs SET status = 'succeeded', output = '{"step": "big", "value": 3}' WHERE run_id = $1 AND step = 'big'`, neither)
+
+	require.NoError(t, b.c.check(b.ctx))
+	joined := strings.Join(r.Violations, "\n")
+	for _, v := range []string{
+		fmt.Sprintf("lost: step square[1] of run %d output 5, want 4", changed),
+		fmt.Sprintf("map: map step square of run %d succeeded with an output other than its elements' in order", changed),
+		fmt.Sprintf("lost: step square[2] of succeeded run %d is missing, want succeeded", gone),
+		fmt.Sprintf("map: map step square of run %d has 2 element rows, the last indexed 1, for 3 tasks", gone),
+		fmt.Sprintf("map: map step square of run %d counts 0 tasks remaining, but 2 of 3 elements succeeded", gone),
+		fmt.Sprintf("map: map step square of run %d succeeded with 2 of 3 elements succeeded", gone),
+		fmt.Sprintf("map: map step square of run %d (succeeded) holds a job, a worker or a lease", held),
+		fmt.Sprintf("duplicated: step square[0] of run %d succeeded 2 times", twice),
+		fmt.Sprintf("over budget: step square[0] of run %d made 4 attempts, max_attempts 3", twice),
+		fmt.Sprintf("stuck: step left running in ended run/step %d/square[0]", stopped),
+		fmt.Sprintf("lease: step square[1] of run %d attempt 1 expired although its worker chaos-w0-9 was alive and connected", stopped),
+		fmt.Sprintf("lost: step finish of run %d output {\"path\": \"big\"}, want {\"path\":\"small\"}", wrongPath),
+		fmt.Sprintf("lost: run %d output {\"finish\": {\"path\": \"big\"}}, want {\"finish\":{\"path\":\"small\"}}", wrongPath),
+		fmt.Sprintf("lost: step big of run %d is succeeded although its input skips it", neither),
+		fmt.Sprintf("lost: step big of succeeded run %d is succeeded, want skipped", neither),
+		fmt.Sprintf("lost: step big of run %d succeeded without a succeeded attempt", neither),
+	} {
+		require.Contains(t, joined, v)
+	}
+	require.Equal(t, 5, r.MapViolations, joined)
+	require.Equal(t, 1, r.Duplicated, joined)
+	require.Equal(t, 1, r.OverBudget, joined)
+	require.Equal(t, 1, r.Stuck, joined)
+	require.Equal(t, 1, r.LeaseExpiredLive, joined)
+	require.Equal(t, 7, r.Lost, joined)
+}
+
+// A map step's own row is running on no worker while its elements run: the busiest worker is
+// still found (its NULL worker once failed the query, and the victim was drawn at random), and
+// the row breaks no invariant.
+func TestTheBusiestWorkerIsFoundWhileAMapStepRuns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.c.rng = rand.New(rand.NewPCG(1, 7))
+	b.c.cfg.Workers = 2
+	b.c.fleet = &fleet{c: b.c, procs: []*proc{{id: "idle"}, {id: "w"}}}
+	// Three map steps running, on no worker, ahead of w's two elements.
+	for i := range 3 {
+		run := b.start(t, probe.Map, `{"n": 3}`, fmt.Sprint("m", i))
+		b.complete(t, run, "split", `{"items": [1, 2, 3]}`)
+		if i < 2 {
+			b.claim(t, run, "square[0]")
+		}
+	}
+
+	slot, running, long := b.c.busiestSlot(b.ctx)
+	require.Equal(t, 1, slot)
+	require.Equal(t, 2, running)
+	require.Zero(t, long)
+	require.NoError(t, b.c.checkMaps(b.ctx))
+	require.NoError(t, b.c.measureRecovery(b.ctx))
+	require.Empty(t, b.c.report.Violations)
 }

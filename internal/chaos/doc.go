@@ -14,8 +14,11 @@
 // runs with plain SQL: sleeps, retries, permanent failures, panics, hangs past the step
 // timeout, runs of probe_limited (a step limited to two at once), runs they cancel, and long
 // runs: probe_limited's c is given a timeout of three minutes at setup, as a training step on
-// a scarce GPU would have, and 3% of runs ask it to work 2-5 s. Every insert carries an
-// idempotency key, so an insert whose answer was lost to a fault is simply sent again.
+// a scarce GPU would have, and 3% of runs ask it to work 2-5 s. 12% are probe_map runs of 0-20
+// elements (some working per element, with an element that fails once or for good, or
+// cancelled while elements run) and 10% probe_branch runs (big, small or neither, some
+// retrying a step). Every insert carries an idempotency key, so an insert whose answer was
+// lost to a fault is simply sent again.
 //
 // Meanwhile faults are injected: SIGKILL of the worker running the most long steps, then the
 // most steps (restarted a moment later under a new id), SIGTERM (a graceful stop, which must exit 0, then a
@@ -31,11 +34,15 @@
 //
 // When the load stops, it waits for every run to end, then checks:
 //
-//   - lost: every run a loader was told was inserted exists; every succeeded run's step
-//     outputs (and so its output) are what the probe handlers compute from its input; every
-//     step of a succeeded run has a succeeded attempt; a run ended as its input says it must
-//     (a run that should have succeeded may fail only if faults spent its retry budget: every
-//     attempt it lost was given up by the sweep).
+//   - lost: every run a loader was told was inserted exists; in every ended run, each
+//     succeeded step row (map elements included) has the output the probe handlers compute
+//     from its input (expect.go: probe_map's squares and their sum, probe_branch's path), a
+//     step the input skips (a branch not taken) never ran and none its input runs was
+//     skipped; a succeeded run has every row its input makes, as it says, and its leaves'
+//     output; every succeeded step (but a map step's own row: its elements run) has a
+//     succeeded attempt; a run ended as its input says it must (a run that should have
+//     succeeded may fail only if faults spent its retry budget: every attempt it lost was
+//     given up by the sweep).
 //   - duplicated: no step has more than one succeeded attempt; no stale completion was
 //     accepted.
 //   - limit_violations: at no moment did more attempts of a step overlap than its
@@ -56,10 +63,18 @@
 //     bytes leave a worker connected.
 //   - failed_by_network: no run that should have succeeded failed during a network fault for
 //     a reason other than the sweep giving up its attempts.
+//   - map_violations: every map step's row agrees with its elements (maps.go): it holds no
+//     job, worker or lease (while its elements run it is running without them, by design), it
+//     has exactly tasks element rows, its remaining_tasks counts those not succeeded, and
+//     succeeded, all succeeded and its output is theirs in order.
+//
+// Elements are steps to every other check, under their map step's definition (def_step):
+// duplicated, budget, stuck, lease_waits and lease_expired_live hold for each element.
 //
 // It prints one summary line, `chaos: runs=N faults=K lost=0 duplicated=0 limit_violations=0
-// stuck=0 lease_expired_live=0 failed_by_network=0`, then the faults by kind; the recovery
-// after SIGKILL, from the kill until the step's next attempt started (both on the database's
+// stuck=0 lease_expired_live=0 failed_by_network=0 map_violations=0`, then the faults by kind;
+// the runs by workflow and outcome and the number of map elements; the recovery after
+// SIGKILL, from the kill until the step's next attempt started (both on the database's
 // clock), p50 and max for short steps (timeouts up to a minute) and long ones apart; the
 // attempts the sweep gave up because their worker's session ended (died) and because their
 // lease expired, and how many of each while their worker was under a network fault; the

@@ -100,7 +100,7 @@ func (c *chaos) killWorker(ctx context.Context) {
 	err := retrySQL(ctx, func(ctx context.Context) error {
 		return c.admin.QueryRow(ctx, `SELECT clock_timestamp(), count(*) FILTER (WHERE s.timeout_ms > $2), count(*)
 		                                FROM qflow.step_runs sr
-		                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
+		                                JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
 		                               WHERE sr.status = 'running' AND sr.worker = $1`,
 			p.id, shortTimeoutMax.Milliseconds()).Scan(&at, &long, &running)
 	})
@@ -118,14 +118,17 @@ func (c *chaos) killWorker(ctx context.Context) {
 	}
 }
 
-// busiestSlot is the slot of the worker running the most long steps, then the most steps,
-// or a slot at random when none is running anything; and how many steps, and long ones, it runs.
+// busiestSlot is the slot of the worker running the most long steps, then the most steps
+// (map elements counted as steps of their map step), or a slot at random when none is running
+// anything; and how many steps, and long ones, it runs. A map step's own row is running on no
+// worker while its elements run: it is left out, or its NULL worker would fail the scan (and
+// the query be retried for a minute, then the victim drawn at random).
 func (c *chaos) busiestSlot(ctx context.Context) (slot, running, long int) {
 	slot = c.intn(c.cfg.Workers)
-	_ = retrySQL(ctx, func(ctx context.Context) error {
+	err := retrySQL(ctx, func(ctx context.Context) error {
 		rows, err := c.admin.Query(ctx, `SELECT sr.worker, count(*), count(*) FILTER (WHERE s.timeout_ms > $1) FROM qflow.step_runs sr
-		                                  JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.step
-		                                 WHERE sr.status = 'running'
+		                                  JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
+		                                 WHERE sr.status = 'running' AND sr.tasks IS NULL
 		                                 GROUP BY sr.worker ORDER BY 3 DESC, 2 DESC`,
 			shortTimeoutMax.Milliseconds())
 		if err != nil {
@@ -145,6 +148,9 @@ func (c *chaos) busiestSlot(ctx context.Context) (slot, running, long int) {
 		}
 		return rows.Err()
 	})
+	if err != nil {
+		c.logf("finding the busiest worker: %v (a slot at random instead)", err)
+	}
 	return slot, running, long
 }
 
@@ -236,11 +242,12 @@ func (c *chaos) duplicateCompletion(ctx context.Context) {
 }
 
 // lateCompletion sends the result of an attempt that is no longer the step's: a running step
-// gets a completion for its previous attempt (the one a sweep or a retry superseded).
+// (or map element) gets a completion for its previous attempt (the one a sweep or a retry
+// superseded). A map step's own row is left out: no worker ever ran an attempt of it.
 func (c *chaos) lateCompletion(ctx context.Context) {
 	var s stepRef
 	err := retrySQL(ctx, func(ctx context.Context) error {
-		return c.admin.QueryRow(ctx, `SELECT run_id, step, attempt - 1 FROM qflow.step_runs WHERE status = 'running'
+		return c.admin.QueryRow(ctx, `SELECT run_id, step, attempt - 1 FROM qflow.step_runs WHERE status = 'running' AND tasks IS NULL
 		                               ORDER BY attempt DESC, run_id DESC LIMIT 1`).Scan(&s.run, &s.step, &s.attempt)
 	})
 	if err != nil {

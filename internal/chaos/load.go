@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/quantumflow/qflow/pipelines/probe"
 )
 
 // runSpec is one run a loader inserts.
@@ -49,9 +51,10 @@ const shortTimeoutMax = time.Minute
 // maxWorkMS is the longest the loaders ask any handler to work, hanging or not.
 const maxWorkMS = max(hangMS, longWorkMaxMS)
 
-// nextRun draws a run: mostly plain runs with short sleeps, a share of each behaviour the
-// engine must survive, and 3% long runs (a few seconds in the long step: with a dozen worker
-// slots that keeps two or three of them busy with long steps, the rest free for the load).
+// nextRun draws a run: plain runs with short sleeps, a share of each behaviour the engine
+// must survive, 3% long runs (a few seconds in the long step: with a dozen worker slots that
+// keeps two or three of them busy with long steps, the rest free for the load), 12% map runs
+// and 10% branch runs.
 func (c *chaos) nextRun(key string) runSpec {
 	wf := "probe_chain"
 	if c.intn(2) == 0 {
@@ -82,8 +85,62 @@ func (c *chaos) nextRun(key string) runSpec {
 	case r >= 500 && r < 530:
 		spec.workflow = longWorkflow
 		in["sleep_ms"] = map[string]int{longStep: longWorkMinMS + c.intn(longWorkMaxMS-longWorkMinMS+1)}
+	case r >= 530 && r < 650:
+		return c.mapRun(key)
+	case r >= 650 && r < 750:
+		return c.branchRun(key)
 	}
 	return spec
+}
+
+// mapMaxN is the most elements a map run asks for: more than the dozen worker slots, so
+// that a map's elements queue behind each other and behind the rest of the load.
+const mapMaxN = 20
+
+// mapRun draws a probe_map run of 0 to mapMaxN elements (0: the empty map, which succeeds
+// at once): half of them working a few milliseconds per element, and a share with an element
+// that fails once (retried), one that fails for good (the run fails and its other elements
+// are stopped), or cancelled while its elements run.
+func (c *chaos) mapRun(key string) runSpec {
+	n := c.intn(mapMaxN + 1)
+	in := map[string]any{"n": n}
+	spec := runSpec{workflow: probe.Map, input: in, key: key}
+	if c.intn(2) == 0 {
+		in["sleep_ms"] = map[string]int{"square": c.intn(30)}
+	}
+	if n == 0 {
+		return spec
+	}
+	switch r := c.intn(100); {
+	case r < 25:
+		in["fail_item"] = 1 + c.intn(n)
+	case r < 30:
+		in["fatal_item"] = 1 + c.intn(n)
+	case r < 35:
+		in["chaos"] = map[string]bool{"cancel": true}
+		in["sleep_ms"] = map[string]int{"square": 100}
+		spec.cancel = time.Duration(c.intn(500)) * time.Millisecond
+	}
+	return spec
+}
+
+// branchSizes are the sizes a branch run asks for: one per branch, and one that takes
+// neither (big, small and finish are skipped, and the run succeeds).
+var branchSizes = []string{"big", "small", "medium"}
+
+// branchRun draws a probe_branch run, a fifth of them with a retry of check or of the branch
+// taken, so that a retried step's successors are decided by their condition all the same.
+func (c *chaos) branchRun(key string) runSpec {
+	size := branchSizes[c.intn(len(branchSizes))]
+	in := map[string]any{"size": size, "seed": c.intn(10), "sleep_ms": c.intn(60)}
+	if c.intn(5) == 0 {
+		step := "check"
+		if size != "medium" && c.intn(2) == 0 {
+			step = size
+		}
+		in["fail"] = map[string]int{step: 1}
+	}
+	return runSpec{workflow: probe.Branch, input: in, key: key}
 }
 
 // mayHang rations hanging runs: each holds a worker slot for three step timeouts.
