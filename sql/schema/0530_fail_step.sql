@@ -21,7 +21,8 @@ BEGIN
     PERFORM 1 FROM qflow.runs WHERE id = p_run_id FOR UPDATE;
 
     SELECT * INTO v_sr FROM qflow.step_runs
-     WHERE run_id = p_run_id AND step = p_step AND attempt = p_attempt AND status = 'running';
+     WHERE run_id = p_run_id AND step = p_step AND attempt = p_attempt AND status = 'running'
+       AND tasks IS NULL;   -- a map step's own row runs no attempt: its elements do
     IF NOT FOUND THEN
         RETURN 'stale';
     END IF;

@@ -9,7 +9,8 @@ BEGIN
     UPDATE qflow.step_runs
        SET status = 'ready', lease_expires_at = NULL, started_at = NULL, next_attempt_at = NULL,
            first_attempt = first_attempt + 1
-     WHERE run_id = p_run_id AND step = p_step AND attempt = p_attempt AND status = 'running';
+     WHERE run_id = p_run_id AND step = p_step AND attempt = p_attempt AND status = 'running'
+       AND tasks IS NULL;   -- a map step's own row runs no attempt: its elements do
     IF NOT FOUND THEN
         RETURN false;
     END IF;

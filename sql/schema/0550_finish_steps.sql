@@ -106,6 +106,7 @@ BEGIN
           FROM e
          WHERE sr.run_id = ANY (v_run_ids)
            AND sr.run_id = e.run_id AND sr.step = e.step AND sr.attempt = e.attempt AND sr.status = 'running'
+           AND sr.tasks IS NULL   -- a map step's own row runs no attempt: its elements do
         RETURNING sr.run_id, sr.step, sr.attempt, sr.workflow, sr.version, e.ord
     ), attempts AS (
         UPDATE qflow.step_attempts a

@@ -327,3 +327,17 @@ func TestStatsAndMetricsCountAMapStepOnceAndItsElementsAsWhatRan(t *testing.T) {
 	require.EqualValues(t, 1, doc["retries"])
 	require.Len(t, doc["step_duration_ms"], 3)
 }
+
+func TestAResultAddressedToAMapStepsOwnRowIsStale(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.mapper(t, nil)
+	run := b.splitInto(t, `[1, 2, 3]`)
+	// The map step's row shows running with attempt 1, but nothing claimed it: its elements run.
+	require.Equal(t, "stale", b.report(t, run, "square", 1, map[string]any{"result": "complete", "output": []int{1}}))
+	require.Equal(t, "stale", b.fail(t, run, "square", 1, false))
+	require.Equal(t, "stale", b.report(t, run, "square", 1, map[string]any{"result": "release", "error": "shutting down"}))
+	require.Equal(t, "running", b.stepStatus(t, run, "square"))
+	require.Equal(t, 3, b.stepInt(t, run, "square", "remaining_tasks"))
+	require.Equal(t, "waiting", b.stepStatus(t, run, "total"))
+}
