@@ -36,7 +36,9 @@ DECLARE
 BEGIN
     -- Elements of map steps settle into their steps; a step whose last element succeeded takes
     -- their place in what is settled below.
-    IF EXISTS (SELECT 1 FROM unnest(p_steps) s WHERE strpos(s, '[') > 0) THEN
+    -- (A plain expression, not a query: PL/pgSQL evaluates it without the executor, and every
+    -- hop asks.)
+    IF strpos(array_to_string(p_steps, ','), '[') > 0 THEN
         -- Each element held a slot of its step's limit, now free.
         SELECT array_agg(x.step), array_agg(x.workflow), array_agg(x.version)
           INTO v_el_steps, v_el_flows, v_el_vers
@@ -108,24 +110,25 @@ BEGIN
         UPDATE qflow.runs r
            SET remaining_steps = r.remaining_steps - x.n
           FROM (SELECT d.run_id, count(*)::integer AS n FROM settled d GROUP BY d.run_id) x
-         WHERE r.id = x.run_id
+         WHERE r.id = ANY (p_run_ids) AND r.id = x.run_id   -- the primary key, whatever the statistics say
         RETURNING r.id, r.remaining_steps
+    ), flags AS (
+        -- What the settled steps are: limited (slots to hand on), cached (outputs to keep).
+        SELECT coalesce(bool_or(st.max_concurrency IS NOT NULL), false) AS limited,
+               coalesce(bool_or(st.cache_ttl_ms IS NOT NULL AND NOT d.skipped), false) AS cached
+          FROM settled d
+          JOIN qflow.steps st ON st.workflow = d.workflow AND st.version = d.version AND st.name = d.step
     )
     SELECT (SELECT array_agg(c.id) FROM counted c WHERE c.remaining_steps = 0),
            (SELECT array_agg(DISTINCT s.run_id) FROM successors s WHERE s.status = 'ready'),
            (SELECT count(*) FROM successors s WHERE s.status = 'ready'),
-           (SELECT coalesce(bool_or(st.max_concurrency IS NOT NULL), false)
-              FROM settled d
-              JOIN qflow.steps st ON st.workflow = d.workflow AND st.version = d.version AND st.name = d.step),
+           (SELECT f.limited FROM flags f),
            (SELECT array_agg(s.run_id) FROM successors s WHERE s.status = 'skipped'),
            (SELECT array_agg(s.step) FROM successors s WHERE s.status = 'skipped'),
            (SELECT array_agg(s.workflow) FROM successors s WHERE s.status = 'skipped'),
            (SELECT array_agg(s.version) FROM successors s WHERE s.status = 'skipped'),
            (SELECT coalesce(bool_or(s.prep), false) FROM successors s WHERE s.status = 'ready'),
-           (SELECT coalesce(bool_or(st.cache_ttl_ms IS NOT NULL), false)
-              FROM settled d
-              JOIN qflow.steps st ON st.workflow = d.workflow AND st.version = d.version AND st.name = d.step
-             WHERE NOT d.skipped)
+           (SELECT f.cached FROM flags f)
       INTO v_finished, ready_runs, ready_steps, v_limited, v_sk_runs, v_sk_steps, v_sk_flows, v_sk_vers, v_prep, v_cached;
 
     -- A cached step that ran leaves its output for the next run with the same input.

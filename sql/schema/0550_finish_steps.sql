@@ -42,14 +42,15 @@
 -- priorities a run in progress goes before runs that have not started (depth first), which
 -- shortens runs and changes no throughput.
 --
--- Completions are looked up with run_id = ANY and one generic plan is kept per connection,
--- for the reasons given in 0500_claim_steps.sql.
+-- Completions are looked up with run_id = ANY and the status as a variable, and one generic
+-- plan is kept per connection, for the reasons given in 0500_claim_steps.sql.
 CREATE FUNCTION qflow.finish_steps(p_results jsonb, p_worker text DEFAULT NULL, p_classes text[] DEFAULT '{}')
 RETURNS TABLE (run_id bigint, step text, attempt integer, outcome text,
                next_step text, next_attempt integer, next_job_id bigint, next_workflow text,
                next_timeout_ms bigint, next_input jsonb, next_deps jsonb, next_item jsonb)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_r          record;
@@ -75,6 +76,8 @@ DECLARE
     v_e_inputs   jsonb[];
     v_e_deps     jsonb[];
     v_e_items    jsonb[];
+    v_running    constant text := 'running';   -- a parameter: see 0500_claim_steps.sql
+    v_ready      constant text := 'ready';
 BEGIN
     SELECT array_agg(DISTINCT x.run_id ORDER BY x.run_id), count(*) FILTER (WHERE x.result IS DISTINCT FROM 'complete'),
            array_agg(x.job_id) FILTER (WHERE x.job_id IS NOT NULL)
@@ -105,7 +108,7 @@ BEGIN
                finished_at = now(), lease_expires_at = NULL
           FROM e
          WHERE sr.run_id = ANY (v_run_ids)
-           AND sr.run_id = e.run_id AND sr.step = e.step AND sr.attempt = e.attempt AND sr.status = 'running'
+           AND sr.run_id = e.run_id AND sr.step = e.step AND sr.attempt = e.attempt AND sr.status = v_running
            AND sr.tasks IS NULL   -- a map step's own row runs no attempt: its elements do
         RETURNING sr.run_id, sr.step, sr.attempt, sr.workflow, sr.version, e.ord
     ), attempts AS (
@@ -147,7 +150,7 @@ BEGIN
                    row_number() OVER (PARTITION BY sr.run_id ORDER BY s.position, sr.task) AS n
               FROM qflow.step_runs sr
               JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
-             WHERE sr.run_id = ANY (v_ready_runs) AND sr.run_id IN (SELECT o.run_id FROM offer o) AND sr.status = 'ready'
+             WHERE sr.run_id = ANY (v_ready_runs) AND sr.run_id IN (SELECT o.run_id FROM offer o) AND sr.status = v_ready
                AND s.max_concurrency IS NULL AND s.worker_class = ANY (p_classes)
                AND (sr.next_attempt_at IS NULL OR sr.next_attempt_at <= now())
         ), picked AS (
@@ -189,7 +192,7 @@ BEGIN
           INTO v_e_ords, v_e_runs, v_e_steps, v_e_atts, v_e_jobs, v_e_flows, v_e_tmos, v_e_inputs, v_e_deps, v_e_items
           FROM picked p
           JOIN claimed c ON c.run_id = p.run_id AND c.step = p.step
-          JOIN qflow.runs r ON r.id = p.run_id
+          JOIN qflow.runs r ON r.id = p.run_id AND r.id = ANY (v_ready_runs)
          CROSS JOIN LATERAL qflow.step_input(p.run_id, p.workflow, p.version, p.def_step, p.mapped) si;
     END IF;
 
