@@ -169,10 +169,10 @@ func TestGPUWorkerTrainsOnItsDeviceAndServesOnlyTheGPUClass(t *testing.T) {
 		workers[step] = worker
 	}
 	require.NoError(t, rows.Err())
-	require.Len(t, workers, 5)
+	require.Len(t, workers, 7, "the seven steps, training as the one element of its map (no sweep)")
 	for step, worker := range workers {
 		want := "cpu-1"
-		if step == "model_training" {
+		if step == "model_training[0]" {
 			want = "gpu-emu"
 		}
 		require.Equal(t, want, worker, "step %s", step)
@@ -180,7 +180,7 @@ func TestGPUWorkerTrainsOnItsDeviceAndServesOnlyTheGPUClass(t *testing.T) {
 	var backend string
 	var first, final float64
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT output -> 'training' ->> 'backend', (output -> 'training' ->> 'first_epoch_loss')::float8,
-		(output -> 'training' ->> 'final_epoch_loss')::float8 FROM qflow.step_runs WHERE run_id = $1 AND step = 'model_training'`, run).Scan(&backend, &first, &final))
+		(output -> 'training' ->> 'final_epoch_loss')::float8 FROM qflow.step_runs WHERE run_id = $1 AND step = 'model_training[0]'`, run).Scan(&backend, &first, &final))
 	require.Equal(t, "cuda", backend)
 	require.Less(t, final, first/2, "the loss fell")
 
@@ -202,7 +202,7 @@ func TestAPreemptedGPUWorkersTrainingResumesOnAnother(t *testing.T) {
 	var run int64
 	require.NoError(t, b.pool.QueryRow(b.ctx, `INSERT INTO qflow.runs (workflow, mode, input)
 		VALUES ('complexity_training', 'workflow', $1) RETURNING id`, input).Scan(&run))
-	const checkpoint = `FROM ml.artifacts WHERE run_id = $1 AND name = 'checkpoint_model_training'`
+	const checkpoint = `FROM ml.artifacts WHERE run_id = $1 AND name = 'checkpoint_model_training_0'`
 	b.waitFor(t, "epoch 3's checkpoint", "SELECT count(*) "+checkpoint+" AND (meta ->> 'epoch')::int >= 3", run)
 
 	// Preempted: the training saves its last completed epoch and the worker releases the step.
@@ -212,7 +212,7 @@ func TestAPreemptedGPUWorkersTrainingResumesOnAnother(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT (meta ->> 'epoch')::int "+checkpoint, run).Scan(&saved))
 	require.Less(t, saved, 60, "the training was interrupted")
 	var status string
-	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT status FROM qflow.step_runs WHERE run_id = $1 AND step = 'model_training'", run).Scan(&status))
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT status FROM qflow.step_runs WHERE run_id = $1 AND step = 'model_training[0]'", run).Scan(&status))
 	require.NotEqual(t, "succeeded", status)
 
 	// Another GPU worker takes the step over from the saved epoch.
@@ -220,7 +220,7 @@ func TestAPreemptedGPUWorkersTrainingResumesOnAnother(t *testing.T) {
 	b.waitFor(t, "the run to finish", "SELECT count(*) FROM qflow.runs WHERE id = $1 AND status NOT IN ('pending', 'running')", run)
 	var resumed int
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT r.status, (s.output -> 'training' ->> 'resumed_from_epoch')::int
-		FROM qflow.runs r JOIN qflow.step_runs s ON s.run_id = r.id AND s.step = 'model_training' WHERE r.id = $1`, run).Scan(&status, &resumed))
+		FROM qflow.runs r JOIN qflow.step_runs s ON s.run_id = r.id AND s.step = 'model_training[0]' WHERE r.id = $1`, run).Scan(&status, &resumed))
 	require.Equal(t, "succeeded", status)
 	require.Equal(t, saved, resumed)
 	t.Logf("preempted after epoch %d of 60, resumed there on another worker", saved)
