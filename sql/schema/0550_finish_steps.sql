@@ -76,6 +76,8 @@ DECLARE
     v_e_inputs   jsonb[];
     v_e_deps     jsonb[];
     v_e_items    jsonb[];
+    v_settled    record;     -- what settle_steps made ready
+    v_finalized  integer;
     v_running    constant text := 'running';   -- a parameter: see 0500_claim_steps.sql
     v_ready      constant text := 'ready';
 BEGIN
@@ -123,9 +125,12 @@ BEGIN
       INTO v_runs, v_steps, v_attempts, v_flows, v_versions, v_ords
       FROM done d;
 
+    -- Calls made as plain assignments, not queries: PL/pgSQL evaluates them without setting up
+    -- a query each (a few tens of microseconds a hop).
     IF v_runs IS NOT NULL THEN
-        SELECT s.ready_runs, s.ready_steps INTO v_ready_runs, v_n_ready
-          FROM qflow.settle_steps(v_runs, v_steps, v_flows, v_versions, NULL) s;
+        v_settled := qflow.settle_steps(v_runs, v_steps, v_flows, v_versions, NULL);
+        v_ready_runs := v_settled.ready_runs;
+        v_n_ready := v_settled.ready_steps;
     END IF;
 
     -- Eager dispatch: each completed entry that offers its slot takes one step of its own run
@@ -276,5 +281,5 @@ BEGIN
     END IF;
 
     -- The jobs are done whatever the outcome: a retry is a new job.
-    PERFORM qflow.river_finalize_jobs(v_jobs, 'completed', '{running}');
+    v_finalized := qflow.river_finalize_jobs(v_jobs, 'completed', '{running}');
 END $$;
