@@ -145,3 +145,33 @@ func (q *Queries) LegacySteps(ctx context.Context, arg LegacyStepsParams) ([]Leg
 	}
 	return items, nil
 }
+
+const mapSource = `-- name: MapSource :one
+SELECT coalesce(jsonb_typeof($1::jsonb #> ($2::text[])[2:]), 'nothing')::text AS kind,
+       coalesce($1::jsonb #> ($2::text[])[2:], 'null')::jsonb AS items,
+       -- (#- is only asked where #> found an array: a path through a scalar would make it raise.)
+       coalesce(CASE WHEN jsonb_typeof($1::jsonb #> ($2::text[])[2:]) = 'array'
+                     THEN $1::jsonb #- ($2::text[])[2:] END, 'null')::jsonb AS rest
+`
+
+type MapSourceParams struct {
+	Source json.RawMessage `json:"source"`
+	Path   []string        `json:"path"`
+}
+
+type MapSourceRow struct {
+	Kind  string          `json:"kind"`
+	Items json.RawMessage `json:"items"`
+	Rest  json.RawMessage `json:"rest"`
+}
+
+// What a legacy chain's map step maps over: the array at path[2:] of source (the run input or
+// the dependency's output, path[1]), its type, and source without it (what each element gets
+// of that dependency): Postgres's own #> and #-, as the step engine reads them
+// (sql/schema/0342_step_value.sql, 0340_step_input.sql).
+func (q *Queries) MapSource(ctx context.Context, arg MapSourceParams) (MapSourceRow, error) {
+	row := q.db.QueryRow(ctx, mapSource, arg.Source, arg.Path)
+	var i MapSourceRow
+	err := row.Scan(&i.Kind, &i.Items, &i.Rest)
+	return i, err
+}

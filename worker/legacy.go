@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,23 +121,38 @@ func (w *Worker) runChain(ctx context.Context, claim gen.LegacyClaimRow, steps [
 // runMap runs a map step of a legacy chain: its handler once per element, one after another,
 // each given its element (and the dependencies' outputs but the array's), as the step engine
 // gives an element task (sql/schema/0518_prepare_steps.sql); its output is theirs in order.
+// Postgres reads the array, as it does for the engine.
 func (w *Worker) runMap(ctx context.Context, claim gen.LegacyClaimRow, s gen.LegacyStepsRow, a LegacyArgs, deps map[string]json.RawMessage) result {
+	from := s.MapOver[0]
 	source := claim.Input
-	if s.MapOver[0] != "input" {
-		source = deps[s.MapOver[0]]
+	if from != "input" {
+		source = deps[from]
 	}
-	items, err := mapItems(source, s.MapOver, int(s.MaxItems))
+	var src gen.MapSourceRow
+	err := retryDB(ctx, func(ctx context.Context) error {
+		var err error
+		src, err = w.queries.MapSource(ctx, gen.MapSourceParams{Source: orNull(source), Path: s.MapOver})
+		return err
+	})
 	if err != nil {
-		return result{err: err, permanent: true}
+		return result{err: fmt.Errorf("reading what the step maps over: %w", err)}
+	}
+	where := strings.Join(s.MapOver, ".")
+	var items []json.RawMessage
+	if src.Kind != "array" || json.Unmarshal(src.Items, &items) != nil {
+		return result{err: fmt.Errorf("map over %s: expected an array, got %s", where, src.Kind), permanent: true}
+	}
+	if len(items) > int(s.MaxItems) {
+		return result{err: fmt.Errorf("map over %s: %d elements, more than the step's max_items (%d)", where, len(items), s.MaxItems), permanent: true}
 	}
 	// Each element gets its element instead of the array (sql/schema/0340_step_input.sql).
 	elementDeps := make(map[string]json.RawMessage, len(deps))
 	for k, v := range deps {
 		switch {
-		case k != s.MapOver[0]:
+		case k != from:
 			elementDeps[k] = v
 		case len(s.MapOver) > 1:
-			elementDeps[k] = withoutPath(v, s.MapOver[1:])
+			elementDeps[k] = src.Rest
 		}
 	}
 	outputs := make([]json.RawMessage, len(items))
@@ -159,92 +173,12 @@ func (w *Worker) runMap(ctx context.Context, claim gen.LegacyClaimRow, s gen.Leg
 	return result{output: mustJSON(outputs), elapsed: elapsed}
 }
 
-// mapItems finds the array a map step maps over: path[1:] descends into source by object keys
-// and array indexes, as Postgres's #> does.
-func mapItems(source json.RawMessage, path []string, maxItems int) ([]json.RawMessage, error) {
-	where := strings.Join(path, ".")
-	v := source
-	for _, key := range path[1:] {
-		var obj map[string]json.RawMessage
-		var arr []json.RawMessage
-		switch {
-		case json.Unmarshal(v, &obj) == nil && obj != nil:
-			v = obj[key]
-		case json.Unmarshal(v, &arr) == nil && arr != nil:
-			i, err := strconv.Atoi(key)
-			if err != nil || i < 0 || i >= len(arr) {
-				v = nil
-			} else {
-				v = arr[i]
-			}
-		default:
-			v = nil
-		}
-		if v == nil {
-			break
-		}
-	}
-	var items []json.RawMessage
-	if len(v) == 0 || json.Unmarshal(v, &items) != nil || items == nil {
-		return nil, fmt.Errorf("map over %s: expected an array, got %s", where, jsonType(v))
-	}
-	if len(items) > maxItems {
-		return nil, fmt.Errorf("map over %s: %d elements, more than the step's max_items (%d)", where, len(items), maxItems)
-	}
-	return items, nil
-}
-
-// withoutPath is v with the value at path removed, as Postgres's #- does (v itself when the
-// path leads nowhere).
-func withoutPath(v json.RawMessage, path []string) json.RawMessage {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(v, &obj) == nil && obj != nil {
-		inner, ok := obj[path[0]]
-		if !ok {
-			return v
-		}
-		if len(path) == 1 {
-			delete(obj, path[0])
-		} else {
-			obj[path[0]] = withoutPath(inner, path[1:])
-		}
-		return mustJSON(obj)
-	}
-	var arr []json.RawMessage
-	if json.Unmarshal(v, &arr) == nil && arr != nil {
-		i, err := strconv.Atoi(path[0])
-		if err != nil || i < 0 || i >= len(arr) {
-			return v
-		}
-		if len(path) == 1 {
-			arr = append(arr[:i], arr[i+1:]...)
-		} else {
-			arr[i] = withoutPath(arr[i], path[1:])
-		}
-		return mustJSON(arr)
+// orNull is v, or JSON null for nothing (a dependency that gave no output).
+func orNull(v json.RawMessage) json.RawMessage {
+	if len(v) == 0 {
+		return json.RawMessage("null")
 	}
 	return v
-}
-
-// jsonType names a JSON value's type as Postgres's jsonb_typeof does ("nothing" when absent).
-func jsonType(v json.RawMessage) string {
-	s := strings.TrimSpace(string(v))
-	switch {
-	case s == "":
-		return "nothing"
-	case s == "null":
-		return "null"
-	case s[0] == '{':
-		return "object"
-	case s[0] == '[':
-		return "array"
-	case s[0] == '"':
-		return "string"
-	case s == "true" || s == "false":
-		return "boolean"
-	default:
-		return "number"
-	}
 }
 
 // conditionHolds says whether a step of a legacy chain runs: some dependency ran (or it has

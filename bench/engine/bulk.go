@@ -55,15 +55,8 @@ func (b *bench) bulkTrigger(ctx context.Context, n int) (*BulkResult, error) {
 	if _, err := b.pool.Exec(ctx, `INSERT INTO qflow.runs (workflow) SELECT 'probe_chain' FROM generate_series(1, $1)`, n); err != nil {
 		return nil, err
 	}
-	for {
-		var live int
-		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.runs WHERE status IN ('pending', 'running')").Scan(&live); err != nil {
-			return nil, err
-		}
-		if live == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := b.waitIdle(ctx); err != nil {
+		return nil, err
 	}
 	secs := time.Since(start).Seconds()
 	return &BulkResult{Runs: n, Seconds: round(secs), StepsPerSec: round(float64(5*n) / secs)}, nil

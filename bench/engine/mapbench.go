@@ -174,6 +174,6 @@ func (b *bench) waitIdle(ctx context.Context) error {
 		if live == 0 {
 			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -14,6 +14,17 @@ SELECT s.name::text AS name, s.depends_on::text[] AS depends_on, s.timeout_ms::b
 -- Postgres's own jsonb containment, so legacy mode decides exactly as the step engine does.
 SELECT (@context::jsonb @> @condition::jsonb)::boolean AS holds;
 
+-- name: MapSource :one
+-- What a legacy chain's map step maps over: the array at path[2:] of source (the run input or
+-- the dependency's output, path[1]), its type, and source without it (what each element gets
+-- of that dependency): Postgres's own #> and #-, as the step engine reads them
+-- (sql/schema/0342_step_value.sql, 0340_step_input.sql).
+SELECT coalesce(jsonb_typeof(@source::jsonb #> (@path::text[])[2:]), 'nothing')::text AS kind,
+       coalesce(@source::jsonb #> (@path::text[])[2:], 'null')::jsonb AS items,
+       -- (#- is only asked where #> found an array: a path through a scalar would make it raise.)
+       coalesce(CASE WHEN jsonb_typeof(@source::jsonb #> (@path::text[])[2:]) = 'array'
+                     THEN @source::jsonb #- (@path::text[])[2:] END, 'null')::jsonb AS rest;
+
 -- name: LegacyComplete :one
 SELECT qflow.legacy_complete(@run_id, @attempt, @output) AS completed;
 
