@@ -33,15 +33,12 @@ END $$;
 
 CREATE TRIGGER step_runs_start_guard BEFORE INSERT ON qflow.step_runs
     FOR EACH ROW
-    WHEN (NEW.status NOT IN ('waiting', 'ready', 'skipped') AND NOT (NEW.status = 'succeeded' AND NEW.output IS NOT NULL
+    WHEN (NEW.status <> ALL ('{waiting,ready,skipped}'::text[]) AND NOT (NEW.status = 'succeeded' AND NEW.output IS NOT NULL
                                                                  AND current_setting('qflow.forking', true) = NEW.run_id::text))
     EXECUTE FUNCTION qflow.step_runs_guard();
 
 CREATE TRIGGER step_runs_guard BEFORE UPDATE ON qflow.step_runs
     FOR EACH ROW
-    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NOT (
-             (OLD.status = 'waiting' AND NEW.status IN ('ready', 'skipped', 'cancelled'))
-          OR (OLD.status = 'ready' AND NEW.status IN ('queued', 'running', 'cancelled', 'succeeded', 'failed', 'skipped'))
-          OR (OLD.status = 'queued' AND NEW.status IN ('running', 'ready', 'cancelled'))
-          OR (OLD.status = 'running' AND NEW.status IN ('succeeded', 'failed', 'skipped', 'ready', 'cancelled'))))
+    WHEN (OLD.status IS DISTINCT FROM NEW.status
+          AND NOT (OLD.status || '>' || NEW.status) = ANY ('{waiting>ready,waiting>skipped,waiting>cancelled,ready>queued,ready>running,ready>cancelled,ready>succeeded,ready>failed,ready>skipped,queued>running,queued>ready,queued>cancelled,running>succeeded,running>failed,running>skipped,running>ready,running>cancelled}'::text[]))
     EXECUTE FUNCTION qflow.step_runs_guard();
