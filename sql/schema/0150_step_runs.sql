@@ -8,6 +8,9 @@
 -- attempts, lease and job, moved like any step. The step's own row is running, with no job,
 -- while its elements run; remaining_tasks counts those not yet succeeded, and when it reaches 0
 -- the step succeeds with their outputs in element order (0520_settle_steps.sql).
+-- Lists of statuses in its checks are array constants, not IN lists: Postgres reads the checks
+-- back from their stored text at the start of every statement that writes the table, and an
+-- array constant's text is about half an IN list's (migrations/027_compact_checks.sql).
 
 CREATE TABLE qflow.step_runs (
     run_id           bigint      NOT NULL REFERENCES qflow.runs ON DELETE CASCADE,
@@ -15,7 +18,7 @@ CREATE TABLE qflow.step_runs (
     workflow         text        NOT NULL,
     version          integer     NOT NULL,
     status           text        NOT NULL
-                     CHECK (status IN ('waiting', 'ready', 'queued', 'running', 'succeeded', 'failed', 'skipped', 'cancelled')),
+                     CHECK (status = ANY ('{waiting,ready,queued,running,succeeded,failed,skipped,cancelled}'::text[])),
     remaining_deps   integer     NOT NULL CHECK (remaining_deps >= 0),
     priority         smallint    NOT NULL,
     -- attempt counts every dispatch of the step; the retry budget counts from first_attempt,
@@ -47,15 +50,15 @@ CREATE TABLE qflow.step_runs (
     CONSTRAINT step_runs_running_has_lease
         CHECK ((status = 'running' AND tasks IS NULL) = (lease_expires_at IS NOT NULL)),
     CONSTRAINT step_runs_finished_when_settled
-        CHECK ((finished_at IS NOT NULL) = (status IN ('succeeded', 'failed', 'skipped', 'cancelled'))),
-    CONSTRAINT step_runs_waits_for_deps CHECK (status IN ('waiting', 'cancelled', 'skipped') OR remaining_deps = 0),
+        CHECK ((finished_at IS NOT NULL) = (status = ANY ('{succeeded,failed,skipped,cancelled}'::text[]))),
+    CONSTRAINT step_runs_waits_for_deps CHECK (status = ANY ('{waiting,cancelled,skipped}'::text[]) OR remaining_deps = 0),
     CONSTRAINT step_runs_dispatched_has_job
-        CHECK (status NOT IN ('queued', 'running') OR job_id IS NOT NULL OR tasks IS NOT NULL),
+        CHECK (status <> ALL ('{queued,running}'::text[]) OR job_id IS NOT NULL OR tasks IS NOT NULL),
     CONSTRAINT step_runs_succeeded_has_output CHECK (status <> 'succeeded' OR output IS NOT NULL),
     -- (A step skipped by its condition, or because every dependency was, never ran; one whose
     -- output a forked run reuses did not run in it.)
     CONSTRAINT step_runs_dispatched_has_attempt
-        CHECK (status NOT IN ('queued', 'running', 'failed') OR attempt >= 1),
+        CHECK (status <> ALL ('{queued,running,failed}'::text[]) OR attempt >= 1),
     CONSTRAINT step_runs_running_has_started CHECK (status <> 'running' OR started_at IS NOT NULL)
 );
 

@@ -2,6 +2,9 @@
 -- by its result (or by the sweep, a cancel or a release); a finished attempt is never changed.
 -- outcome and next_* remember what a worker's result came to, so that the same result sent
 -- again (its reply was lost) gets the same answer (0550_finish_steps.sql).
+-- Lists of statuses in its checks are array constants, not IN lists: Postgres reads the checks
+-- back from their stored text at the start of every statement that writes the table, and an
+-- array constant's text is about half an IN list's (migrations/027_compact_checks.sql).
 
 CREATE TABLE qflow.step_attempts (
     run_id      bigint      NOT NULL,
@@ -10,12 +13,12 @@ CREATE TABLE qflow.step_attempts (
     job_id      bigint,
     worker      text,
     -- cached: the step reused a cached output (0518_prepare_steps.sql); nothing ran.
-    status      text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'cached')),
+    status      text        NOT NULL CHECK (status = ANY ('{running,succeeded,failed,timed_out,cancelled,cached}'::text[])),
     error       text,
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
     -- What finish_steps made of the worker's result (NULL: the attempt ended otherwise, or runs).
-    outcome      text       CHECK (outcome IN ('completed', 'retry', 'skipped', 'failed', 'released')),
+    outcome      text       CHECK (outcome = ANY ('{completed,retry,skipped,failed,released}'::text[])),
     -- The step of the run this result's slot took next (eager dispatch), and its attempt.
     next_step    text,
     next_attempt integer,
