@@ -119,17 +119,20 @@ BEGIN
           FROM settled d
           JOIN qflow.steps st ON st.workflow = d.workflow AND st.version = d.version AND st.name = d.step
     )
+    -- (One aggregate over the successors, not a subquery per figure: each subquery is a plan
+    -- node to set up on every call.)
     SELECT (SELECT array_agg(c.id) FROM counted c WHERE c.remaining_steps = 0),
-           (SELECT array_agg(DISTINCT s.run_id) FROM successors s WHERE s.status = 'ready'),
-           (SELECT count(*) FROM successors s WHERE s.status = 'ready'),
-           (SELECT f.limited FROM flags f),
-           (SELECT array_agg(s.run_id) FROM successors s WHERE s.status = 'skipped'),
-           (SELECT array_agg(s.step) FROM successors s WHERE s.status = 'skipped'),
-           (SELECT array_agg(s.workflow) FROM successors s WHERE s.status = 'skipped'),
-           (SELECT array_agg(s.version) FROM successors s WHERE s.status = 'skipped'),
-           (SELECT coalesce(bool_or(s.prep), false) FROM successors s WHERE s.status = 'ready'),
-           (SELECT f.cached FROM flags f)
-      INTO v_finished, ready_runs, ready_steps, v_limited, v_sk_runs, v_sk_steps, v_sk_flows, v_sk_vers, v_prep, v_cached;
+           x.ready_runs, x.ready_steps, f.limited, x.sk_runs, x.sk_steps, x.sk_flows, x.sk_vers, x.prep, f.cached
+      INTO v_finished, ready_runs, ready_steps, v_limited, v_sk_runs, v_sk_steps, v_sk_flows, v_sk_vers, v_prep, v_cached
+      FROM (SELECT array_agg(DISTINCT s.run_id) FILTER (WHERE s.status = 'ready') AS ready_runs,
+                   count(*) FILTER (WHERE s.status = 'ready') AS ready_steps,
+                   array_agg(s.run_id) FILTER (WHERE s.status = 'skipped') AS sk_runs,
+                   array_agg(s.step) FILTER (WHERE s.status = 'skipped') AS sk_steps,
+                   array_agg(s.workflow) FILTER (WHERE s.status = 'skipped') AS sk_flows,
+                   array_agg(s.version) FILTER (WHERE s.status = 'skipped') AS sk_vers,
+                   coalesce(bool_or(s.prep) FILTER (WHERE s.status = 'ready'), false) AS prep
+              FROM successors s) x
+     CROSS JOIN flags f;
 
     -- A cached step that ran leaves its output for the next run with the same input.
     IF v_cached THEN
