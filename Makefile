@@ -12,7 +12,7 @@ TOXIPROXY    := $(TOOLS)/toxiproxy-server-$(TOXIPROXY_VERSION)
 PG           := .ci/postgres.sh
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build demo test test-go test-ui chromium check-generated generate vet check-alerts bench chaos toxiproxy fuzz pg pg-stop clean
+.PHONY: all build demo test test-go test-ui chromium check-generated generate vet check-alerts bench bench-hopcost chaos toxiproxy fuzz pg pg-stop clean
 
 all: build
 
@@ -77,6 +77,11 @@ demo: build
 bench: build
 	@url="$${DATABASE_URL:-$$($(PG) start)}"; \
 	 QFLOW_BENCH_SERVER_URL="$$url" go run ./bench/engine -out bench/results
+
+## Instructions Postgres spends per run's hops, this tree against a base commit (BASE=9a016d8):
+## counted by valgrind, so a noisy machine cannot move them.
+bench-hopcost:
+	bench/hopcost/run.sh $(or $(BASE),9a016d8)
 
 ## Chaos: qflow worker processes under load on a private Postgres cluster, each behind its own
 ## toxiproxy, while faults (network ones included) are injected, then the invariants checked
