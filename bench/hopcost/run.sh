@@ -42,7 +42,7 @@ url=$("$top/.ci/postgres.sh" start)
 for b in base head; do
   flags=(-systems engine,river -in-flight 5 -reps 1 -warmup 1s -measure 1s -idle-hops 0 -processes= -bulk 0 -history 0 -keep-db -out "$work/out-$b")
   for f in pgbouncer map; do
-    if "$work/bench-$b" -h 2>&1 | grep -q -- "-$f "; then
+    if "$work/bench-$b" -h 2>&1 | grep -qE -- "^ +-$f( |$)"; then
       [[ $f == pgbouncer ]] && flags+=(-pgbouncer=false) || flags+=(-map 0)
     fi
   done
