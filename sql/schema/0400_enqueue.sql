@@ -14,27 +14,38 @@ CREATE FUNCTION qflow.enqueue(p_run_ids bigint[], p_steps text[])
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_runs     bigint[];
-    v_steps    text[];
     v_args     jsonb[];
     v_queues   text[];
     v_prios    smallint[];
     v_times    timestamptz[];
+    v_ids      bigint[];
+    v_jobs     jsonb[];
+    v_ready    constant text := 'ready';   -- a parameter, not a constant: see below
 BEGIN
     IF p_run_ids IS NULL THEN
         RETURN;
     END IF;
-    SELECT array_agg(sr.run_id), array_agg(sr.step), array_agg(qflow.step_job_args(sr.run_id, sr.step, sr.attempt + 1)),
+    -- The rows are found by key. The status is a variable so that the partial index of ready
+    -- rows (step_runs_ready) cannot serve the lookup (0500_claim_steps.sql): planned while few
+    -- rows were ready, a plan read that whole index for every step, and one INSERT of 20,000
+    -- runs spent 45 s here.
+    SELECT array_agg(qflow.step_job_args(sr.run_id, sr.step, sr.attempt + 1)),
            array_agg(s.worker_class), array_agg(sr.priority), array_agg(sr.next_attempt_at)
-      INTO v_runs, v_steps, v_args, v_queues, v_prios, v_times
+      INTO v_args, v_queues, v_prios, v_times
       FROM unnest(p_run_ids, p_steps) AS k(run_id, step)
       JOIN qflow.step_runs sr ON sr.run_id = k.run_id AND sr.step = k.step
       JOIN qflow.steps s ON s.workflow = sr.workflow AND s.version = sr.version AND s.name = sr.def_step
-     WHERE sr.status = 'ready';
+     WHERE sr.status = v_ready;
 
+    SELECT array_agg(j.id), array_agg(j.args) INTO v_ids, v_jobs
+      FROM qflow.river_insert_jobs('qflow_step', v_args, v_queues, v_prios, v_times) j;
+
+    -- Each job goes back to its step by its args, read from arrays: the planner sizes an unnest
+    -- at a handful of rows and looks every step up by its key, however many there are. (Joined
+    -- with the function's rows, a stale estimate after a bulk start made it a hash join rebuilt
+    -- for every step: one INSERT of 20,000 runs ran for minutes.)
     UPDATE qflow.step_runs sr
        SET status = 'queued', attempt = sr.attempt + 1, job_id = j.id, queued_at = now()
-      FROM qflow.river_insert_jobs('qflow_step', v_args, v_queues, v_prios, v_times) j
-      JOIN unnest(v_args, v_runs, v_steps) AS x(args, run_id, step) ON x.args = j.args
-     WHERE sr.run_id = x.run_id AND sr.step = x.step;
+      FROM unnest(v_ids, v_jobs) AS j(id, args)
+     WHERE sr.run_id = (j.args ->> 'run_id')::bigint AND sr.step = j.args ->> 'step';
 END $$;
