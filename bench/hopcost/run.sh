@@ -41,8 +41,9 @@ export QFLOW_PG_PORT=$port QFLOW_PG_DATA=$work/cluster
 url=$("$top/.ci/postgres.sh" start)
 for b in base head; do
   flags=(-systems engine,river -in-flight 5 -reps 1 -warmup 1s -measure 1s -idle-hops 0 -processes= -bulk 0 -history 0 -keep-db -out "$work/out-$b")
+  help=$("$work/bench-$b" -h 2>&1 || true)   # (grep -q in a pipe would cut it short: SIGPIPE)
   for f in pgbouncer map; do
-    if "$work/bench-$b" -h 2>&1 | grep -qE -- "^ +-$f( |$)"; then
+    if grep -qE -- "^ +-$f( |$)" <<<"$help"; then
       [[ $f == pgbouncer ]] && flags+=(-pgbouncer=false) || flags+=(-map 0)
     fi
   done
