@@ -1,6 +1,6 @@
 -- Ten runs at a time, as a busy worker batches them: one INSERT of ten probe_chain runs, one
 -- claim_steps call for their first steps, then one finish_steps call per hop for all ten, each
--- result offering its slot. :runs (a multiple of ten) comes from the setting hopcost.runs.
+-- result offering its slot. The number of runs (a multiple of ten) is the setting hopcost.runs.
 DO $$
 DECLARE
     v_ids     bigint[];

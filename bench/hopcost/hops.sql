@@ -1,7 +1,7 @@
 -- One run at a time: a probe_chain run is inserted, its first step claimed, and each step
 -- completed with its slot offered (eager dispatch) until the run has succeeded -- the calls a
 -- worker makes, in the order it makes them, one transaction each. River's fetch is stood in for
--- by marking the first job running. :runs comes from the setting hopcost.runs.
+-- by marking the first job running. The number of runs is the setting hopcost.runs.
 DO $$
 DECLARE
     v_run  bigint;

@@ -23,13 +23,13 @@ bindir=$(dirname "$(ls /usr/lib/postgresql/*/bin/postgres | sort -V | tail -1)")
 
 work=/var/tmp/qflow-hopcost-$$
 mkdir -p "$work"
+port=$((42000 + $$ % 1000))
 cleanup() {
   QFLOW_PG_PORT=$port QFLOW_PG_DATA=$work/cluster "$top/.ci/postgres.sh" stop >/dev/null 2>&1 || true
   git -C "$top" worktree remove --force "$work/base" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$((42000 + $$ % 1000))
 
 echo "building bench/engine at $base and at the working tree" >&2
 git -C "$top" worktree add --detach "$work/base" "$base" >/dev/null 2>&1

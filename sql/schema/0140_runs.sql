@@ -2,9 +2,8 @@
 -- sql/schema/0450_runs_prepare.sql and 0460_runs_start.sql do the rest); every status lives in a
 -- CHECK so an impossible state cannot be written, and the guard of 0480_runs_guard.sql refuses
 -- moves the state machine does not make.
--- Lists of statuses in its checks are array constants, not IN lists: Postgres reads the checks
--- back from their stored text at the start of every statement that writes the table, and an
--- array constant's text is about half an IN list's (migrations/027_compact_checks.sql).
+--
+-- Status lists in its checks are array constants, not IN lists (why: migrations/027_compact_checks.sql).
 
 CREATE TABLE qflow.runs (
     id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

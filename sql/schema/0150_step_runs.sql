@@ -8,9 +8,8 @@
 -- attempts, lease and job, moved like any step. The step's own row is running, with no job,
 -- while its elements run; remaining_tasks counts those not yet succeeded, and when it reaches 0
 -- the step succeeds with their outputs in element order (0520_settle_steps.sql).
--- Lists of statuses in its checks are array constants, not IN lists: Postgres reads the checks
--- back from their stored text at the start of every statement that writes the table, and an
--- array constant's text is about half an IN list's (migrations/027_compact_checks.sql).
+--
+-- Status lists in its checks are array constants, not IN lists (why: migrations/027_compact_checks.sql).
 
 CREATE TABLE qflow.step_runs (
     run_id           bigint      NOT NULL REFERENCES qflow.runs ON DELETE CASCADE,

@@ -2,9 +2,8 @@
 -- by its result (or by the sweep, a cancel or a release); a finished attempt is never changed.
 -- outcome and next_* remember what a worker's result came to, so that the same result sent
 -- again (its reply was lost) gets the same answer (0550_finish_steps.sql).
--- Lists of statuses in its checks are array constants, not IN lists: Postgres reads the checks
--- back from their stored text at the start of every statement that writes the table, and an
--- array constant's text is about half an IN list's (migrations/027_compact_checks.sql).
+--
+-- Status lists in its checks are array constants, not IN lists (why: migrations/027_compact_checks.sql).
 
 CREATE TABLE qflow.step_attempts (
     run_id      bigint      NOT NULL,
