@@ -52,11 +52,19 @@ type ScalePoint struct {
 	StepsPerSec float64 `json:"steps_per_sec"`
 }
 
-// BulkResult is the time from one INSERT ... SELECT of many runs until all of them finished.
+// BulkResult is the time from one INSERT ... SELECT of many runs until all of them finished
+// (medians of the repetitions), against the steady load measured just before each.
 type BulkResult struct {
 	Runs        int     `json:"runs"`
 	Seconds     float64 `json:"seconds"`
 	StepsPerSec float64 `json:"steps_per_sec"`
+	// InsertSeconds is the INSERT itself; DrainSeconds from its commit until the last run finished.
+	InsertSeconds     float64 `json:"insert_seconds"`
+	DrainSeconds      float64 `json:"drain_seconds"`
+	SteadyInFlight    int     `json:"steady_in_flight"`
+	SteadyStepsPerSec float64 `json:"steady_steps_per_sec"`
+	// Ratio is the median of each repetition's bulk steps/s over its own steady measurement.
+	Ratio float64 `json:"ratio"`
 }
 
 // Percentiles of a latency distribution in milliseconds.
@@ -157,7 +165,8 @@ func write(dir string, res Result) error {
 		}
 	}
 	if res.Bulk != nil {
-		fmt.Fprintf(&md, "\nBulk trigger: %d runs from one INSERT ... SELECT finished in %.1f s (%.0f steps/s)\n", res.Bulk.Runs, res.Bulk.Seconds, res.Bulk.StepsPerSec)
+		fmt.Fprintf(&md, "\nBulk trigger: %d runs from one INSERT ... SELECT finished in %.1f s (%.0f steps/s; the INSERT itself %.1f s); steady load at %d in flight, measured before each repetition: %.0f steps/s; bulk/steady %.2f (median of the repetitions' ratios)\n",
+			res.Bulk.Runs, res.Bulk.Seconds, res.Bulk.StepsPerSec, res.Bulk.InsertSeconds, res.Bulk.SteadyInFlight, res.Bulk.SteadyStepsPerSec, res.Bulk.Ratio)
 	}
 	if res.Map != nil {
 		fmt.Fprintf(&md, "\nMap steps: one INSERT started a map of %d elements in %.3f s (%d one-step runs from one INSERT: %.3f s); a worker ran them at %.0f elements/s against %.0f steps/s of five-step chains (ratio %.2f)\n",
