@@ -3,9 +3,10 @@
 -- leader stands between a death and its recovery. It times out runs past their deadline
 -- (0600_sweep_deadline.sql); gives up and retries attempts whose worker died or whose lease
 -- expired (0610_sweep_lease.sql) and legacy runs whose worker died (0615_sweep_legacy.sql);
--- queues again steps whose job was lost (0620_sweep_lost_job.sql); cancels orphaned running jobs
+-- queues again steps whose job was lost (0625_lost_step_jobs.sql, 0620_sweep_lost_job.sql); cancels orphaned running jobs
 -- (0630_sweep_orphaned_jobs.sql); and hands out concurrency slots that nobody handed on
--- (0640_sweep_limited.sql); and deletes finished runs past their retention (0960_prune_runs.sql).
+-- (0640_sweep_limited.sql); deletes finished runs past their retention (0960_prune_runs.sql);
+-- and analyzes hot tables a burst has outgrown (0645_analyze_grown_tables.sql).
 -- It finds work with plain reads, changes nothing itself but its
 -- worker registry, and commits after each item, so it never holds many run locks at once (and
 -- cannot deadlock with workers). It cannot be SECURITY DEFINER (Postgres forbids COMMIT there):
@@ -79,20 +80,8 @@ BEGIN
         COMMIT;
     END LOOP;
 
-    -- Queued steps whose job can no longer run them: the job is gone or finalized (River
-    -- discarded it after an infrastructure error), or a worker fetched it and died before
-    -- claiming (its session is gone), or the fetch's reply never reached the worker (a claim
-    -- follows a fetch within milliseconds; one that has not come in 5 seconds will not: a late
-    -- one would find its attempt stale). They are queued again.
-    FOR v_row IN
-        SELECT sr.run_id, sr.step, sr.attempt, sr.job_id FROM qflow.step_runs sr
-          LEFT JOIN river.river_job j ON j.id = sr.job_id
-         WHERE sr.status = 'queued'
-           AND (j.id IS NULL
-                OR j.state NOT IN ('available', 'scheduled', 'retryable', 'running', 'pending')
-                OR (j.state = 'running' AND (j.attempted_by[cardinality(j.attempted_by)] = ANY (v_dead)
-                                             OR j.attempted_at < now() - interval '5 seconds')))
-         ORDER BY sr.run_id LIMIT 1000
+    -- Queued steps whose job can no longer run them (0625_lost_step_jobs.sql) are queued again.
+    FOR v_row IN SELECT * FROM qflow.lost_step_jobs(v_dead)
     LOOP
         IF qflow.sweep_lost_job(v_row.run_id, v_row.step, v_row.attempt, v_row.job_id) THEN
             requeued_steps := requeued_steps + 1;
@@ -121,6 +110,10 @@ BEGIN
         COMMIT;
         EXIT WHEN v_pruned < 500 OR clock_timestamp() > v_started + interval '500 milliseconds';
     END LOOP;
+
+    -- Hot tables whose statistics a burst has outgrown are analyzed (0645_analyze_grown_tables.sql).
+    PERFORM qflow.analyze_grown_tables();
+    COMMIT;
 
     -- A worker's row goes with the worker: its session has ended and its heartbeat stopped.
     DELETE FROM qflow.workers w

@@ -25,10 +25,12 @@ INSERT INTO qflow.procedure_access (name, roles, definer) VALUES
     ('sweep_deadline', '{worker}', true),
     ('sweep_lease', '{worker}', true),
     ('sweep_legacy', '{worker}', true),
+    ('lost_step_jobs', '{worker}', true),
     ('sweep_lost_job', '{worker}', true),
     ('sweep_orphaned_jobs', '{worker}', true),
     ('sweep_limited', '{worker}', true),
     ('prune_runs', '{worker}', true),
+    ('analyze_grown_tables', '{worker}', true),
     -- schedules: the workers fire them
     ('fire_schedule', '{worker}', true),
     ('refuse_schedule', '{worker}', true),

@@ -45,22 +45,34 @@ func TestSweepRequeuesStepsWhoseJobWasLost(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.chain(t, nil)
-	discarded := b.start(t, "chain", "{}")
-	b.exec(t, "UPDATE river.river_job SET state = 'discarded', finalized_at = now() WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')", discarded)
+	jobOf := "(SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')"
 	fetchedByTheDead := b.start(t, "chain", "{}")
 	b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '1 minute'
-	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, fetchedByTheDead)
+	            WHERE id = `+jobOf, fetchedByTheDead)
 	fresh := b.start(t, "chain", "{}")
 	b.exec(t, `UPDATE river.river_job SET state = 'running', attempt = 1, attempted_at = now()
-	            WHERE id = (SELECT job_id FROM qflow.step_runs WHERE run_id = $1 AND step = 'a')`, fresh)
+	            WHERE id = `+jobOf, fresh)
+	discarded := b.start(t, "chain", "{}")
+	b.exec(t, "UPDATE river.river_job SET state = 'discarded', finalized_at = now() WHERE id = "+jobOf, discarded)
+	deleted := b.start(t, "chain", "{}")
+	b.exec(t, "DELETE FROM river.river_job WHERE id = "+jobOf, deleted)
+	waiting := b.start(t, "chain", "{}")
 
 	b.exec(t, "CALL qflow.sweep()")
+	require.Equal(t, 2, b.stepInt(t, fetchedByTheDead, "a", "attempt"), "a fetch that never became a claim is found at the next sweep")
+	require.Equal(t, "available", b.jobState(t, fetchedByTheDead, "a"))
 
-	for _, r := range []int64{discarded, fetchedByTheDead} {
+	// A job gone or finalized is found among the queued steps, a sixteenth of them per sweep:
+	// within sixteen sweeps, once.
+	for range 15 {
+		b.exec(t, "CALL qflow.sweep()")
+	}
+	for _, r := range []int64{fetchedByTheDead, discarded, deleted} {
 		require.Equal(t, 2, b.stepInt(t, r, "a", "attempt"))
 		require.Equal(t, "available", b.jobState(t, r, "a"))
 	}
 	require.Equal(t, 1, b.stepInt(t, fresh, "a", "attempt"), "a job fetched just now is left to its worker")
+	require.Equal(t, 1, b.stepInt(t, waiting, "a", "attempt"), "an available job is left to River")
 }
 
 func TestSweepRetriesTheAttemptsOfADeadWorkerAtOnceAndLeavesTheLivingAlone(t *testing.T) {
@@ -174,4 +186,51 @@ func TestARegisteredWorkerDeadForTwoSweepsIsGivenUp(t *testing.T) {
 
 	require.Equal(t, "queued", b.stepStatus(t, run, "a"))
 	require.Contains(t, b.scalar(t, "SELECT error FROM qflow.step_attempts WHERE run_id = $1 AND attempt = 1", run), "worker gone died")
+}
+
+// One INSERT of many runs into small tables leaves the planner's statistics describing the
+// small tables until autovacuum comes by (up to a minute); the sweep analyzes the hot tables a
+// burst has outgrown (more than twice the rows their statistics say), and only those, once.
+func TestSweepAnalyzesTablesABurstOutgrew(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.chain(t, nil)
+	conn, err := b.pool.Acquire(b.ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	insert := func(n int) {
+		_, err := conn.Exec(b.ctx, "INSERT INTO qflow.runs (workflow) SELECT 'chain' FROM generate_series(1, $1)", n)
+		require.NoError(t, err)
+		// The session's counts reach the statistics views at its next flush, at most a second
+		// after a commit in a busy session; this one is made now.
+		_, err = conn.Exec(b.ctx, "SELECT pg_stat_force_next_flush()")
+		require.NoError(t, err)
+	}
+	analyzed := func() map[string]int {
+		rows, err := b.pool.Query(b.ctx, `SELECT relname, analyze_count FROM pg_stat_all_tables
+		    WHERE relid IN ('qflow.runs'::regclass, 'qflow.step_runs'::regclass, 'qflow.step_attempts'::regclass, 'river.river_job'::regclass)`)
+		require.NoError(t, err)
+		m := map[string]int{}
+		for rows.Next() {
+			var name string
+			var n int
+			require.NoError(t, rows.Scan(&name, &n))
+			m[name] = n
+		}
+		require.NoError(t, rows.Err())
+		return m
+	}
+
+	insert(10)
+	b.exec(t, "CALL qflow.sweep()")
+	require.Equal(t, map[string]int{"runs": 0, "step_runs": 0, "step_attempts": 0, "river_job": 0}, analyzed(), "a few rows are autovacuum's business")
+
+	insert(1500) // 1,510 runs, 4,530 steps, 1,510 jobs; no attempts yet
+	b.exec(t, "CALL qflow.sweep()")
+	require.Equal(t, map[string]int{"runs": 1, "step_runs": 1, "step_attempts": 0, "river_job": 1}, analyzed())
+	require.EqualValues(t, 1510, b.scalar(t, "SELECT reltuples::integer FROM pg_class WHERE oid = 'qflow.runs'::regclass"))
+	require.EqualValues(t, 1510, b.scalar(t, "SELECT reltuples::integer FROM pg_class WHERE oid = 'river.river_job'::regclass"))
+
+	b.exec(t, "CALL qflow.sweep()")
+	require.Equal(t, map[string]int{"runs": 1, "step_runs": 1, "step_attempts": 0, "river_job": 1}, analyzed(), "analyzed once per burst")
 }
