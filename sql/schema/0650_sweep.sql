@@ -3,10 +3,11 @@
 -- leader stands between a death and its recovery. It times out runs past their deadline
 -- (0600_sweep_deadline.sql); gives up and retries attempts whose worker died or whose lease
 -- expired (0610_sweep_lease.sql) and legacy runs whose worker died (0615_sweep_legacy.sql);
--- queues again steps whose job was lost (0625_lost_step_jobs.sql, 0620_sweep_lost_job.sql); cancels orphaned running jobs
--- (0630_sweep_orphaned_jobs.sql); and hands out concurrency slots that nobody handed on
--- (0640_sweep_limited.sql); deletes finished runs past their retention (0960_prune_runs.sql);
--- and analyzes hot tables a burst has outgrown (0645_analyze_grown_tables.sql).
+-- queues again steps whose job was lost (0625_lost_step_jobs.sql, 0620_sweep_lost_job.sql);
+-- cancels orphaned running jobs (0630_sweep_orphaned_jobs.sql); hands out concurrency slots
+-- that nobody handed on (0640_sweep_limited.sql); deletes finished runs past their retention
+-- (0960_prune_runs.sql); and analyzes hot tables a burst has outgrown
+-- (0645_analyze_grown_tables.sql).
 -- It finds work with plain reads, changes nothing itself but its
 -- worker registry, and commits after each item, so it never holds many run locks at once (and
 -- cannot deadlock with workers). It cannot be SECURITY DEFINER (Postgres forbids COMMIT there):
