@@ -103,6 +103,14 @@ func (b *bench) idleLatency(ctx context.Context, mode string, hops int) (Percent
 		}
 		time.Sleep(20 * time.Millisecond) // idle between runs; the last result commits meanwhile
 	}
+	// The last run's last result may still be on its way (a slow machine, or PgBouncer in the
+	// path): wait for it, a minute at most, then every run must have succeeded.
+	settle, cancel := context.WithTimeout(ctx, time.Minute)
+	err = b.waitIdle(settle)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return Percentiles{}, Percentiles{}, err
+	}
 	var unfinished int
 	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM qflow.runs WHERE status <> 'succeeded'").Scan(&unfinished); err != nil {
 		return Percentiles{}, Percentiles{}, err
